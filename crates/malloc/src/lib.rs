@@ -1,0 +1,9 @@
+//! freespace-malloc: a raw malloc core with an embedded free list.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+
+mod error;
+mod stats;
+
+pub use error::{AllocError, Corruption, FreeError};
+pub use stats::HeapStats;

@@ -1,0 +1,2 @@
+//! freespace-sim (in progress).
+#![warn(missing_docs, unsafe_op_in_unsafe_fn)]

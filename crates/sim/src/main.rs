@@ -1,0 +1,2 @@
+//! The `freespace` command.
+fn main() {}

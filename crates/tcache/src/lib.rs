@@ -1,0 +1,2 @@
+//! freespace-tcache (in progress).
+#![warn(missing_docs, unsafe_op_in_unsafe_fn)]
