@@ -1,2 +1,218 @@
-//! The `freespace` command.
-fn main() {}
+//! The `freespace` command: parses the command line, runs one subcommand, and turns every
+//! failure into a single `freespace: ...` line on standard error with a non-zero exit.
+//!
+//! Invariant: standard output receives either a subcommand's complete output or nothing.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use freespace_sim::ostep::{self, ListOrderName, OstepOptions, PolicyName};
+
+/// Free-space management, made visible: replay allocation traces across policies, draw heap
+/// maps, and reproduce the OSTEP malloc.py homework simulator.
+#[derive(Debug, Parser)]
+#[command(name = "freespace", version, infer_long_args = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The OSTEP homework simulator (vm-freespace/malloc.py): same flags, same output.
+    Ostep(OstepArgs),
+}
+
+/// Flags of malloc.py. Integers are read as optparse reads them (`010` is octal, `0x10` hex).
+#[derive(Debug, Args)]
+#[command(infer_long_args = true)]
+struct OstepArgs {
+    /// the random seed
+    #[arg(
+        short = 's',
+        long = "seed",
+        default_value = "0",
+        allow_hyphen_values = true
+    )]
+    seed: String,
+    /// size of the heap
+    #[arg(
+        short = 'S',
+        long = "size",
+        default_value = "100",
+        allow_hyphen_values = true
+    )]
+    size: String,
+    /// base address of heap
+    #[arg(
+        short = 'b',
+        long = "baseAddr",
+        default_value = "1000",
+        allow_hyphen_values = true
+    )]
+    base: String,
+    /// size of the header
+    #[arg(
+        short = 'H',
+        long = "headerSize",
+        default_value = "0",
+        allow_hyphen_values = true
+    )]
+    header: String,
+    /// align allocated units to size; -1->no align
+    #[arg(
+        short = 'a',
+        long = "alignment",
+        default_value = "-1",
+        allow_hyphen_values = true
+    )]
+    align: String,
+    /// list search (BEST, WORST, FIRST, NEXT)
+    #[arg(
+        short = 'p',
+        long = "policy",
+        default_value = "BEST",
+        allow_hyphen_values = true
+    )]
+    policy: String,
+    /// list order (ADDRSORT, SIZESORT+, SIZESORT-, INSERT-FRONT, INSERT-BACK)
+    #[arg(
+        short = 'l',
+        long = "listOrder",
+        default_value = "ADDRSORT",
+        allow_hyphen_values = true
+    )]
+    order: String,
+    /// coalesce the free list?
+    #[arg(short = 'C', long = "coalesce")]
+    coalesce: bool,
+    /// number of random ops to generate
+    #[arg(
+        short = 'n',
+        long = "numOps",
+        default_value = "10",
+        allow_hyphen_values = true
+    )]
+    num_ops: String,
+    /// max alloc size
+    #[arg(
+        short = 'r',
+        long = "range",
+        default_value = "10",
+        allow_hyphen_values = true
+    )]
+    range: String,
+    /// percent of ops that are allocs
+    #[arg(
+        short = 'P',
+        long = "percentAlloc",
+        default_value = "50",
+        allow_hyphen_values = true
+    )]
+    percent: String,
+    /// instead of random, list of ops (+10,-0,etc)
+    #[arg(
+        short = 'A',
+        long = "allocList",
+        default_value = "",
+        allow_hyphen_values = true
+    )]
+    alloc_list: String,
+    /// compute answers for me
+    #[arg(short = 'c', long = "compute")]
+    compute: bool,
+}
+
+/// A failure: the one line printed after `freespace: `.
+struct Failure(String);
+
+fn int_flag(flag: &str, value: &str) -> Result<i64, Failure> {
+    ostep::optparse_int(value)
+        .ok_or_else(|| Failure(format!("option {flag}: invalid integer value: '{value}'")))
+}
+
+fn ostep_options(a: &OstepArgs) -> Result<OstepOptions, Failure> {
+    let policy = PolicyName::parse(&a.policy).ok_or_else(|| {
+        Failure(format!(
+            "option -p: unknown policy '{}' (BEST, WORST, FIRST, NEXT)",
+            a.policy
+        ))
+    })?;
+    let order = ListOrderName::parse(&a.order).ok_or_else(|| {
+        Failure(format!(
+            "option -l: unknown list order '{}' (ADDRSORT, SIZESORT+, SIZESORT-, INSERT-FRONT, INSERT-BACK)",
+            a.order
+        ))
+    })?;
+    Ok(OstepOptions {
+        seed: int_flag("-s", &a.seed)?,
+        size: int_flag("-S", &a.size)?,
+        base: int_flag("-b", &a.base)?,
+        header: int_flag("-H", &a.header)?,
+        align: int_flag("-a", &a.align)?,
+        policy,
+        order,
+        coalesce: a.coalesce,
+        num_ops: int_flag("-n", &a.num_ops)?,
+        range: int_flag("-r", &a.range)?,
+        percent_alloc: int_flag("-P", &a.percent)?,
+        alloc_list: a.alloc_list.clone(),
+        compute: a.compute,
+        engine: ostep::Engine::default(),
+    })
+}
+
+fn run(cli: Cli) -> Result<String, Failure> {
+    match cli.command {
+        Command::Ostep(args) => {
+            let opts = ostep_options(&args)?;
+            ostep::run(&opts).map_err(|e| Failure(format!("ostep: {e}")))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = err.print();
+                return if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            let text = err.kind().to_string();
+            let full = err.to_string();
+            let first = full.lines().next().unwrap_or(&text);
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("freespace: {first}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli) {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            if stdout
+                .write_all(out.as_bytes())
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(Failure(msg)) => {
+            eprintln!("freespace: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! `freespace ostep`: the OSTEP homework simulator `malloc.py`, flag for flag and byte for byte.
+//!
+//! Invariant: for flags that `malloc.py` accepts, [`run`] returns exactly the text the original
+//! prints on standard output, including its random mode (the same MT19937 stream, drawn in the
+//! same order). Where the original dies with a Python traceback, [`run`] returns an
+//! [`OstepError`] instead and nothing is printed. The placement engine is pluggable through
+//! [`Model`]: the textbook list ([`TextbookList`]) or the core allocator's own policies.
+
+mod py_int;
+mod textbook;
+
+use std::collections::HashMap;
+use std::fmt::{self, Write as _};
+
+pub use py_int::{optparse_int, python_int};
+pub use textbook::TextbookList;
+
+use crate::mt19937::PyRandom;
+
+/// A free-space engine that `freespace ostep` can drive.
+pub trait Model {
+    /// Allocates `size` units. Returns the chunk's address (or -1 when nothing fits) and the
+    /// number of free-list elements looked at.
+    fn malloc(&mut self, size: i64) -> (i64, i64);
+    /// Frees the chunk at `addr`: 0 on success, -1 if `addr` is not allocated.
+    fn free(&mut self, addr: i64) -> i64;
+    /// The free list, `(addr, size)` pairs in list order.
+    fn free_list(&self) -> Vec<(i64, i64)>;
+}
+
+/// The `-p` search policies. `NEXT` is an addition: `malloc.py` knows only the other three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyName {
+    /// `BEST`: the smallest chunk that fits; the whole list is searched.
+    Best,
+    /// `WORST`: the largest chunk; the whole list is searched.
+    Worst,
+    /// `FIRST`: the first chunk that fits.
+    First,
+    /// `NEXT`: the first chunk that fits, starting where the previous search stopped.
+    Next,
+}
+
+impl PolicyName {
+    /// Parses the flag's value; the original accepts only the upper-case names.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "BEST" => PolicyName::Best,
+            "WORST" => PolicyName::Worst,
+            "FIRST" => PolicyName::First,
+            "NEXT" => PolicyName::Next,
+            _ => return None,
+        })
+    }
+
+    /// The flag's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyName::Best => "BEST",
+            PolicyName::Worst => "WORST",
+            PolicyName::First => "FIRST",
+            PolicyName::Next => "NEXT",
+        }
+    }
+}
+
+/// The `-l` free-list orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListOrderName {
+    /// `ADDRSORT`: sorted by address after every free.
+    AddrSort,
+    /// `SIZESORT+`: sorted by size, smallest first, after every free.
+    SizeSortUp,
+    /// `SIZESORT-`: sorted by size, largest first, after every free.
+    SizeSortDown,
+    /// `INSERT-FRONT`: a freed chunk goes to the head (LIFO).
+    InsertFront,
+    /// `INSERT-BACK`: a freed chunk goes to the tail (FIFO).
+    InsertBack,
+}
+
+impl ListOrderName {
+    /// Parses the flag's value; the original accepts only these exact spellings.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "ADDRSORT" => ListOrderName::AddrSort,
+            "SIZESORT+" => ListOrderName::SizeSortUp,
+            "SIZESORT-" => ListOrderName::SizeSortDown,
+            "INSERT-FRONT" => ListOrderName::InsertFront,
+            "INSERT-BACK" => ListOrderName::InsertBack,
+            _ => return None,
+        })
+    }
+
+    /// The flag's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListOrderName::AddrSort => "ADDRSORT",
+            ListOrderName::SizeSortUp => "SIZESORT+",
+            ListOrderName::SizeSortDown => "SIZESORT-",
+            ListOrderName::InsertFront => "INSERT-FRONT",
+            ListOrderName::InsertBack => "INSERT-BACK",
+        }
+    }
+}
+
+/// Which engine places the chunks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// `malloc.py`'s own list, quirks included.
+    #[default]
+    Textbook,
+}
+
+/// The flags of `malloc.py`, with its defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OstepOptions {
+    /// `-s`: the random seed.
+    pub seed: i64,
+    /// `-S`: size of the heap.
+    pub size: i64,
+    /// `-b`: base address of the heap.
+    pub base: i64,
+    /// `-H`: size of the header.
+    pub header: i64,
+    /// `-a`: alignment of allocated units; -1 for none.
+    pub align: i64,
+    /// `-p`: the search policy.
+    pub policy: PolicyName,
+    /// `-l`: the free-list order.
+    pub order: ListOrderName,
+    /// `-C`: coalesce the free list.
+    pub coalesce: bool,
+    /// `-n`: number of random ops.
+    pub num_ops: i64,
+    /// `-r`: the largest random allocation.
+    pub range: i64,
+    /// `-P`: percent of random ops that allocate.
+    pub percent_alloc: i64,
+    /// `-A`: an explicit op list (`+10,-0,...`); empty for random ops.
+    pub alloc_list: String,
+    /// `-c`: print the answers instead of `?`.
+    pub compute: bool,
+    /// `--engine`: which allocator places the chunks.
+    pub engine: Engine,
+}
+
+impl Default for OstepOptions {
+    fn default() -> Self {
+        OstepOptions {
+            seed: 0,
+            size: 100,
+            base: 1000,
+            header: 0,
+            align: -1,
+            policy: PolicyName::Best,
+            order: ListOrderName::AddrSort,
+            coalesce: false,
+            num_ops: 10,
+            range: 10,
+            percent_alloc: 50,
+            alloc_list: String::new(),
+            compute: false,
+            engine: Engine::Textbook,
+        }
+    }
+}
+
+/// Why a run stopped where `malloc.py` would have died with a traceback (or where the core
+/// engine cannot model the requested heap).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OstepError {
+    /// `-a` is neither -1 nor positive (the original's `assert` fails).
+    BadAlignment(i64),
+    /// `-P` is zero or negative (the original's `assert percent > 0` fails).
+    BadPercent(i64),
+    /// An `-A` entry is neither `+SIZE` nor `-INDEX` with a valid integer.
+    BadOp {
+        /// Position of the entry in the list, from 0.
+        position: usize,
+        /// The entry as written.
+        op: String,
+    },
+    /// An `-A` free names a pointer whose allocation failed (a `KeyError` in the original).
+    FreeOfFailedAlloc {
+        /// Position of the entry in the list, from 0.
+        position: usize,
+        /// The pointer index.
+        index: i64,
+    },
+    /// A number is too large for the simulator to follow without overflow.
+    OutOfRange {
+        /// The flag.
+        flag: &'static str,
+        /// Its value.
+        value: i64,
+    },
+    /// The core engine refused the heap parameters.
+    Engine(String),
+}
+
+impl fmt::Display for OstepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OstepError::BadAlignment(a) => {
+                write!(f, "alignment must be -1 (none) or positive, got {a}")
+            }
+            OstepError::BadPercent(p) => {
+                write!(f, "percent of allocations must be positive, got {p}")
+            }
+            OstepError::BadOp { position, op } => write!(
+                f,
+                "-A entry {position} ({op:?}): expected +SIZE or -INDEX with an integer"
+            ),
+            OstepError::FreeOfFailedAlloc { position, index } => write!(
+                f,
+                "-A entry {position} (-{index}): ptr[{index}] was never allocated (its allocation failed)"
+            ),
+            OstepError::OutOfRange { flag, value } => write!(
+                f,
+                "{flag} {value} is out of the range this simulator follows (|value| < 2^48)"
+            ),
+            OstepError::Engine(msg) => write!(f, "core engine: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for OstepError {}
+
+/// Sizes, addresses and counts stay below this bound so that no sum in the model overflows.
+const LIMIT: i64 = 1 << 48;
+
+/// Runs the simulation and returns what `malloc.py` prints, or the error it would die of.
+pub fn run(opts: &OstepOptions) -> Result<String, OstepError> {
+    for (flag, value) in [
+        ("-S", opts.size),
+        ("-b", opts.base),
+        ("-H", opts.header),
+        ("-a", opts.align),
+        ("-r", opts.range),
+    ] {
+        if value.unsigned_abs() >= LIMIT as u64 {
+            return Err(OstepError::OutOfRange { flag, value });
+        }
+    }
+    if opts.align != -1 && opts.align <= 0 {
+        return Err(OstepError::BadAlignment(opts.align));
+    }
+    let mut model: Box<dyn Model> = match opts.engine {
+        Engine::Textbook => Box::new(TextbookList::new(
+            opts.size,
+            opts.base,
+            opts.header,
+            opts.align,
+            opts.policy,
+            opts.order,
+            opts.coalesce,
+        )),
+    };
+    let mut out = String::new();
+    write_header(&mut out, opts);
+    if opts.percent_alloc <= 0 {
+        return Err(OstepError::BadPercent(opts.percent_alloc));
+    }
+    if opts.alloc_list.is_empty() {
+        run_random(&mut out, opts, model.as_mut());
+    } else {
+        run_list(&mut out, opts, model.as_mut())?;
+    }
+    Ok(out)
+}
+
+fn py_bool(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+fn write_header(out: &mut String, o: &OstepOptions) {
+    // `print(name, value)` puts one space between them, even when the value is empty.
+    let _ = writeln!(out, "seed {}", o.seed);
+    let _ = writeln!(out, "size {}", o.size);
+    let _ = writeln!(out, "baseAddr {}", o.base);
+    let _ = writeln!(out, "headerSize {}", o.header);
+    let _ = writeln!(out, "alignment {}", o.align);
+    let _ = writeln!(out, "policy {}", o.policy.as_str());
+    let _ = writeln!(out, "listOrder {}", o.order.as_str());
+    let _ = writeln!(out, "coalesce {}", py_bool(o.coalesce));
+    let _ = writeln!(out, "numOps {}", o.num_ops);
+    let _ = writeln!(out, "range {}", o.range);
+    let _ = writeln!(out, "percentAlloc {}", o.percent_alloc);
+    let _ = writeln!(out, "allocList {}", o.alloc_list);
+    let _ = writeln!(out, "compute {}", py_bool(o.compute));
+    out.push('\n');
+}
+
+fn write_free_list(out: &mut String, model: &dyn Model) {
+    let list = model.free_list();
+    let _ = write!(out, "Free List [ Size {} ]: ", list.len());
+    for (addr, size) in list {
+        let _ = write!(out, "[ addr:{addr} sz:{size} ]");
+    }
+    out.push('\n');
+}
+
+/// Python's `int(x)` for a finite double: truncation toward zero.
+fn py_trunc(x: f64) -> i64 {
+    x.trunc() as i64
+}
+
+fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) {
+    let percent = o.percent_alloc as f64 / 100.0;
+    let mut rng = PyRandom::from_python_seed(o.seed);
+    // `p` maps pointer index to address; `live` is the original's list `L` of live indices.
+    let mut p: HashMap<i64, i64> = HashMap::new();
+    let mut live: Vec<i64> = Vec::new();
+    let mut c: i64 = 0;
+    let mut j: i64 = 0;
+    while j < o.num_ops {
+        let mut printed = false;
+        if rng.random() < percent {
+            let size = py_trunc(rng.random() * o.range as f64) + 1;
+            let (ptr, count) = model.malloc(size);
+            if ptr != -1 {
+                p.insert(c, ptr);
+                live.push(c);
+            }
+            let _ = write!(out, "ptr[{c}] = Alloc({size})");
+            if o.compute {
+                // Random mode adds the header size to the address it prints (even to -1).
+                let _ = writeln!(
+                    out,
+                    " returned {} (searched {count} elements)",
+                    ptr + o.header
+                );
+            } else {
+                out.push_str(" returned ?\n");
+            }
+            c += 1;
+            j += 1;
+            printed = true;
+        } else if !p.is_empty() {
+            let d = py_trunc(rng.random() * live.len() as f64) as usize;
+            let victim = live[d];
+            let rc = model.free(p[&victim]);
+            let _ = writeln!(out, "Free(ptr[{victim}])");
+            if o.compute {
+                let _ = writeln!(out, "returned {rc}");
+            } else {
+                out.push_str("returned ?\n");
+            }
+            p.remove(&victim);
+            live.remove(d);
+            printed = true;
+            j += 1;
+        }
+        if printed {
+            if o.compute {
+                write_free_list(out, model);
+            } else {
+                // Random mode's placeholder has a trailing space; list mode's has none.
+                out.push_str("List? \n");
+            }
+            out.push('\n');
+        }
+    }
+}
+
+fn run_list(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Result<(), OstepError> {
+    let mut p: HashMap<i64, i64> = HashMap::new();
+    let mut c: i64 = 0;
+    for (position, op) in o.alloc_list.split(',').enumerate() {
+        let bad = || OstepError::BadOp {
+            position,
+            op: op.to_string(),
+        };
+        match op.as_bytes().first() {
+            Some(b'+') => {
+                // `int(op.split('+')[1])`: the text between the first and second '+'.
+                let size = python_int(op.split('+').nth(1).unwrap_or(""), 10)
+                    .filter(|v| v.unsigned_abs() < LIMIT as u64)
+                    .ok_or_else(bad)?;
+                let (ptr, count) = model.malloc(size);
+                if ptr != -1 {
+                    p.insert(c, ptr);
+                }
+                let _ = write!(out, "ptr[{c}] = Alloc({size})");
+                if o.compute {
+                    // List mode prints the chunk address without adding the header size.
+                    let _ = writeln!(out, " returned {ptr} (searched {count} elements)");
+                } else {
+                    out.push_str(" returned ?\n");
+                }
+                c += 1;
+            }
+            Some(b'-') => {
+                let index = python_int(op.split('-').nth(1).unwrap_or(""), 10).ok_or_else(bad)?;
+                // The bound is the number of successful allocations, not the pointer count.
+                if index >= p.len() as i64 {
+                    out.push_str("Invalid Free: Skipping\n");
+                    continue;
+                }
+                let _ = writeln!(out, "Free(ptr[{index}])");
+                let addr = *p
+                    .get(&index)
+                    .ok_or(OstepError::FreeOfFailedAlloc { position, index })?;
+                // The pointer stays in `p`: freeing it again frees whatever now lives there.
+                let rc = model.free(addr);
+                if o.compute {
+                    let _ = writeln!(out, "returned {rc}");
+                } else {
+                    out.push_str("returned ?\n");
+                }
+            }
+            _ => return Err(bad()),
+        }
+        if o.compute {
+            write_free_list(out, model);
+        } else {
+            out.push_str("List?\n");
+        }
+        out.push('\n');
+    }
+    Ok(())
+}
