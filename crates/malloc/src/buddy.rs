@@ -602,7 +602,7 @@ impl BuddyHeap {
             }
         }
         self.stats.allocated_bytes =
-            self.stats.allocated_bytes - (1usize << order) + (1usize << target);
+            self.stats.allocated_bytes + (1usize << target) - (1usize << order);
         self.stats.requested_bytes = self.stats.requested_bytes - old_req + new_size;
     }
 
