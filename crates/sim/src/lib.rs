@@ -5,5 +5,7 @@
 //! - [`mt19937`] is CPython's random number generator, which the random mode needs.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
+pub mod gen;
 pub mod mt19937;
 pub mod ostep;
+pub mod trace;

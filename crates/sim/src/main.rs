@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use freespace_sim::gen::{generate_text, GenOptions, Shape};
 use freespace_sim::ostep::{self, ListOrderName, OstepOptions, PolicyName};
 
 /// Free-space management, made visible: replay allocation traces across policies, draw heap
@@ -22,6 +23,32 @@ struct Cli {
 enum Command {
     /// The OSTEP homework simulator (vm-freespace/malloc.py): same flags, same output.
     Ostep(OstepArgs),
+    /// Write a synthetic trace (ramp, peak, plateau, random, fragment) in the text format.
+    Gen(GenArgs),
+}
+
+/// Parameters of a generated trace; the same values always give the same trace.
+#[derive(Debug, Args)]
+struct GenArgs {
+    /// The shape: ramp, peak, plateau (Wilson and Johnstone's program behaviours), random, or
+    /// fragment (small and large blocks interleaved, every other one freed, then large requests)
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(["ramp", "peak", "plateau", "random", "fragment"]))]
+    shape: String,
+    /// Number of allocations
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    allocs: usize,
+    /// Smallest request in bytes
+    #[arg(long, default_value_t = 16)]
+    min: usize,
+    /// Largest request in bytes
+    #[arg(long, default_value_t = 512)]
+    max: usize,
+    /// The seed
+    #[arg(short, long, default_value_t = 1)]
+    seed: u64,
+    /// Write the trace to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
 }
 
 /// Flags of malloc.py. Integers are read as optparse reads them (`010` is octal, `0x10` hex).
@@ -165,6 +192,26 @@ fn ostep_options(a: &OstepArgs) -> Result<OstepOptions, Failure> {
 
 fn run(cli: Cli) -> Result<String, Failure> {
     match cli.command {
+        Command::Gen(args) => {
+            let shape = Shape::parse(&args.shape)
+                .ok_or_else(|| Failure(format!("gen: unknown shape '{}'", args.shape)))?;
+            let opts = GenOptions {
+                shape,
+                allocs: args.allocs,
+                min_size: args.min,
+                max_size: args.max,
+                seed: args.seed,
+            };
+            let text = generate_text(&opts).map_err(|e| Failure(format!("gen: {e}")))?;
+            match args.output {
+                None => Ok(text),
+                Some(path) => {
+                    std::fs::write(&path, text)
+                        .map_err(|e| Failure(format!("{}: cannot write: {e}", path.display())))?;
+                    Ok(String::new())
+                }
+            }
+        }
         Command::Ostep(args) => {
             let opts = ostep_options(&args)?;
             ostep::run(&opts).map_err(|e| Failure(format!("ostep: {e}")))

@@ -20,8 +20,8 @@ pub struct TextbookList {
     coalesce: bool,
     list: Vec<(i64, i64)>,
     sizes: HashMap<i64, i64>,
-    /// Next fit only: the list position where the previous search stopped.
-    rover: usize,
+    /// Next fit only: an address inside the chunk where the previous search stopped.
+    rover: Option<i64>,
 }
 
 impl TextbookList {
@@ -44,7 +44,7 @@ impl TextbookList {
             coalesce,
             list: vec![(base, size)],
             sizes: HashMap::new(),
-            rover: 0,
+            rover: None,
         }
     }
 
@@ -63,7 +63,7 @@ impl TextbookList {
             }
             PolicyName::Next => {
                 let len = self.list.len();
-                let start = if len == 0 { 0 } else { self.rover % len };
+                let start = self.rover_position();
                 for step in 0..len {
                     let i = (start + step) % len;
                     count += 1;
@@ -96,6 +96,19 @@ impl TextbookList {
                 (best, count)
             }
         }
+    }
+
+    /// Where next fit resumes: the entry holding the rover's address (it may have grown by
+    /// coalescing), else the first entry in list order above it, else the head.
+    fn rover_position(&self) -> usize {
+        let Some(r) = self.rover else {
+            return 0;
+        };
+        self.list
+            .iter()
+            .position(|&(addr, size)| addr <= r && r < addr + size)
+            .or_else(|| self.list.iter().position(|&(addr, _)| addr > r))
+            .unwrap_or(0)
     }
 
     fn coalesce_in_list_order(&mut self) {
@@ -136,10 +149,12 @@ impl Model for TextbookList {
         if chunk > need {
             // The remainder keeps the chunk's place in the list, whatever the list order.
             self.list[i] = (addr + need, chunk - need);
+            self.rover = Some(addr + need);
         } else {
             self.list.remove(i);
+            // An exact fit leaves the rover on the entry that followed, wrapping to the head.
+            self.rover = self.list.get(i).or(self.list.first()).map(|e| e.0);
         }
-        self.rover = i;
         self.sizes.insert(addr, need);
         (addr, count)
     }

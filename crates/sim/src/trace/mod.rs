@@ -1,0 +1,297 @@
+//! The trace model: a sequence of allocation events, each with the place it was read from.
+//!
+//! Invariant: a [`Trace`] that [`Trace::check`] accepts is *well formed*: every free and
+//! realloc names a live id, no id is allocated twice while live, and every size and alignment
+//! fits the limits below. Replay relies on that and never has to report bad input itself.
+//! Readers for concrete formats implement [`TraceReader`]; [`read_trace`] picks one by
+//! content, so a new format is added here, beside the text one, and replay is untouched.
+
+mod text;
+
+use std::collections::HashMap;
+use std::fmt;
+
+pub use text::{write_text, TextReader};
+
+/// The largest request a trace may make (1 GiB).
+pub const MAX_SIZE: usize = 1 << 30;
+/// The largest alignment a trace may ask for (one 4 KiB page).
+pub const MAX_ALIGN: usize = 4096;
+
+/// One operation of a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `a ID SIZE [ALIGN]`: allocate `size` bytes aligned to `align` and call the block `id`.
+    Alloc {
+        /// The name the trace uses for the block.
+        id: u64,
+        /// Requested bytes.
+        size: usize,
+        /// Requested alignment (a power of two; 8 when the trace gives none).
+        align: usize,
+    },
+    /// `f ID`: free the block `id`.
+    Free {
+        /// The block.
+        id: u64,
+    },
+    /// `r ID SIZE`: resize the block `id` to `size` bytes (it may move).
+    Realloc {
+        /// The block.
+        id: u64,
+        /// The new size in bytes.
+        size: usize,
+    },
+}
+
+/// The alignment an `a` line gets when it gives none.
+pub const DEFAULT_ALIGN: usize = 8;
+
+/// An operation and where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// The operation.
+    pub op: Op,
+    /// The line (text traces) or record number (binary traces), from 1.
+    pub line: usize,
+}
+
+/// A whole trace, read into memory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Trace {
+    /// The file name used in messages.
+    pub source: String,
+    /// The events in order.
+    pub events: Vec<Event>,
+}
+
+/// A problem with a trace, located at `source:line`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceError {
+    /// The file name.
+    pub source: String,
+    /// The line (or record) number, from 1; 0 for problems with the file as a whole.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl TraceError {
+    /// An error at `source:line`.
+    pub fn new(source: &str, line: usize, message: impl Into<String>) -> Self {
+        TraceError {
+            source: source.to_string(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.source, self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.source, self.line, self.message)
+        }
+    }
+}
+
+impl std::error::Error for TraceError {}
+
+/// A reader of one trace format: yields events in order, each with its location.
+pub trait TraceReader {
+    /// The file name used in messages.
+    fn source(&self) -> &str;
+    /// The next event, `None` at the end, or the first syntax error.
+    fn next_event(&mut self) -> Option<Result<Event, TraceError>>;
+
+    /// Reads every event and checks that the trace is well formed.
+    fn read_all(&mut self) -> Result<Trace, TraceError>
+    where
+        Self: Sized,
+    {
+        let mut trace = Trace {
+            source: self.source().to_string(),
+            events: Vec::new(),
+        };
+        while let Some(event) = self.next_event() {
+            trace.events.push(event?);
+        }
+        trace.check()?;
+        Ok(trace)
+    }
+}
+
+/// Reads a trace from `bytes`, choosing the reader by content. Today there is one format,
+/// text; a binary format is recognised here by its magic bytes when it is added.
+pub fn read_trace(source: &str, bytes: &[u8]) -> Result<Trace, TraceError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        TraceError::new(source, line, "not a text trace (invalid UTF-8)")
+    })?;
+    TextReader::new(source, text).read_all()
+}
+
+/// Reads the trace file at `path`.
+pub fn read_trace_file(path: &std::path::Path) -> Result<Trace, TraceError> {
+    let source = path.display().to_string();
+    let bytes = std::fs::read(path)
+        .map_err(|e| TraceError::new(&source, 0, format!("cannot read: {e}")))?;
+    read_trace(&source, &bytes)
+}
+
+impl Trace {
+    /// Checks that the trace is well formed (see the module docs).
+    pub fn check(&self) -> Result<(), TraceError> {
+        #[derive(Clone, Copy)]
+        enum State {
+            Live(usize),
+            Freed(usize),
+        }
+        let mut ids: HashMap<u64, State> = HashMap::new();
+        let err = |line, msg: String| TraceError::new(&self.source, line, msg);
+        let size_ok = |line, size: usize| {
+            if size == 0 {
+                Err(err(
+                    line,
+                    "size 0: requests must be at least 1 byte".to_string(),
+                ))
+            } else if size > MAX_SIZE {
+                Err(err(
+                    line,
+                    format!("size {size} does not fit (the largest request is {MAX_SIZE} bytes)"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        for ev in &self.events {
+            let line = ev.line;
+            match ev.op {
+                Op::Alloc { id, size, align } => {
+                    size_ok(line, size)?;
+                    if !align.is_power_of_two() || align > MAX_ALIGN {
+                        return Err(err(
+                            line,
+                            format!("alignment {align} must be a power of two no larger than {MAX_ALIGN}"),
+                        ));
+                    }
+                    if let Some(State::Live(at)) = ids.get(&id) {
+                        return Err(err(
+                            line,
+                            format!("id {id} is already live (allocated at line {at})"),
+                        ));
+                    }
+                    ids.insert(id, State::Live(line));
+                }
+                Op::Free { id } => match ids.get(&id) {
+                    Some(State::Live(_)) => {
+                        ids.insert(id, State::Freed(line));
+                    }
+                    Some(State::Freed(at)) => {
+                        return Err(err(
+                            line,
+                            format!("double free of id {id} (already freed at line {at})"),
+                        ))
+                    }
+                    None => return Err(err(line, format!("free of unknown id {id}"))),
+                },
+                Op::Realloc { id, size } => {
+                    size_ok(line, size)?;
+                    match ids.get(&id) {
+                        Some(State::Live(_)) => {}
+                        Some(State::Freed(at)) => {
+                            return Err(err(
+                                line,
+                                format!("realloc of id {id}, which was freed at line {at}"),
+                            ))
+                        }
+                        None => return Err(err(line, format!("realloc of unknown id {id}"))),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of allocation events (`a` lines).
+    pub fn allocations(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e.op, Op::Alloc { .. }))
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(text: &str) -> Result<Trace, TraceError> {
+        read_trace("t.trace", text.as_bytes())
+    }
+
+    #[test]
+    fn well_formed_trace_is_accepted() {
+        let t = trace("a 1 16\na 2 32 64\nr 1 48\nf 1\na 1 8\nf 2\n").unwrap();
+        assert_eq!(t.events.len(), 6);
+        assert_eq!(t.allocations(), 3);
+        assert_eq!(
+            t.events[1].op,
+            Op::Alloc {
+                id: 2,
+                size: 32,
+                align: 64
+            }
+        );
+    }
+
+    #[test]
+    fn semantic_errors_name_the_line() {
+        let cases = [
+            ("a 1 8\nf 2\n", "t.trace:2: free of unknown id 2"),
+            (
+                "a 1 8\nf 1\nf 1\n",
+                "t.trace:3: double free of id 1 (already freed at line 2)",
+            ),
+            (
+                "a 1 8\n\na 1 8\n",
+                "t.trace:3: id 1 is already live (allocated at line 1)",
+            ),
+            ("r 4 8\n", "t.trace:1: realloc of unknown id 4"),
+            (
+                "a 1 8\nf 1\nr 1 8\n",
+                "t.trace:3: realloc of id 1, which was freed at line 2",
+            ),
+            (
+                "a 1 0\n",
+                "t.trace:1: size 0: requests must be at least 1 byte",
+            ),
+            (
+                "a 1 2000000000\n",
+                "t.trace:1: size 2000000000 does not fit (the largest request is 1073741824 bytes)",
+            ),
+            (
+                "a 1 8 24\n",
+                "t.trace:1: alignment 24 must be a power of two no larger than 4096",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(trace(text).unwrap_err().to_string(), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_with_its_line() {
+        let err = read_trace("b.trace", b"a 1 8\n\xff\xfe\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "b.trace:2: not a text trace (invalid UTF-8)"
+        );
+    }
+}
