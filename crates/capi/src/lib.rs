@@ -1,2 +1,42 @@
-//! freespace-capi (in progress).
+//! freespace-capi: `libfreespace.so`, the C allocation API over [`freespace_tcache::ThreadCached`],
+//! for any program on Linux through `LD_PRELOAD`, with optional recording of an allocation trace.
+//!
+//! # Usage
+//! ```text
+//! cargo build --release -p freespace-capi
+//! LD_PRELOAD=target/release/libfreespace.so python3 script.py
+//! FREESPACE_TRACE=/tmp/run.fstrace LD_PRELOAD=target/release/libfreespace.so sqlite3 db.sqlite < q.sql
+//! freespace replay /tmp/run.fstrace
+//! ```
+//! C programs can link against it directly and use the extensions in `include/freespace.h`
+//! (statistics, cache control, starting and stopping a trace).
+//!
+//! # What it exports
+//! `malloc`, `free`, `calloc`, `realloc`, `reallocarray`, `posix_memalign`, `aligned_alloc`,
+//! `memalign`, `valloc`, `pvalloc`, `malloc_usable_size`, with errno and edge cases as in C and
+//! glibc (see `exports.rs` and docs/capi.md). A pointer the allocator does not own, or a double
+//! free, aborts with one line on stderr: `freespace: free(): invalid pointer 0x...`.
+//!
+//! # Safety and correctness
+//! - Initialisation (`lifecycle.rs`) runs on the first call from any thread and from a loader
+//!   constructor before `main`; a re-entrant call made while it runs (libc allocating for
+//!   `pthread_atfork`) goes straight through instead of waiting for itself.
+//! - `fork()` is safe: `pthread_atfork` handlers take every allocator lock and trace buffer
+//!   before the fork and release them on both sides.
+//! - Threads that exit flush their caches (freespace-tcache) and their trace buffers.
+//! - The trace recorder (`trace_recorder.rs`) allocates nothing through malloc: per-thread
+//!   `mmap`ed buffers, written with `write(2)`. The format (`trace_format.rs`) is specified in
+//!   docs/trace-format-binary.md and read by freespace-sim.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+
+mod exports;
+pub mod extensions;
+mod fatal;
+mod lifecycle;
+pub mod trace_format;
+mod trace_recorder;
+
+use freespace_tcache::ThreadCached;
+
+/// The one allocator behind every export.
+pub(crate) static ALLOC: ThreadCached = ThreadCached::new();

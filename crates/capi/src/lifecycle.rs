@@ -1,0 +1,107 @@
+//! When the library starts and stops: initialisation on the first call from any thread (or
+//! from the loader's constructor, before `main`), the `fork` handlers, and the flush at exit.
+//! Invariant: initialisation runs exactly once; a re-entrant call from inside it (the loader or
+//! libc allocating on its behalf) proceeds without waiting, while other threads wait for it.
+
+use crate::trace_recorder;
+use crate::ALLOC;
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+const UNINIT: u8 = 0;
+const RUNNING: u8 = 1;
+const DONE: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+/// The thread running initialisation, so its own re-entrant calls do not wait on themselves.
+static INIT_TID: AtomicU32 = AtomicU32::new(0);
+
+/// Makes sure initialisation has run. One load on the fast path.
+#[inline(always)]
+pub(crate) fn ensure_init() {
+    if STATE.load(Ordering::Acquire) != DONE {
+        init_slow();
+    }
+}
+
+fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+#[cold]
+#[inline(never)]
+fn init_slow() {
+    match STATE.compare_exchange(UNINIT, RUNNING, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            INIT_TID.store(gettid(), Ordering::Release);
+            initialise();
+            STATE.store(DONE, Ordering::Release);
+        }
+        Err(RUNNING) => {
+            if INIT_TID.load(Ordering::Acquire) == gettid() {
+                return;
+            }
+            while STATE.load(Ordering::Acquire) != DONE {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+        }
+        Err(_) => {}
+    }
+}
+
+fn initialise() {
+    trace_recorder::init_key();
+    // SAFETY: the three handlers are plain functions that live as long as the process.
+    unsafe { libc::pthread_atfork(Some(prefork), Some(postfork_parent), Some(postfork_child)) };
+    // SAFETY: the name is NUL-terminated; getenv allocates nothing.
+    let path = unsafe { libc::getenv(c"FREESPACE_TRACE".as_ptr()) };
+    // SAFETY: a non-null result of getenv is a NUL-terminated string.
+    if !path.is_null() && unsafe { *path } != 0 {
+        // SAFETY: as above.
+        let err = unsafe { trace_recorder::start(path) };
+        if err != 0 {
+            let msg = b"freespace: cannot open FREESPACE_TRACE; not recording\n";
+            // SAFETY: a static message; write(2) allocates nothing.
+            unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+        }
+    }
+}
+
+/// The `pthread_atfork` prepare handler. Registered first, so it runs last before `fork`: the
+/// trace buffers are flushed and held, then every allocator lock is taken.
+extern "C" fn prefork() {
+    trace_recorder::prefork();
+    ALLOC.prefork();
+}
+
+/// The parent handler: releases what `prefork` took, in reverse.
+extern "C" fn postfork_parent() {
+    ALLOC.postfork_parent();
+    trace_recorder::postfork_parent();
+}
+
+/// The child handler: the allocator's locks are released and the trace continues under the
+/// child's pid.
+extern "C" fn postfork_child() {
+    ALLOC.postfork_child();
+    trace_recorder::postfork_child();
+}
+
+extern "C" fn constructor() {
+    ensure_init();
+}
+
+extern "C" fn destructor() {
+    trace_recorder::at_exit();
+}
+
+/// Runs initialisation when the library is loaded, before `main`.
+#[used]
+#[link_section = ".init_array"]
+static INIT_ARRAY: extern "C" fn() = constructor;
+
+/// Flushes the trace when the process exits normally.
+#[used]
+#[link_section = ".fini_array"]
+static FINI_ARRAY: extern "C" fn() = destructor;

@@ -1,0 +1,594 @@
+//! The trace recorder behind `FREESPACE_TRACE`: every C call becomes a record in a per-thread
+//! buffer, and full buffers go to the trace file as one chunk per `write(2)`.
+//!
+//! Invariants:
+//! - Nothing here allocates through malloc. Buffers are `mmap`ed, 64 KiB each, kept on a
+//!   push-only registry and reused by later threads; thread-local state is two `const` cells.
+//! - A buffer's records are touched only under its spin lock, so `fork`, `stop` and process exit
+//!   can flush every thread's buffer. A record is appended only while tracing is on (checked
+//!   under that lock), so `stop` leaves nothing behind to write to a closed file.
+//! - Sequence numbers give the order calls took effect: an allocation takes its number after
+//!   the block is obtained, a free before the block is released, so a reuse of an address
+//!   always sorts after the free that made it available.
+
+use crate::trace_format::{
+    encode_chunk_header, Call, Kind, Record, CHUNK_HEADER_SIZE, RECORD_SIZE,
+};
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
+
+/// Bytes per thread buffer (one mapping).
+const BUF_BYTES: usize = 64 * 1024;
+/// Where the chunk header sits in a buffer; the records follow it, so a flush is one write.
+const CHUNK_AT: usize = 64;
+/// Records a buffer holds.
+const CAPACITY: usize = (BUF_BYTES - CHUNK_AT - CHUNK_HEADER_SIZE) / RECORD_SIZE;
+/// The lowest descriptor number the trace file is moved to, out of the way of programs that
+/// reuse low numbers.
+const FD_FLOOR: i32 = 700;
+
+/// The head of one thread buffer; the chunk header and records follow at `CHUNK_AT`.
+#[repr(C)]
+struct Buf {
+    lock: AtomicBool,
+    in_use: AtomicBool,
+    /// Records held (written only under `lock`).
+    len: AtomicUsize,
+    /// The next buffer on the registry; set once before the buffer is published.
+    next: *mut Buf,
+}
+
+const _: () = assert!(core::mem::size_of::<Buf>() <= CHUNK_AT);
+// The records fill the mapping: CAPACITY fit, one more would not.
+const _: () = assert!(CHUNK_AT + CHUNK_HEADER_SIZE + CAPACITY * RECORD_SIZE <= BUF_BYTES);
+const _: () = assert!(CHUNK_AT + CHUNK_HEADER_SIZE + (CAPACITY + 1) * RECORD_SIZE > BUF_BYTES);
+
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// After process exit has started: every record is written at once.
+static WRITE_THROUGH: AtomicBool = AtomicBool::new(false);
+static FD: AtomicI32 = AtomicI32::new(-1);
+static PID: AtomicU32 = AtomicU32::new(0);
+static SEQ: AtomicU64 = AtomicU64::new(0);
+static REGISTRY: AtomicPtr<Buf> = AtomicPtr::new(ptr::null_mut());
+/// Direct (unbuffered) writers in progress; `stop` waits for them before closing the file.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+/// The pthread key whose destructor flushes a thread's buffer, plus one (0: none yet).
+static KEY: AtomicU32 = AtomicU32::new(0);
+static RECORDS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+static WRITE_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// The thread's buffer, or one of the markers below.
+const NO_BUF: usize = 0;
+const DESTROYED: usize = 1;
+const ACQUIRING: usize = 2;
+
+thread_local! {
+    static SLOT: Cell<usize> = const { Cell::new(NO_BUF) };
+    static TID: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Counters of the recorder, for `freespace_stats`.
+pub(crate) struct TraceCounters {
+    pub records: u64,
+    pub bytes: u64,
+    pub write_errors: u64,
+    pub active: bool,
+}
+
+pub(crate) fn counters() -> TraceCounters {
+    TraceCounters {
+        records: RECORDS.load(Ordering::Relaxed),
+        bytes: BYTES.load(Ordering::Relaxed),
+        write_errors: WRITE_ERRORS.load(Ordering::Relaxed),
+        active: ACTIVE.load(Ordering::Relaxed),
+    }
+}
+
+/// True while a trace is being recorded: the one check on the fast path.
+#[inline(always)]
+pub(crate) fn enabled() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+/// Creates the thread-exit key. Called once, from initialisation.
+pub(crate) fn init_key() {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer and `thread_exit` has the destructor signature.
+    if unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } == 0 {
+        KEY.store(key + 1, Ordering::Release);
+    }
+}
+
+/// Starts recording to `path` (a NUL-terminated string; `%p` is replaced by the process id).
+/// Returns 0, or an errno value: `EBUSY` if a trace is already being recorded, or open(2)'s.
+///
+/// # Safety
+/// `path` points to a NUL-terminated string.
+pub(crate) unsafe fn start(path: *const libc::c_char) -> i32 {
+    if ACTIVE.load(Ordering::Acquire) {
+        return libc::EBUSY;
+    }
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() } as u32;
+    let mut expanded = [0u8; 4096];
+    // SAFETY: forwarded: `path` is NUL-terminated.
+    let Some(_) = (unsafe { expand_path(path, pid, &mut expanded) }) else {
+        return libc::ENAMETOOLONG;
+    };
+    // SAFETY: `expanded` is NUL-terminated by `expand_path`.
+    let fd = unsafe {
+        libc::open(
+            expanded.as_ptr().cast(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    if fd < 0 {
+        return errno();
+    }
+    // SAFETY: `fd` is open; F_DUPFD_CLOEXEC only duplicates it.
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, FD_FLOOR) };
+    let fd = if high >= 0 {
+        // SAFETY: `fd` is ours and replaced by `high`.
+        unsafe { libc::close(fd) };
+        high
+    } else {
+        fd
+    };
+    PID.store(pid, Ordering::Relaxed);
+    FD.store(fd, Ordering::Release);
+    ACTIVE.store(true, Ordering::Release);
+    0
+}
+
+/// Copies `path` into `out`, replacing `%p` with `pid`; `None` if it does not fit.
+///
+/// # Safety
+/// `path` points to a NUL-terminated string.
+unsafe fn expand_path(path: *const libc::c_char, pid: u32, out: &mut [u8; 4096]) -> Option<usize> {
+    let mut n = 0;
+    let mut i = 0;
+    loop {
+        // SAFETY: the string is NUL-terminated and we stop at the NUL.
+        let c = unsafe { *path.add(i) } as u8;
+        if c == 0 {
+            break;
+        }
+        // SAFETY: as above; `i + 1` is within the string since `c` is not the NUL.
+        if c == b'%' && unsafe { *path.add(i + 1) } as u8 == b'p' {
+            let mut digits = [0u8; 10];
+            let mut len = 0;
+            let mut v = pid;
+            loop {
+                digits[len] = b'0' + (v % 10) as u8;
+                len += 1;
+                v /= 10;
+                if v == 0 {
+                    break;
+                }
+            }
+            for k in (0..len).rev() {
+                *out.get_mut(n)? = digits[k];
+                n += 1;
+            }
+            i += 2;
+            continue;
+        }
+        *out.get_mut(n)? = c;
+        n += 1;
+        i += 1;
+    }
+    *out.get_mut(n)? = 0;
+    Some(n)
+}
+
+/// Stops recording: flushes every buffer and closes the file. Returns 0, or `EINVAL` if no
+/// trace was being recorded.
+pub(crate) fn stop() -> i32 {
+    if !ACTIVE.swap(false, Ordering::SeqCst) {
+        return libc::EINVAL;
+    }
+    flush_all();
+    while IN_FLIGHT.load(Ordering::SeqCst) != 0 {
+        core::hint::spin_loop();
+    }
+    let fd = FD.swap(-1, Ordering::AcqRel);
+    if fd >= 0 {
+        // SAFETY: the descriptor is ours and no writer can reach it any more.
+        unsafe { libc::close(fd) };
+    }
+    0
+}
+
+/// Records an allocation of `size` bytes at `addr` (after the block was obtained).
+#[inline]
+pub(crate) fn alloc(call: Call, addr: *mut u8, size: usize, align: usize) {
+    if enabled() {
+        record(Kind::Alloc, call, addr as u64, size as u64, align as u64);
+    }
+}
+
+/// Records a free of `addr` (before the block is released).
+#[inline]
+pub(crate) fn free(call: Call, addr: *mut u8) {
+    if enabled() {
+        record(Kind::Free, call, addr as u64, 0, 0);
+    }
+}
+
+/// Records the first half of a realloc of `addr` (before the call).
+#[inline]
+pub(crate) fn realloc_from(call: Call, addr: *mut u8) {
+    if enabled() {
+        record(Kind::ReallocFrom, call, addr as u64, 0, 0);
+    }
+}
+
+/// Records the second half of a realloc: the new block (null if the call failed).
+#[inline]
+pub(crate) fn realloc_to(call: Call, addr: *mut u8, size: usize) {
+    if enabled() {
+        record(Kind::ReallocTo, call, addr as u64, size as u64, 0);
+    }
+}
+
+fn errno() -> i32 {
+    // SAFETY: __errno_location always returns this thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+fn now_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC is always available.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+fn current_tid() -> u32 {
+    TID.with(|t| {
+        let mut tid = t.get();
+        if tid == 0 {
+            // SAFETY: gettid has no preconditions.
+            tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+            t.set(tid);
+        }
+        tid
+    })
+}
+
+#[cold]
+#[inline(never)]
+fn record(kind: Kind, call: Call, addr: u64, size: u64, align: u64) {
+    let seq = SEQ.fetch_add(1, Ordering::AcqRel);
+    let rec = Record {
+        kind,
+        call,
+        align,
+        tid: current_tid(),
+        seq,
+        nanos: now_nanos(),
+        addr,
+        size,
+    };
+    let mut bytes = [0u8; RECORD_SIZE];
+    rec.encode(&mut bytes);
+    let slot = SLOT.with(|s| s.get());
+    let buf = match slot {
+        NO_BUF => acquire_buffer(),
+        DESTROYED | ACQUIRING => ptr::null_mut(),
+        b => b as *mut Buf,
+    };
+    if buf.is_null() {
+        write_direct(&bytes);
+        return;
+    }
+    // SAFETY: `buf` is this thread's live buffer (buffers are never unmapped).
+    let b = unsafe { &*buf };
+    lock(b);
+    if ACTIVE.load(Ordering::Acquire) {
+        let len = b.len.load(Ordering::Relaxed);
+        // SAFETY: `len < CAPACITY` (a full buffer is flushed at once below), so the record lies
+        // inside the mapping; we hold the buffer's lock.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), record_slot(buf, len), RECORD_SIZE) };
+        b.len.store(len + 1, Ordering::Relaxed);
+        RECORDS.fetch_add(1, Ordering::Relaxed);
+        if len + 1 == CAPACITY || WRITE_THROUGH.load(Ordering::Relaxed) {
+            // SAFETY: we hold the lock.
+            unsafe { flush_locked(buf) };
+        }
+    }
+    unlock(b);
+}
+
+/// The address of record `i` of `buf`.
+///
+/// # Safety
+/// `buf` is a live buffer and `i < CAPACITY`.
+unsafe fn record_slot(buf: *mut Buf, i: usize) -> *mut u8 {
+    // SAFETY: within the 64 KiB mapping by the caller's bound.
+    unsafe {
+        buf.cast::<u8>()
+            .add(CHUNK_AT + CHUNK_HEADER_SIZE + i * RECORD_SIZE)
+    }
+}
+
+fn lock(b: &Buf) {
+    while b
+        .lock
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
+}
+
+fn unlock(b: &Buf) {
+    b.lock.store(false, Ordering::Release);
+}
+
+/// Writes one record as its own chunk, bypassing buffers.
+fn write_direct(bytes: &[u8; RECORD_SIZE]) {
+    // SeqCst pairs with `stop`: either `stop` sees this writer in flight and waits, or this
+    // writer sees tracing off and writes nothing.
+    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    if ACTIVE.load(Ordering::SeqCst) {
+        let mut chunk = [0u8; CHUNK_HEADER_SIZE + RECORD_SIZE];
+        let mut header = [0u8; CHUNK_HEADER_SIZE];
+        encode_chunk_header(PID.load(Ordering::Relaxed), 1, &mut header);
+        chunk[..CHUNK_HEADER_SIZE].copy_from_slice(&header);
+        chunk[CHUNK_HEADER_SIZE..].copy_from_slice(bytes);
+        RECORDS.fetch_add(1, Ordering::Relaxed);
+        write_all(&chunk);
+    }
+    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+}
+
+fn write_all(mut bytes: &[u8]) {
+    let fd = FD.load(Ordering::Acquire);
+    if fd < 0 {
+        return;
+    }
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is initialised memory of the given length.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            if errno() == libc::EINTR {
+                continue;
+            }
+            WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        BYTES.fetch_add(n as u64, Ordering::Relaxed);
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Writes `buf`'s records as one chunk and empties it.
+///
+/// # Safety
+/// The caller holds `buf`'s lock.
+unsafe fn flush_locked(buf: *mut Buf) {
+    // SAFETY: the caller holds the lock, so `buf` is live and ours.
+    let b = unsafe { &*buf };
+    let len = b.len.load(Ordering::Relaxed);
+    if len == 0 {
+        return;
+    }
+    // SAFETY: the chunk header area lies inside the mapping, before the records.
+    let header = unsafe {
+        &mut *buf
+            .cast::<u8>()
+            .add(CHUNK_AT)
+            .cast::<[u8; CHUNK_HEADER_SIZE]>()
+    };
+    encode_chunk_header(PID.load(Ordering::Relaxed), len as u32, header);
+    let total = CHUNK_HEADER_SIZE + len * RECORD_SIZE;
+    // SAFETY: the header and `len` records are initialised and contiguous in the mapping.
+    let bytes = unsafe { core::slice::from_raw_parts(buf.cast::<u8>().add(CHUNK_AT), total) };
+    write_all(bytes);
+    b.len.store(0, Ordering::Relaxed);
+}
+
+/// Gives the calling thread a buffer: a released one from the registry, or a new mapping.
+/// Null if none can be had (the thread then writes its records directly).
+#[cold]
+fn acquire_buffer() -> *mut Buf {
+    SLOT.with(|s| s.set(ACQUIRING));
+    let buf = reuse_buffer().unwrap_or_else(map_buffer);
+    if buf.is_null() {
+        SLOT.with(|s| s.set(NO_BUF));
+        return buf;
+    }
+    let key = KEY.load(Ordering::Acquire);
+    if key != 0 {
+        // SAFETY: the key was created by `init_key`; the value is our buffer.
+        unsafe { libc::pthread_setspecific(key - 1, buf.cast()) };
+    }
+    SLOT.with(|s| s.set(buf as usize));
+    buf
+}
+
+fn reuse_buffer() -> Option<*mut Buf> {
+    let mut p = REGISTRY.load(Ordering::Acquire);
+    while !p.is_null() {
+        // SAFETY: registry entries are live mappings, never unmapped; `next` is immutable.
+        let b = unsafe { &*p };
+        if !b.in_use.load(Ordering::Relaxed)
+            && b.in_use
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(p);
+        }
+        p = b.next;
+    }
+    None
+}
+
+fn map_buffer() -> *mut Buf {
+    // SAFETY: an anonymous private mapping; the result is checked.
+    let m = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            BUF_BYTES,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if m == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    let buf = m.cast::<Buf>();
+    let mut head = REGISTRY.load(Ordering::Acquire);
+    loop {
+        // SAFETY: `buf` is a fresh, private, suitably aligned mapping.
+        unsafe {
+            buf.write(Buf {
+                lock: AtomicBool::new(false),
+                in_use: AtomicBool::new(true),
+                len: AtomicUsize::new(0),
+                next: head,
+            })
+        };
+        match REGISTRY.compare_exchange_weak(head, buf, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return buf,
+            Err(h) => head = h,
+        }
+    }
+}
+
+/// Calls `f` on every buffer ever mapped.
+fn for_each_buffer(mut f: impl FnMut(*mut Buf)) {
+    let mut p = REGISTRY.load(Ordering::Acquire);
+    while !p.is_null() {
+        // SAFETY: registry entries are never unmapped; `next` is immutable once published.
+        let next = unsafe { (*p).next };
+        f(p);
+        p = next;
+    }
+}
+
+/// The pthread key destructor: flushes the exiting thread's buffer and gives it back.
+extern "C" fn thread_exit(value: *mut libc::c_void) {
+    SLOT.with(|s| s.set(DESTROYED));
+    let buf = value.cast::<Buf>();
+    if buf.is_null() {
+        return;
+    }
+    // SAFETY: the value is the buffer this thread registered; buffers are never unmapped.
+    let b = unsafe { &*buf };
+    lock(b);
+    // SAFETY: we hold the lock.
+    unsafe { flush_locked(buf) };
+    b.in_use.store(false, Ordering::Release);
+    unlock(b);
+}
+
+/// Flushes every thread's buffer (at stop, at exit and before a fatal abort).
+pub(crate) fn flush_all() {
+    for_each_buffer(|buf| {
+        // SAFETY: a live buffer.
+        let b = unsafe { &*buf };
+        lock(b);
+        // SAFETY: we hold the lock.
+        unsafe { flush_locked(buf) };
+        unlock(b);
+    });
+}
+
+/// Process exit: flush everything, and write every later record at once.
+pub(crate) fn at_exit() {
+    WRITE_THROUGH.store(true, Ordering::Release);
+    flush_all();
+}
+
+fn own_buffer() -> *mut Buf {
+    match SLOT.with(|s| s.get()) {
+        NO_BUF | DESTROYED | ACQUIRING => ptr::null_mut(),
+        b => b as *mut Buf,
+    }
+}
+
+/// Before `fork()`: flush every buffer and hold every other thread's buffer lock, so the child
+/// inherits no half-written record and the parent's records are not written twice.
+pub(crate) fn prefork() {
+    let own = own_buffer();
+    for_each_buffer(|buf| {
+        // SAFETY: a live buffer.
+        let b = unsafe { &*buf };
+        lock(b);
+        // SAFETY: we hold the lock.
+        unsafe { flush_locked(buf) };
+        if buf == own {
+            unlock(b);
+        }
+    });
+}
+
+/// In the parent after `fork()`: release what `prefork` held.
+pub(crate) fn postfork_parent() {
+    let own = own_buffer();
+    for_each_buffer(|buf| {
+        if buf != own {
+            // SAFETY: a live buffer, locked by `prefork` on this thread.
+            unlock(unsafe { &*buf });
+        }
+    });
+}
+
+/// In the child after `fork()`: the other threads are gone, so their buffers are emptied and
+/// freed for reuse; records from here on carry the child's pid and thread id.
+pub(crate) fn postfork_child() {
+    // SAFETY: getpid has no preconditions.
+    PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+    TID.with(|t| t.set(0));
+    let own = own_buffer();
+    for_each_buffer(|buf| {
+        // SAFETY: a live buffer; the child has one thread, so nothing else touches it.
+        let b = unsafe { &*buf };
+        b.len.store(0, Ordering::Relaxed);
+        if buf != own {
+            b.in_use.store(false, Ordering::Relaxed);
+        }
+        b.lock.store(false, Ordering::Release);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_p_becomes_the_pid() {
+        let mut out = [0u8; 4096];
+        // SAFETY: C string literals are NUL-terminated.
+        let n = unsafe { expand_path(c"/tmp/t.%p.bin".as_ptr(), 4321, &mut out) }.unwrap();
+        assert_eq!(&out[..n], b"/tmp/t.4321.bin");
+        assert_eq!(out[n], 0);
+        // SAFETY: as above.
+        let n = unsafe { expand_path(c"plain%".as_ptr(), 1, &mut out) }.unwrap();
+        assert_eq!(&out[..n], b"plain%");
+    }
+
+    #[test]
+    fn overlong_path_is_refused() {
+        let long = [b'a'; 5000];
+        let mut s = long.to_vec();
+        s.push(0);
+        let mut out = [0u8; 4096];
+        // SAFETY: `s` ends with a NUL.
+        assert!(unsafe { expand_path(s.as_ptr().cast(), 1, &mut out) }.is_none());
+    }
+}
