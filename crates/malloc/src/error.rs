@@ -17,6 +17,9 @@ pub enum AllocError {
     TooLarge,
     /// The alignment is not a power of two, or is larger than the heap supports.
     BadAlignment,
+    /// `realloc` was given a pointer that is not a live block of this heap (see [`FreeError`]
+    /// for the checks); nothing was changed.
+    InvalidPointer,
 }
 
 impl fmt::Display for AllocError {
@@ -26,6 +29,7 @@ impl fmt::Display for AllocError {
             AllocError::ZeroSize => "zero-size allocation",
             AllocError::TooLarge => "allocation size overflows",
             AllocError::BadAlignment => "unsupported alignment",
+            AllocError::InvalidPointer => "realloc(): invalid pointer",
         })
     }
 }
@@ -99,15 +103,24 @@ pub enum Corruption {
 impl fmt::Display for Corruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Corruption::BadTiling { addr } => write!(f, "block sizes do not tile the region at {addr:#x}"),
-            Corruption::BadMagic { addr } => write!(f, "bad magic number in the header at {addr:#x}"),
+            Corruption::BadTiling { addr } => {
+                write!(f, "block sizes do not tile the region at {addr:#x}")
+            }
+            Corruption::BadMagic { addr } => {
+                write!(f, "bad magic number in the header at {addr:#x}")
+            }
             Corruption::UncoalescedNeighbours { addr } => {
-                write!(f, "two free neighbours at {addr:#x} under immediate coalescing")
+                write!(
+                    f,
+                    "two free neighbours at {addr:#x} under immediate coalescing"
+                )
             }
             Corruption::FreeListMismatch { addr } => {
                 write!(f, "free lists and free blocks disagree at {addr:#x}")
             }
-            Corruption::BadBoundaryTag { addr } => write!(f, "boundary tag disagrees with header at {addr:#x}"),
+            Corruption::BadBoundaryTag { addr } => {
+                write!(f, "boundary tag disagrees with header at {addr:#x}")
+            }
             Corruption::BadLink { addr } => write!(f, "broken free-list link at {addr:#x}"),
             Corruption::StatsMismatch => f.write_str("running statistics disagree with the heap"),
         }

@@ -1,0 +1,69 @@
+//! How a heap behaves: its coalescing mode and when it gives memory back ([`HeapConfig`]).
+//!
+//! Invariant: a configuration is plain data, fixed when the heap is made; every mode works with
+//! every policy and every source.
+
+/// When free neighbours are merged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Coalescing {
+    /// On every free, merge with a free block before or after (O(1) with boundary tags).
+    Immediate,
+    /// Free blocks are left as they are; the whole heap is merged in one pass when an
+    /// allocation would otherwise fail or grow the heap.
+    Deferred,
+    /// Never merge: free blocks only ever get split further.
+    Never,
+}
+
+impl Coalescing {
+    /// All three modes.
+    pub const ALL: [Coalescing; 3] = [
+        Coalescing::Immediate,
+        Coalescing::Deferred,
+        Coalescing::Never,
+    ];
+}
+
+/// The tunables of a [`Heap`](crate::Heap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HeapConfig {
+    /// When free neighbours are merged.
+    pub coalescing: Coalescing,
+    /// A free block at the end of a region that is at least this large is handed back to the
+    /// source (whole pages; the whole region if the block fills it) at `free` time. Half of the
+    /// threshold stays mapped, so that a heap hovering around one size does not map and unmap
+    /// on every call. `usize::MAX` disables trimming on free;
+    /// [`Heap::release_free_memory`](crate::Heap::release_free_memory) still trims on demand.
+    pub trim_threshold: usize,
+}
+
+impl HeapConfig {
+    /// The default trim threshold: 1 MiB.
+    pub const DEFAULT_TRIM_THRESHOLD: usize = 1 << 20;
+
+    /// Immediate coalescing and a 1 MiB trim threshold.
+    pub const fn new() -> Self {
+        HeapConfig {
+            coalescing: Coalescing::Immediate,
+            trim_threshold: Self::DEFAULT_TRIM_THRESHOLD,
+        }
+    }
+
+    /// This configuration with another coalescing mode.
+    pub const fn with_coalescing(mut self, coalescing: Coalescing) -> Self {
+        self.coalescing = coalescing;
+        self
+    }
+
+    /// This configuration with another trim threshold.
+    pub const fn with_trim_threshold(mut self, trim_threshold: usize) -> Self {
+        self.trim_threshold = trim_threshold;
+        self
+    }
+}
+
+impl Default for HeapConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}

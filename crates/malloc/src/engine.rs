@@ -1,0 +1,508 @@
+//! The allocation engine, written once: placement through a [`Policy`], splitting, coalescing
+//! (immediate, deferred or never), growth, trimming, exact statistics and the heap check.
+//!
+//! It is generic over a `Space` (where block metadata lives), so the same code runs over real
+//! memory ([`Heap`](crate::Heap)) and over a simulated address range
+//! ([`SimHeap`](crate::SimHeap)). Invariant: between calls, the blocks tile every region, each
+//! free block is on the policy's lists exactly once, and the running counts equal what a walk of
+//! the heap finds (which is what `check` verifies).
+
+use crate::config::{Coalescing, HeapConfig};
+use crate::error::{AllocError, Corruption};
+use crate::policy::Policy;
+use crate::space::{Cursor, Space, Trim, NIL};
+use crate::stats::HeapStats;
+
+/// Whether a block is free or in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlockState {
+    /// On a free list.
+    Free,
+    /// Handed out.
+    Used,
+}
+
+/// One block, as [`Heap::blocks`](crate::Heap::blocks) reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BlockInfo {
+    /// The block's address: where its header starts (the payload follows the header).
+    pub addr: usize,
+    /// The block's size in bytes, header included.
+    pub size: usize,
+    /// Free or used.
+    pub state: BlockState,
+    /// For a used block, the bytes its caller asked for; 0 for a free block.
+    pub requested: usize,
+}
+
+/// Counts kept up to date on every call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    allocated: usize,
+    requested: usize,
+    free_bytes: usize,
+    free_blocks: usize,
+    live_blocks: usize,
+    allocations: u64,
+    frees: u64,
+    searched: u64,
+}
+
+impl Counts {
+    const ZERO: Counts = Counts {
+        allocated: 0,
+        requested: 0,
+        free_bytes: 0,
+        free_blocks: 0,
+        live_blocks: 0,
+        allocations: 0,
+        frees: 0,
+        searched: 0,
+    };
+}
+
+/// The engine: a space of blocks, a policy over its free blocks, and the counts.
+pub(crate) struct Engine<St, P> {
+    pub(crate) space: St,
+    pub(crate) policy: P,
+    pub(crate) config: HeapConfig,
+    counts: Counts,
+    /// Deferred coalescing: a block was freed since the last merge pass.
+    dirty: bool,
+}
+
+#[inline]
+const fn align_up(x: usize, align: usize) -> usize {
+    (x + align - 1) & !(align - 1)
+}
+
+impl<St: Space, P: Policy> Engine<St, P> {
+    pub(crate) const fn new(space: St, policy: P, config: HeapConfig) -> Self {
+        Engine {
+            space,
+            policy,
+            config,
+            counts: Counts::ZERO,
+            dirty: false,
+        }
+    }
+
+    #[inline]
+    fn insert_free(&mut self, block: usize, size: usize) {
+        self.policy.insert(&mut self.space, block, size);
+        self.counts.free_bytes += size;
+        self.counts.free_blocks += 1;
+    }
+
+    #[inline]
+    fn remove_free(&mut self, block: usize, size: usize) {
+        self.policy.remove(&mut self.space, block, size);
+        self.counts.free_bytes -= size;
+        self.counts.free_blocks -= 1;
+    }
+
+    /// Free-list elements searched so far.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn stats_searched(&self) -> u64 {
+        self.counts.searched
+    }
+
+    /// Asks the space for a new region and files it as one free block.
+    pub(crate) fn grow(&mut self, block_size: usize) -> bool {
+        match self.space.grow(block_size) {
+            Some((block, size)) => {
+                self.space.set_free(block, size);
+                self.insert_free(block, size);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Allocates a block of `need` bytes (header included, already rounded and at least the
+    /// minimum block) whose payload is aligned to `align` (0 = natural alignment), recording
+    /// `requested` bytes as asked for. Returns the block's address.
+    #[inline]
+    pub(crate) fn alloc_block(
+        &mut self,
+        need: usize,
+        align: usize,
+        requested: usize,
+    ) -> Result<usize, AllocError> {
+        let search = if align > self.space.natural_align() {
+            need.checked_add(align)
+                .and_then(|s| s.checked_add(self.space.min_block()))
+                .ok_or(AllocError::TooLarge)?
+        } else {
+            need
+        };
+        loop {
+            if let Some(block) = self
+                .policy
+                .find(&self.space, search, &mut self.counts.searched)
+            {
+                let size = self.space.block_size(block);
+                self.remove_free(block, size);
+                return Ok(self.place(block, size, need, align, requested));
+            }
+            if !self.refill(search) {
+                return Err(AllocError::OutOfMemory);
+            }
+        }
+    }
+
+    /// The slow path of `alloc_block`: merge (if deferred) or grow. False when neither helps.
+    #[cold]
+    fn refill(&mut self, search: usize) -> bool {
+        if self.dirty {
+            self.coalesce_all();
+            return true;
+        }
+        self.grow(search)
+    }
+
+    /// Carves an allocation out of the free block `block` of `size` bytes (already off the
+    /// lists): splits off leading alignment padding and a trailing remainder as free blocks.
+    #[inline]
+    fn place(
+        &mut self,
+        mut block: usize,
+        mut size: usize,
+        need: usize,
+        align: usize,
+        requested: usize,
+    ) -> usize {
+        let header = self.space.header_size();
+        let min = self.space.min_block();
+        if align > self.space.natural_align() {
+            let payload = block + header;
+            let mut pad = align_up(payload, align) - payload;
+            if pad != 0 && pad < min {
+                pad = align_up(payload + min, align) - payload;
+            }
+            if pad != 0 {
+                self.space.set_free(block, pad);
+                self.insert_free(block, pad);
+                block += pad;
+                size -= pad;
+            }
+        }
+        let rest = size - need;
+        if rest >= min {
+            self.space.set_used(block, need, requested);
+            self.space.set_free(block + need, rest);
+            self.insert_free(block + need, rest);
+            size = need;
+        } else {
+            self.space.set_used(block, size, requested);
+        }
+        self.counts.allocated += size - header;
+        self.counts.requested += requested;
+        self.counts.live_blocks += 1;
+        self.counts.allocations += 1;
+        block
+    }
+
+    /// Frees a used block (already validated by `Space::lookup`).
+    #[inline]
+    pub(crate) fn free_block(&mut self, block: usize) {
+        let size = self.space.block_size(block);
+        self.counts.allocated -= size - self.space.header_size();
+        self.counts.requested -= self.space.requested(block);
+        self.counts.live_blocks -= 1;
+        self.counts.frees += 1;
+        let (mut start, mut total) = (block, size);
+        match self.config.coalescing {
+            Coalescing::Immediate => {
+                if let Some(next) = self.space.next_block(block) {
+                    if !self.space.is_used(next) {
+                        let ns = self.space.block_size(next);
+                        self.remove_free(next, ns);
+                        self.space.discard(next);
+                        total += ns;
+                    }
+                }
+                if let Some(prev) = self.space.prev_free(block) {
+                    let ps = self.space.block_size(prev);
+                    self.remove_free(prev, ps);
+                    self.space.discard(block);
+                    start = prev;
+                    total += ps;
+                }
+            }
+            Coalescing::Deferred => self.dirty = true,
+            Coalescing::Never => {}
+        }
+        self.space.set_free(start, total);
+        if total >= self.config.trim_threshold && self.space.can_trim() {
+            self.trim_then_file(start, total, self.config.trim_threshold / 2);
+        } else {
+            self.insert_free(start, total);
+        }
+    }
+
+    /// Trims a free block (on no list) if it ends its region, then files what is left.
+    #[cold]
+    fn trim_then_file(&mut self, block: usize, size: usize, keep: usize) {
+        if self.space.next_block(block).is_some() {
+            self.insert_free(block, size);
+            return;
+        }
+        match self.space.trim(block, size, keep) {
+            Trim::Kept => self.insert_free(block, size),
+            Trim::Shrunk { new_size } => self.insert_free(block, new_size),
+            Trim::Released => {}
+        }
+    }
+
+    /// Tries to resize a used block in place to `need` bytes (header included), recording
+    /// `requested`. False when it cannot be done without moving.
+    pub(crate) fn resize_in_place(&mut self, block: usize, need: usize, requested: usize) -> bool {
+        let size = self.space.block_size(block);
+        let old_requested = self.space.requested(block);
+        let min = self.space.min_block();
+        let immediate = self.config.coalescing == Coalescing::Immediate;
+        let next = self
+            .space
+            .next_block(block)
+            .filter(|&n| !self.space.is_used(n));
+        if need <= size {
+            let rest = size - need;
+            if rest >= min {
+                let mut tail = rest;
+                if let Some(n) = next {
+                    if immediate {
+                        let ns = self.space.block_size(n);
+                        self.remove_free(n, ns);
+                        self.space.discard(n);
+                        tail += ns;
+                    } else {
+                        self.dirty |= self.config.coalescing == Coalescing::Deferred;
+                    }
+                }
+                self.space.set_used(block, need, requested);
+                self.space.set_free(block + need, tail);
+                self.insert_free(block + need, tail);
+                self.counts.allocated -= rest;
+            } else {
+                self.space.set_requested(block, requested);
+            }
+        } else {
+            let Some(n) = next else { return false };
+            let ns = self.space.block_size(n);
+            let total = size + ns;
+            if total < need {
+                return false;
+            }
+            self.remove_free(n, ns);
+            self.space.discard(n);
+            let rest = total - need;
+            if rest >= min {
+                self.space.set_used(block, need, requested);
+                self.space.set_free(block + need, rest);
+                self.insert_free(block + need, rest);
+                self.counts.allocated += need - size;
+            } else {
+                self.space.set_used(block, total, requested);
+                self.counts.allocated += total - size;
+            }
+        }
+        self.counts.requested = self.counts.requested - old_requested + requested;
+        true
+    }
+
+    /// Merges every run of free neighbours (the deferred-coalescing pass). O(blocks).
+    pub(crate) fn coalesce_all(&mut self) {
+        self.dirty = false;
+        let mut cur = self.space.walk_first();
+        while let Some(at) = cur {
+            let block = at.1;
+            if !self.space.is_used(block) {
+                let mut size = self.space.block_size(block);
+                let mut merged = false;
+                while let Some(n) = self.space.next_block(block) {
+                    if self.space.is_used(n) {
+                        break;
+                    }
+                    if !merged {
+                        self.remove_free(block, size);
+                        merged = true;
+                    }
+                    let ns = self.space.block_size(n);
+                    self.remove_free(n, ns);
+                    self.space.discard(n);
+                    size += ns;
+                    self.space.set_free(block, size);
+                }
+                if merged {
+                    self.insert_free(block, size);
+                }
+            }
+            cur = self.space.walk_next(at);
+        }
+    }
+
+    /// Merges (if coalescing is deferred) and gives every whole free page at the end of a
+    /// region back to the space's source.
+    pub(crate) fn release_free_memory(&mut self) {
+        if self.config.coalescing == Coalescing::Deferred {
+            self.coalesce_all();
+        }
+        if !self.space.can_trim() {
+            return;
+        }
+        let mut cur = self.space.walk_first();
+        while let Some(at) = cur {
+            let block = at.1;
+            // Find the next position before this region can change.
+            let next = self.space.walk_next(at);
+            if !self.space.is_used(block) && self.space.next_block(block).is_none() {
+                let size = self.space.block_size(block);
+                self.remove_free(block, size);
+                self.trim_then_file(block, size, 0);
+            }
+            cur = next;
+        }
+    }
+
+    /// The size of the largest free block (a walk of the free lists).
+    fn largest_free(&self) -> usize {
+        let mut largest = 0;
+        for list in 0..self.policy.list_count() {
+            let mut x = self.policy.list_head(list);
+            while x != NIL {
+                largest = largest.max(self.space.block_size(x));
+                x = self.space.next(x);
+            }
+        }
+        largest
+    }
+
+    pub(crate) fn stats(&self) -> HeapStats {
+        let c = &self.counts;
+        HeapStats {
+            heap_bytes: self.space.heap_bytes(),
+            allocated_bytes: c.allocated,
+            requested_bytes: c.requested,
+            free_bytes: c.free_bytes,
+            free_blocks: c.free_blocks,
+            largest_free_block: self.largest_free(),
+            header_bytes: c.live_blocks * self.space.header_size(),
+            overhead_bytes: self.space.overhead_bytes(),
+            live_blocks: c.live_blocks,
+            allocations: c.allocations,
+            frees: c.frees,
+            searched: c.searched,
+        }
+    }
+
+    /// Walks the heap and the free lists and checks every invariant against the running counts.
+    pub(crate) fn check(&self) -> Result<(), Corruption> {
+        let header = self.space.header_size();
+        let immediate = self.config.coalescing == Coalescing::Immediate;
+        let mut walked = Counts::default();
+        let mut block_bytes = 0usize;
+        let mut prev: Option<(usize, bool)> = None;
+        self.space.walk_checked(&mut |block, first| {
+            if first {
+                prev = None;
+            }
+            let size = self.space.block_size(block);
+            let used = self.space.is_used(block);
+            let prev_free = prev.and_then(|(p, pu)| (!pu).then_some(p));
+            self.space.check_block(block, prev_free)?;
+            if !used && immediate {
+                if let Some(p) = prev_free {
+                    return Err(Corruption::UncoalescedNeighbours { addr: p });
+                }
+            }
+            block_bytes += size;
+            if used {
+                walked.allocated += size - header;
+                walked.requested += self.space.requested(block);
+                walked.live_blocks += 1;
+            } else {
+                walked.free_bytes += size;
+                walked.free_blocks += 1;
+            }
+            prev = Some((block, used));
+            Ok(())
+        })?;
+
+        // The lists: consistent links, only free blocks, each once (a count that matches the
+        // walk plus consistent back links rules out duplicates and cycles).
+        let mut listed = 0usize;
+        let mut listed_bytes = 0usize;
+        for list in 0..self.policy.list_count() {
+            let mut x = self.policy.list_head(list);
+            let mut back = NIL;
+            while x != NIL {
+                if !self.space.owns(x) || self.space.is_used(x) {
+                    return Err(Corruption::FreeListMismatch { addr: x });
+                }
+                if self.space.prev(x) != back {
+                    return Err(Corruption::BadLink { addr: x });
+                }
+                listed += 1;
+                listed_bytes += self.space.block_size(x);
+                if listed > walked.free_blocks {
+                    return Err(Corruption::FreeListMismatch { addr: x });
+                }
+                back = x;
+                x = self.space.next(x);
+            }
+        }
+        if listed != walked.free_blocks || listed_bytes != walked.free_bytes {
+            return Err(Corruption::FreeListMismatch { addr: NIL });
+        }
+        self.policy.verify(&self.space)?;
+
+        let c = &self.counts;
+        let same = c.allocated == walked.allocated
+            && c.requested == walked.requested
+            && c.free_bytes == walked.free_bytes
+            && c.free_blocks == walked.free_blocks
+            && c.live_blocks == walked.live_blocks
+            && self.space.heap_bytes() == block_bytes + self.space.overhead_bytes();
+        if !same {
+            return Err(Corruption::StatsMismatch);
+        }
+        Ok(())
+    }
+
+    /// The blocks in address order (region by region).
+    pub(crate) fn blocks(&self) -> Blocks<'_, St, P> {
+        Blocks {
+            engine: self,
+            at: self.space.walk_first(),
+        }
+    }
+}
+
+/// An iterator over a heap's blocks in address order.
+pub(crate) struct Blocks<'a, St, P> {
+    engine: &'a Engine<St, P>,
+    at: Option<Cursor>,
+}
+
+impl<St: Space, P: Policy> Iterator for Blocks<'_, St, P> {
+    type Item = BlockInfo;
+
+    fn next(&mut self) -> Option<BlockInfo> {
+        let at = self.at?;
+        let space = &self.engine.space;
+        self.at = space.walk_next(at);
+        let block = at.1;
+        let used = space.is_used(block);
+        Some(BlockInfo {
+            addr: block,
+            size: space.block_size(block),
+            state: if used {
+                BlockState::Used
+            } else {
+                BlockState::Free
+            },
+            requested: if used { space.requested(block) } else { 0 },
+        })
+    }
+}

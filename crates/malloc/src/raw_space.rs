@@ -1,0 +1,470 @@
+//! Block metadata in real memory: headers with magic numbers, free-list links and boundary tags
+//! inside the blocks themselves, and region bookkeeping inside the regions.
+//!
+//! Layout. A region starts with a 16-byte region header (next region, length) and ends with a
+//! 16-byte sentinel header (size 0, used), so walking or coalescing never leaves the region.
+//! Every block starts with a 16-byte header:
+//!
+//! ```text
+//! word 0: size (a multiple of 16) | USED | PREV_FREE | PREV_SMALL
+//! word 1: magic (32 bits, keyed to the block's address and size) | slack (32 bits)
+//! ```
+//!
+//! The payload follows at a 16-byte boundary. `slack` is the payload bytes the caller did not ask
+//! for, so the requested size is known again at free time. A free block keeps its list links in
+//! its payload (next at +16, prev at +24) and a boundary tag (its size) in its last word, except
+//! the smallest (32-byte) free block, whose last word is its prev link: for it the following
+//! header says PREV_SMALL instead. PREV_FREE in the following header makes backward coalescing
+//! O(1), as in dlmalloc. Invariant: every header's PREV bits describe the block before it, and
+//! the regions list is sorted by address.
+
+use bitflags::bitflags;
+use core::ptr::NonNull;
+
+use crate::error::{Corruption, FreeError};
+use crate::source::Source;
+use crate::space::{Cursor, FreeLinks, Space, Trim};
+
+bitflags! {
+    /// The flag bits in the low bits of a header's first word.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    struct Flags: u64 {
+        /// The block is handed out.
+        const USED = 1;
+        /// The block before this one is free.
+        const PREV_FREE = 2;
+        /// The block before this one is free and of the minimum size (it has no boundary tag).
+        const PREV_SMALL = 4;
+    }
+}
+
+/// The header in front of every payload.
+pub(crate) const HEADER: usize = 16;
+/// The smallest block: a header and two links.
+pub(crate) const MIN_BLOCK: usize = 32;
+/// Payload alignment, and the granularity of block sizes.
+pub(crate) const ALIGN: usize = 16;
+const SIZE_MASK: u64 = !(ALIGN as u64 - 1);
+const PREV_MASK: u64 = Flags::PREV_FREE.bits() | Flags::PREV_SMALL.bits();
+/// Region header plus end sentinel.
+const REGION_OVERHEAD: usize = 32;
+/// Mixed into every magic number.
+const KEY: u64 = 0x5bd1_e995_2545_f491;
+/// A header absorbed into a neighbour carries its magic number xor this, so that a second free
+/// of it is recognised as a double free.
+const ABSORBED: u32 = 0xab50_12be;
+
+/// The magic number of a header at `addr` for a block of `size` bytes.
+#[inline]
+fn magic(addr: usize, size: u64) -> u32 {
+    let mut x = (addr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ size.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+        ^ KEY;
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    (x >> 32) as u32
+}
+
+#[inline]
+const fn align_up(x: usize, align: usize) -> usize {
+    (x + align - 1) & !(align - 1)
+}
+
+/// Real memory from a [`Source`], laid out as the module docs describe.
+pub(crate) struct RawSpace<S: Source> {
+    pub(crate) source: S,
+    /// The lowest region (0 = none yet).
+    regions: usize,
+    /// The first region obtained; it is never given back whole.
+    primary: usize,
+    heap_bytes: usize,
+    overhead: usize,
+}
+
+impl<S: Source> RawSpace<S> {
+    pub(crate) const fn new(source: S) -> Self {
+        RawSpace {
+            source,
+            regions: 0,
+            primary: 0,
+            heap_bytes: 0,
+            overhead: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn rd(&self, addr: usize) -> u64 {
+        // SAFETY: every address read here is a header word, link, boundary tag or region word
+        // inside a region this space owns (the engine only names blocks the space laid out, and
+        // `lookup` checks a user pointer's region before reading); all are 8-aligned.
+        unsafe { (addr as *const u64).read() }
+    }
+
+    #[inline(always)]
+    fn wr(&mut self, addr: usize, value: u64) {
+        // SAFETY: as for `rd`: the address is a metadata word inside an owned region.
+        unsafe { (addr as *mut u64).write(value) }
+    }
+
+    /// The region holding `addr`, as (start, length).
+    #[inline]
+    fn region_of(&self, addr: usize) -> Option<(usize, usize)> {
+        let mut r = self.regions;
+        while r != 0 && r <= addr {
+            let len = self.rd(r + 8) as usize;
+            if addr < r + len {
+                return Some((r, len));
+            }
+            r = self.rd(r) as usize;
+        }
+        None
+    }
+
+    fn write_sentinel(&mut self, s: usize) {
+        self.wr(s, Flags::USED.bits());
+        self.wr(s + 8, magic(s, 0) as u64);
+    }
+
+    /// Unlinks region `r` (whose next is `next`) from the sorted list.
+    fn unlink_region(&mut self, r: usize, next: usize) {
+        if self.regions == r {
+            self.regions = next;
+            return;
+        }
+        let mut x = self.regions;
+        while x != 0 {
+            let n = self.rd(x) as usize;
+            if n == r {
+                self.wr(x, next as u64);
+                return;
+            }
+            x = n;
+        }
+    }
+
+    /// Number of regions (for tests and reports).
+    pub(crate) fn region_count(&self) -> usize {
+        let mut n = 0;
+        let mut r = self.regions;
+        while r != 0 {
+            n += 1;
+            r = self.rd(r) as usize;
+        }
+        n
+    }
+}
+
+impl<S: Source> Drop for RawSpace<S> {
+    fn drop(&mut self) {
+        self.release_all();
+    }
+}
+
+impl<S: Source> RawSpace<S> {
+    /// Gives every region back to the source (if it takes memory back). The space is empty
+    /// afterwards.
+    pub(crate) fn release_all(&mut self) {
+        if !self.source.can_release() {
+            return;
+        }
+        let mut r = self.regions;
+        while r != 0 {
+            let next = self.rd(r) as usize;
+            let len = self.rd(r + 8) as usize;
+            if let Some(p) = NonNull::new(r as *mut u8) {
+                // SAFETY: `r` and `len` describe a whole region `grow` returned (regions from a
+                // releasing source are page aligned, so `r` is the start the source gave), and
+                // the heap is being torn down, so nothing uses it.
+                unsafe { self.source.release(p, len) };
+            }
+            r = next;
+        }
+        self.regions = 0;
+        self.primary = 0;
+        self.heap_bytes = 0;
+        self.overhead = 0;
+    }
+}
+
+impl<S: Source> FreeLinks for RawSpace<S> {
+    #[inline(always)]
+    fn block_size(&self, block: usize) -> usize {
+        (self.rd(block) & SIZE_MASK) as usize
+    }
+    #[inline(always)]
+    fn next(&self, block: usize) -> usize {
+        self.rd(block + 16) as usize
+    }
+    #[inline(always)]
+    fn prev(&self, block: usize) -> usize {
+        self.rd(block + 24) as usize
+    }
+    #[inline(always)]
+    fn set_next(&mut self, block: usize, next: usize) {
+        self.wr(block + 16, next as u64)
+    }
+    #[inline(always)]
+    fn set_prev(&mut self, block: usize, prev: usize) {
+        self.wr(block + 24, prev as u64)
+    }
+}
+
+impl<S: Source> Space for RawSpace<S> {
+    #[inline(always)]
+    fn header_size(&self) -> usize {
+        HEADER
+    }
+    #[inline(always)]
+    fn min_block(&self) -> usize {
+        MIN_BLOCK
+    }
+    #[inline(always)]
+    fn natural_align(&self) -> usize {
+        ALIGN
+    }
+    #[inline(always)]
+    fn is_used(&self, block: usize) -> bool {
+        self.rd(block) & Flags::USED.bits() != 0
+    }
+    #[inline]
+    fn requested(&self, block: usize) -> usize {
+        let payload = self.block_size(block) - HEADER;
+        payload.saturating_sub((self.rd(block + 8) >> 32) as usize)
+    }
+    #[inline]
+    fn set_used(&mut self, block: usize, size: usize, requested: usize) {
+        let prev_bits = self.rd(block) & PREV_MASK;
+        self.wr(block, size as u64 | Flags::USED.bits() | prev_bits);
+        let slack = (size - HEADER - requested) as u64;
+        self.wr(block + 8, magic(block, size as u64) as u64 | slack << 32);
+        let next = block + size;
+        let w = self.rd(next);
+        self.wr(next, w & !PREV_MASK);
+    }
+    #[inline]
+    fn set_requested(&mut self, block: usize, requested: usize) {
+        let size = self.block_size(block);
+        let slack = (size - HEADER - requested) as u64;
+        self.wr(block + 8, magic(block, size as u64) as u64 | slack << 32);
+    }
+    #[inline]
+    fn set_free(&mut self, block: usize, size: usize) {
+        let prev_bits = self.rd(block) & PREV_MASK;
+        self.wr(block, size as u64 | prev_bits);
+        self.wr(block + 8, magic(block, size as u64) as u64);
+        let mut bits = Flags::PREV_FREE.bits();
+        if size == MIN_BLOCK {
+            bits |= Flags::PREV_SMALL.bits();
+        } else {
+            self.wr(block + size - 8, size as u64);
+        }
+        let next = block + size;
+        let w = self.rd(next);
+        self.wr(next, (w & !PREV_MASK) | bits);
+    }
+    #[inline]
+    fn discard(&mut self, block: usize) {
+        let size = self.rd(block) & SIZE_MASK;
+        self.wr(block + 8, (magic(block, size) ^ ABSORBED) as u64);
+    }
+    #[inline]
+    fn next_block(&self, block: usize) -> Option<usize> {
+        let next = block + self.block_size(block);
+        (self.rd(next) & SIZE_MASK != 0).then_some(next)
+    }
+    #[inline]
+    fn prev_free(&self, block: usize) -> Option<usize> {
+        let w = self.rd(block);
+        if w & Flags::PREV_FREE.bits() == 0 {
+            None
+        } else if w & Flags::PREV_SMALL.bits() != 0 {
+            Some(block - MIN_BLOCK)
+        } else {
+            Some(block - self.rd(block - 8) as usize)
+        }
+    }
+    #[inline]
+    fn lookup(&self, user: usize) -> Result<usize, FreeError> {
+        let (r, len) = self.region_of(user).ok_or(FreeError::NotInHeap)?;
+        let sentinel = r + len - HEADER;
+        if user % ALIGN != 0 || user < r + 16 + HEADER || user >= sentinel {
+            return Err(FreeError::Misaligned);
+        }
+        let block = user - HEADER;
+        let w0 = self.rd(block);
+        let size = w0 & SIZE_MASK;
+        let found = self.rd(block + 8) as u32;
+        let expected = magic(block, size);
+        if found != expected {
+            return Err(if found == expected ^ ABSORBED {
+                FreeError::DoubleFree
+            } else {
+                FreeError::BadMagic
+            });
+        }
+        if (size as usize) < MIN_BLOCK || size as usize > sentinel - block {
+            return Err(FreeError::BadMagic);
+        }
+        if w0 & Flags::USED.bits() == 0 {
+            return Err(FreeError::DoubleFree);
+        }
+        Ok(block)
+    }
+    fn owns(&self, addr: usize) -> bool {
+        self.region_of(addr).is_some()
+    }
+    fn grow(&mut self, block_size: usize) -> Option<(usize, usize)> {
+        let min = block_size.checked_add(REGION_OVERHEAD + ALIGN)?;
+        let (p, len) = self.source.grow(min)?;
+        let start = p.as_ptr() as usize;
+        let r = align_up(start, ALIGN);
+        let end = start.checked_add(len)? & !(ALIGN - 1);
+        if end < r + REGION_OVERHEAD + MIN_BLOCK {
+            return None;
+        }
+        let sentinel = end - HEADER;
+        let first = r + 16;
+        self.wr(r + 8, (end - r) as u64);
+        // Insert the region in address order.
+        let mut before = 0usize;
+        let mut x = self.regions;
+        while x != 0 && x < r {
+            before = x;
+            x = self.rd(x) as usize;
+        }
+        self.wr(r, x as u64);
+        if before == 0 {
+            self.regions = r;
+        } else {
+            self.wr(before, r as u64);
+        }
+        if self.primary == 0 {
+            self.primary = r;
+        }
+        self.write_sentinel(sentinel);
+        self.wr(first, 0);
+        let size = sentinel - first;
+        self.heap_bytes += len;
+        self.overhead += len - size;
+        Some((first, size))
+    }
+    fn can_trim(&self) -> bool {
+        self.source.can_release()
+    }
+    fn trim(&mut self, block: usize, size: usize, keep: usize) -> Trim {
+        let Some((r, len)) = self.region_of(block) else {
+            return Trim::Kept;
+        };
+        let end = r + len;
+        debug_assert_eq!(block + size, end - HEADER);
+        let Some(start) = NonNull::new(r as *mut u8) else {
+            return Trim::Kept;
+        };
+        if block == r + 16 && r != self.primary {
+            let next = self.rd(r) as usize;
+            // SAFETY: the region holds only this free block, which is on no list, so nothing
+            // uses it; `r` and `len` describe the region as `grow` (and any shrinking) left it.
+            if unsafe { self.source.release(start, len) } {
+                self.unlink_region(r, next);
+                self.heap_bytes -= len;
+                self.overhead -= len - size;
+                return Trim::Released;
+            }
+            return Trim::Kept;
+        }
+        let page = self.source.page_size();
+        let new_end = align_up(block + keep.max(MIN_BLOCK) + HEADER, page);
+        if new_end >= end || r % page != 0 {
+            return Trim::Kept;
+        }
+        // SAFETY: the tail past `new_end` lies inside the free block, which is on no list.
+        if !unsafe { self.source.shrink(start, len, new_end - r) } {
+            return Trim::Kept;
+        }
+        self.wr(r + 8, (new_end - r) as u64);
+        self.write_sentinel(new_end - HEADER);
+        let new_size = new_end - HEADER - block;
+        self.set_free(block, new_size);
+        self.heap_bytes -= end - new_end;
+        Trim::Shrunk { new_size }
+    }
+    fn heap_bytes(&self) -> usize {
+        self.heap_bytes
+    }
+    fn overhead_bytes(&self) -> usize {
+        self.overhead
+    }
+    fn walk_first(&self) -> Option<Cursor> {
+        (self.regions != 0).then(|| (self.regions, self.regions + 16))
+    }
+    #[inline]
+    fn walk_next(&self, (r, block): Cursor) -> Option<Cursor> {
+        match self.next_block(block) {
+            Some(n) => Some((r, n)),
+            None => {
+                let next = self.rd(r) as usize;
+                (next != 0).then_some((next, next + 16))
+            }
+        }
+    }
+    fn walk_checked(
+        &self,
+        visit: &mut dyn FnMut(usize, bool) -> Result<(), Corruption>,
+    ) -> Result<(), Corruption> {
+        let mut r = self.regions;
+        while r != 0 {
+            let len = self.rd(r + 8) as usize;
+            let sentinel = r + len - HEADER;
+            let s = self.rd(sentinel);
+            if s & SIZE_MASK != 0
+                || s & Flags::USED.bits() == 0
+                || self.rd(sentinel + 8) as u32 != magic(sentinel, 0)
+            {
+                return Err(Corruption::BadTiling { addr: sentinel });
+            }
+            let mut block = r + 16;
+            let mut last_free = false;
+            while block < sentinel {
+                let size = self.block_size(block);
+                if size < MIN_BLOCK || size > sentinel - block {
+                    return Err(Corruption::BadTiling { addr: block });
+                }
+                if self.rd(block + 8) as u32 != magic(block, size as u64) {
+                    return Err(Corruption::BadMagic { addr: block });
+                }
+                visit(block, block == r + 16)?;
+                last_free = !self.is_used(block);
+                block += size;
+            }
+            if block != sentinel {
+                return Err(Corruption::BadTiling { addr: block });
+            }
+            if (s & Flags::PREV_FREE.bits() != 0) != last_free {
+                return Err(Corruption::BadBoundaryTag { addr: sentinel });
+            }
+            r = self.rd(r) as usize;
+        }
+        Ok(())
+    }
+    fn check_block(&self, block: usize, prev_free: Option<usize>) -> Result<(), Corruption> {
+        let w = self.rd(block);
+        let flagged = w & Flags::PREV_FREE.bits() != 0;
+        if flagged != prev_free.is_some() {
+            return Err(Corruption::BadBoundaryTag { addr: block });
+        }
+        if let Some(p) = prev_free {
+            let small = self.block_size(p) == MIN_BLOCK;
+            if (w & Flags::PREV_SMALL.bits() != 0) != small || self.prev_free(block) != Some(p) {
+                return Err(Corruption::BadBoundaryTag { addr: block });
+            }
+        }
+        let size = self.block_size(block);
+        if !self.is_used(block) && size > MIN_BLOCK && self.rd(block + size - 8) as usize != size {
+            return Err(Corruption::BadBoundaryTag { addr: block });
+        }
+        if self.is_used(block) && (self.rd(block + 8) >> 32) as usize > size - HEADER {
+            return Err(Corruption::BadMagic { addr: block });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,351 @@
+//! [`SimHeap`]: the same engine and policies as [`Heap`](crate::Heap), over a simulated address
+//! range with no memory behind it, in the manner of the textbook's `malloc.py`.
+//!
+//! Block metadata lives in a `BTreeMap` keyed by address, so a heap can be as small as a few
+//! bytes, with any header size and no alignment. Invariant: the map's blocks tile
+//! `[base, base + size)` exactly, and the engine's invariants hold as for a real heap.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use crate::config::{Coalescing, HeapConfig};
+use crate::engine::{BlockInfo, Engine};
+use crate::error::{AllocError, Corruption, FreeError};
+use crate::policy::{AnyPolicy, Fit, ListOrder, Policy};
+use crate::space::{Cursor, FreeLinks, Space, Trim, NIL};
+use crate::stats::HeapStats;
+
+/// The shape of a simulated heap. The defaults are `malloc.py`'s: base 1000, size 100, header 0,
+/// no alignment, best fit, address-ordered list, no coalescing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SimConfig {
+    /// The first address of the heap (`-b`).
+    pub base: usize,
+    /// The heap's size in bytes (`-S`).
+    pub size: usize,
+    /// Bytes of header in each block (`-H`). The address handed to the user is the block's
+    /// address plus this.
+    pub header_size: usize,
+    /// Requests are rounded up to a multiple of this before the header is added (`-a`);
+    /// 0 or 1 means no alignment.
+    pub align: usize,
+    /// The placement policy (`-p`, plus next fit and segregated fit).
+    pub fit: Fit,
+    /// The free-list order (`-l`).
+    pub order: ListOrder,
+    /// When free neighbours merge (`-C` is immediate; `malloc.py` without it never merges).
+    pub coalescing: Coalescing,
+}
+
+impl SimConfig {
+    /// `malloc.py`'s defaults.
+    pub const fn new() -> Self {
+        SimConfig {
+            base: 1000,
+            size: 100,
+            header_size: 0,
+            align: 1,
+            fit: Fit::Best,
+            order: ListOrder::AddressOrdered,
+            coalescing: Coalescing::Never,
+        }
+    }
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SimBlock {
+    size: usize,
+    used: bool,
+    requested: usize,
+    next: usize,
+    prev: usize,
+}
+
+/// The simulated address range: block metadata in a map.
+pub(crate) struct SimSpace {
+    base: usize,
+    size: usize,
+    header: usize,
+    given: bool,
+    map: BTreeMap<usize, SimBlock>,
+}
+
+impl SimSpace {
+    fn at(&self, block: usize) -> &SimBlock {
+        &self.map[&block]
+    }
+    fn at_mut(&mut self, block: usize) -> &mut SimBlock {
+        self.map
+            .get_mut(&block)
+            .expect("the engine names only blocks the space laid out")
+    }
+    fn end(&self) -> usize {
+        self.base + self.size
+    }
+    fn set(&mut self, block: usize, size: usize, used: bool, requested: usize) {
+        let b = self.map.entry(block).or_insert(SimBlock {
+            size,
+            used,
+            requested,
+            next: NIL,
+            prev: NIL,
+        });
+        b.size = size;
+        b.used = used;
+        b.requested = requested;
+    }
+}
+
+impl FreeLinks for SimSpace {
+    fn block_size(&self, block: usize) -> usize {
+        self.at(block).size
+    }
+    fn next(&self, block: usize) -> usize {
+        self.at(block).next
+    }
+    fn prev(&self, block: usize) -> usize {
+        self.at(block).prev
+    }
+    fn set_next(&mut self, block: usize, next: usize) {
+        self.at_mut(block).next = next;
+    }
+    fn set_prev(&mut self, block: usize, prev: usize) {
+        self.at_mut(block).prev = prev;
+    }
+}
+
+impl Space for SimSpace {
+    fn header_size(&self) -> usize {
+        self.header
+    }
+    fn min_block(&self) -> usize {
+        1
+    }
+    fn natural_align(&self) -> usize {
+        1
+    }
+    fn is_used(&self, block: usize) -> bool {
+        self.at(block).used
+    }
+    fn requested(&self, block: usize) -> usize {
+        self.at(block).requested
+    }
+    fn set_used(&mut self, block: usize, size: usize, requested: usize) {
+        self.set(block, size, true, requested);
+    }
+    fn set_requested(&mut self, block: usize, requested: usize) {
+        self.at_mut(block).requested = requested;
+    }
+    fn set_free(&mut self, block: usize, size: usize) {
+        self.set(block, size, false, 0);
+    }
+    fn discard(&mut self, block: usize) {
+        self.map.remove(&block);
+    }
+    fn next_block(&self, block: usize) -> Option<usize> {
+        let next = block + self.at(block).size;
+        (next < self.end()).then_some(next)
+    }
+    fn prev_free(&self, block: usize) -> Option<usize> {
+        let (&p, b) = self.map.range(..block).next_back()?;
+        (!b.used && p + b.size == block).then_some(p)
+    }
+    fn lookup(&self, user: usize) -> Result<usize, FreeError> {
+        if !self.owns(user) {
+            return Err(FreeError::NotInHeap);
+        }
+        let block = user
+            .checked_sub(self.header)
+            .filter(|&b| b >= self.base)
+            .ok_or(FreeError::Misaligned)?;
+        match self.map.get(&block) {
+            Some(b) if b.used => Ok(block),
+            Some(_) => Err(FreeError::DoubleFree),
+            None => Err(FreeError::Misaligned),
+        }
+    }
+    fn owns(&self, addr: usize) -> bool {
+        addr >= self.base && addr < self.end()
+    }
+    fn grow(&mut self, _block_size: usize) -> Option<(usize, usize)> {
+        if self.given || self.size == 0 {
+            return None;
+        }
+        self.given = true;
+        Some((self.base, self.size))
+    }
+    fn can_trim(&self) -> bool {
+        false
+    }
+    fn trim(&mut self, _block: usize, _size: usize, _keep: usize) -> Trim {
+        Trim::Kept
+    }
+    fn heap_bytes(&self) -> usize {
+        if self.given {
+            self.size
+        } else {
+            0
+        }
+    }
+    fn overhead_bytes(&self) -> usize {
+        0
+    }
+    fn walk_first(&self) -> Option<Cursor> {
+        self.map.keys().next().map(|&b| (0, b))
+    }
+    fn walk_next(&self, (_, block): Cursor) -> Option<Cursor> {
+        self.next_block(block).map(|n| (0, n))
+    }
+    fn walk_checked(
+        &self,
+        visit: &mut dyn FnMut(usize, bool) -> Result<(), Corruption>,
+    ) -> Result<(), Corruption> {
+        let mut expect = self.base;
+        for (&block, b) in &self.map {
+            if block != expect || b.size == 0 || b.size > self.end() - block {
+                return Err(Corruption::BadTiling { addr: block });
+            }
+            visit(block, block == self.base)?;
+            expect = block + b.size;
+        }
+        if self.given && expect != self.end() {
+            return Err(Corruption::BadTiling { addr: expect });
+        }
+        Ok(())
+    }
+    fn check_block(&self, block: usize, _prev_free: Option<usize>) -> Result<(), Corruption> {
+        let b = self.at(block);
+        if b.used && b.requested > b.size - self.header.min(b.size) {
+            return Err(Corruption::StatsMismatch);
+        }
+        Ok(())
+    }
+}
+
+/// A simulated heap: the real engine and policies, over addresses with no memory behind them.
+///
+/// ```
+/// use freespace_malloc::{Coalescing, Fit, ListOrder, SimConfig, SimHeap};
+///
+/// // The chapter's splitting example: a 30-byte heap, [10, 20) in use, a 1-byte request
+/// // served from the chunk at 20.
+/// let cfg = SimConfig { base: 0, size: 30, fit: Fit::First, order: ListOrder::Fifo, ..SimConfig::new() };
+/// let mut heap = SimHeap::new(cfg);
+/// let (a, _) = heap.malloc(10).unwrap();
+/// let (_b, _) = heap.malloc(10).unwrap();
+/// let (c, _) = heap.malloc(10).unwrap();
+/// heap.free(c).unwrap();
+/// heap.free(a).unwrap();
+/// assert_eq!(heap.free_list(), vec![(20, 10), (0, 10)]);
+/// assert_eq!(heap.malloc(1), Ok((20, 1)));
+/// assert_eq!(heap.free_list(), vec![(0, 10), (21, 9)]);
+/// ```
+pub struct SimHeap {
+    engine: Engine<SimSpace, AnyPolicy>,
+    config: SimConfig,
+    last_searched: usize,
+}
+
+impl SimHeap {
+    /// A simulated heap shaped by `cfg`, starting as one free block.
+    pub fn new(cfg: SimConfig) -> Self {
+        let space = SimSpace {
+            base: cfg.base,
+            size: cfg.size,
+            header: cfg.header_size,
+            given: false,
+            map: BTreeMap::new(),
+        };
+        let config = HeapConfig::new()
+            .with_coalescing(cfg.coalescing)
+            .with_trim_threshold(usize::MAX);
+        let mut engine = Engine::new(space, AnyPolicy::new(cfg.fit, cfg.order), config);
+        engine.grow(cfg.size);
+        SimHeap {
+            engine,
+            config: cfg,
+            last_searched: 0,
+        }
+    }
+
+    /// Allocates `size` bytes: the size is rounded up to the alignment and the header is added,
+    /// as `malloc.py` does. Returns the address handed to the user (the block's address plus
+    /// the header size) and the number of free-list elements searched.
+    pub fn malloc(&mut self, size: usize) -> Result<(usize, usize), AllocError> {
+        let before = self.engine.stats_searched();
+        let result = self.alloc(size);
+        self.last_searched = (self.engine.stats_searched() - before) as usize;
+        result.map(|block| (block + self.config.header_size, self.last_searched))
+    }
+
+    fn alloc(&mut self, size: usize) -> Result<usize, AllocError> {
+        if size == 0 {
+            return Err(AllocError::ZeroSize);
+        }
+        let align = self.config.align.max(1);
+        let rounded = size
+            .checked_next_multiple_of(align)
+            .ok_or(AllocError::TooLarge)?;
+        let need = rounded
+            .checked_add(self.config.header_size)
+            .ok_or(AllocError::TooLarge)?;
+        self.engine.alloc_block(need, 0, size)
+    }
+
+    /// Free-list elements the last `malloc` searched, whether it succeeded or not.
+    pub fn last_searched(&self) -> usize {
+        self.last_searched
+    }
+
+    /// Frees the block whose user address is `addr`.
+    pub fn free(&mut self, addr: usize) -> Result<(), FreeError> {
+        let block = self.engine.space.lookup(addr)?;
+        self.engine.free_block(block);
+        Ok(())
+    }
+
+    /// The free list as `(address, size)` in list order, as the textbook prints it (segregated
+    /// fit lists its bins from the smallest class up).
+    pub fn free_list(&self) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for list in 0..self.engine.policy.list_count() {
+            let mut x = self.engine.policy.list_head(list);
+            while x != NIL {
+                out.push((x, self.engine.space.block_size(x)));
+                x = self.engine.space.next(x);
+            }
+        }
+        out
+    }
+
+    /// Exact statistics, as for a real heap.
+    pub fn stats(&self) -> HeapStats {
+        self.engine.stats()
+    }
+
+    /// The blocks in address order.
+    pub fn blocks(&self) -> Vec<BlockInfo> {
+        self.engine.blocks().collect()
+    }
+
+    /// Checks every invariant (see [`Heap::check`](crate::Heap::check)).
+    pub fn check(&self) -> Result<(), Corruption> {
+        self.engine.check()
+    }
+
+    /// Runs the deferred-coalescing pass now.
+    pub fn coalesce(&mut self) {
+        self.engine.coalesce_all()
+    }
+
+    /// The shape the heap was made with.
+    pub fn config(&self) -> SimConfig {
+        self.config
+    }
+}

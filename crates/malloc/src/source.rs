@@ -1,0 +1,202 @@
+//! Where a heap's memory comes from: the [`Source`] trait, [`FixedRegion`] (a caller's memory,
+//! never grows, works in no_std) and [`OsSource`] (pages from the OS through mmap).
+//!
+//! Invariant: every region a source hands out is valid for reads and writes, owned by the heap
+//! alone until it is given back, and never overlaps another live region.
+
+use core::ptr::NonNull;
+
+/// A supplier of memory regions for a heap.
+///
+/// # Safety
+/// `grow` must return memory valid for reads and writes of `len` bytes that nothing else uses
+/// until it is passed back to `release` (or cut off by `shrink`), and that overlaps no other
+/// region the source has handed out and not taken back.
+pub unsafe trait Source {
+    /// A new region of at least `min_bytes` bytes if the source can give one. A source may
+    /// return a smaller region when it has nothing larger (a fixed region does); the heap then
+    /// uses it for smaller requests.
+    fn grow(&mut self, min_bytes: usize) -> Option<(NonNull<u8>, usize)>;
+
+    /// Whether `release` and `shrink` can ever succeed.
+    fn can_release(&self) -> bool {
+        false
+    }
+
+    /// Takes back a whole region. Returns false if this source never takes memory back.
+    ///
+    /// # Safety
+    /// `start` and `len` must describe exactly a region that `grow` returned and that is not
+    /// used any more.
+    unsafe fn release(&mut self, start: NonNull<u8>, len: usize) -> bool {
+        let _ = (start, len);
+        false
+    }
+
+    /// Takes back the tail `[start + new_len, start + len)` of a region, where `new_len` is a
+    /// multiple of `page_size`. Returns false if that is not possible.
+    ///
+    /// # Safety
+    /// `start` and `len` must describe a live region from `grow` (as shrunk so far), and nothing
+    /// may use the tail any more.
+    unsafe fn shrink(&mut self, start: NonNull<u8>, len: usize, new_len: usize) -> bool {
+        let _ = (start, len, new_len);
+        false
+    }
+
+    /// The granularity of `shrink`.
+    fn page_size(&self) -> usize {
+        4096
+    }
+}
+
+/// A caller's memory, handed to the heap once. It never grows and never gives memory back.
+/// Works in no_std.
+#[derive(Debug)]
+pub struct FixedRegion {
+    region: Option<(NonNull<u8>, usize)>,
+}
+
+// SAFETY: the region is owned by whoever owns the `FixedRegion` (see `FixedRegion::new`), so it
+// may move to another thread with it.
+unsafe impl Send for FixedRegion {}
+
+impl FixedRegion {
+    /// A source that gives out `[start, start + len)` once.
+    ///
+    /// # Safety
+    /// The memory must be valid for reads and writes for as long as the heap built on this
+    /// source (and any pointer it handed out) is used, and nothing else may touch it meanwhile.
+    pub const unsafe fn new(start: NonNull<u8>, len: usize) -> Self {
+        FixedRegion {
+            region: Some((start, len)),
+        }
+    }
+
+    /// A source with no memory at all: every allocation fails.
+    pub const fn empty() -> Self {
+        FixedRegion { region: None }
+    }
+
+    /// A source over a static buffer, which it owns from now on.
+    pub fn from_static(buf: &'static mut [u8]) -> Self {
+        let len = buf.len();
+        let start = NonNull::from(buf).cast::<u8>();
+        // SAFETY: a `&'static mut` is valid forever and exclusive, and we consume it.
+        unsafe { FixedRegion::new(start, len) }
+    }
+}
+
+// SAFETY: the one region comes from the caller of `FixedRegion::new`, who promised it is valid
+// and exclusive; it is handed out at most once.
+unsafe impl Source for FixedRegion {
+    fn grow(&mut self, _min_bytes: usize) -> Option<(NonNull<u8>, usize)> {
+        self.region.take()
+    }
+}
+
+#[cfg(all(feature = "std", unix))]
+pub use os::OsSource;
+
+#[cfg(all(feature = "std", unix))]
+mod os {
+    use super::Source;
+    use core::ptr::NonNull;
+
+    /// Pages from the operating system: mmap to grow, munmap to give regions (or their tails)
+    /// back.
+    ///
+    /// Regions are at least [`OsSource::CHUNK`] bytes, so that small allocations do not each
+    /// cost a system call.
+    #[derive(Debug, Default)]
+    pub struct OsSource {
+        page: usize,
+        mapped: usize,
+    }
+
+    impl OsSource {
+        /// The smallest region mapped at once: 1 MiB.
+        pub const CHUNK: usize = 1 << 20;
+
+        /// A source with nothing mapped yet.
+        pub const fn new() -> Self {
+            OsSource { page: 0, mapped: 0 }
+        }
+
+        /// Bytes currently mapped by this source.
+        pub fn mapped_bytes(&self) -> usize {
+            self.mapped
+        }
+
+        fn page(&mut self) -> usize {
+            if self.page == 0 {
+                // SAFETY: sysconf has no preconditions.
+                let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+                self.page = if p > 0 { p as usize } else { 4096 };
+            }
+            self.page
+        }
+    }
+
+    // SAFETY: regions are fresh anonymous private mappings, so nothing else uses them, and only
+    // what `grow` mapped is ever unmapped.
+    unsafe impl Source for OsSource {
+        fn grow(&mut self, min_bytes: usize) -> Option<(NonNull<u8>, usize)> {
+            let page = self.page();
+            let len = min_bytes.max(Self::CHUNK).checked_add(page - 1)? & !(page - 1);
+            // SAFETY: an anonymous private mapping at an address of the kernel's choosing
+            // touches no existing memory.
+            let p = unsafe {
+                libc::mmap(
+                    core::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return None;
+            }
+            self.mapped += len;
+            NonNull::new(p.cast::<u8>()).map(|p| (p, len))
+        }
+
+        fn can_release(&self) -> bool {
+            true
+        }
+
+        unsafe fn release(&mut self, start: NonNull<u8>, len: usize) -> bool {
+            // SAFETY: the caller passes a whole region that `grow` mapped and nobody uses.
+            let ok = unsafe { libc::munmap(start.as_ptr().cast(), len) } == 0;
+            if ok {
+                self.mapped -= len;
+            }
+            ok
+        }
+
+        unsafe fn shrink(&mut self, start: NonNull<u8>, len: usize, new_len: usize) -> bool {
+            let page = self.page();
+            if new_len >= len || new_len % page != 0 || start.as_ptr() as usize % page != 0 {
+                return false;
+            }
+            // SAFETY: the tail lies inside a region `grow` mapped and the caller no longer uses it;
+            // both ends are page aligned.
+            let ok =
+                unsafe { libc::munmap(start.as_ptr().add(new_len).cast(), len - new_len) } == 0;
+            if ok {
+                self.mapped -= len - new_len;
+            }
+            ok
+        }
+
+        fn page_size(&self) -> usize {
+            if self.page == 0 {
+                4096
+            } else {
+                self.page
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Where block metadata lives: the one seam between the allocation engine and memory.
+//!
+//! The engine (`engine.rs`) and the placement policies are written once, against the two traits
+//! here. [`FreeLinks`] is the narrow view a policy gets of a free block (its size and its two list
+//! links). `Space` is the engine's full view: headers, neighbours, growth and trimming. Real
+//! memory (`raw_space.rs`) keeps all of it inside the blocks; the simulated address range
+//! (`sim.rs`) keeps it in a map. Invariant: every address passed to these methods is the start of a
+//! block that the space itself laid out, and the engine never passes anything else.
+
+use crate::error::{Corruption, FreeError};
+
+/// The "no block" value of a free-list link.
+pub const NIL: usize = usize::MAX;
+
+/// What a placement [`Policy`](crate::Policy) may see and change of a free block: its size and
+/// its two list links. Blocks are named by address (the address of the block's header).
+///
+/// The links live in the free block's own payload for a real heap, which is why the free list
+/// costs no memory beyond the free space it describes.
+pub trait FreeLinks {
+    /// The size of the block in bytes, header included.
+    fn block_size(&self, block: usize) -> usize;
+    /// The next block in the list this block is on, or [`NIL`].
+    fn next(&self, block: usize) -> usize;
+    /// The previous block in the list this block is on, or [`NIL`].
+    fn prev(&self, block: usize) -> usize;
+    /// Sets the next link of a free block.
+    fn set_next(&mut self, block: usize, next: usize);
+    /// Sets the previous link of a free block.
+    fn set_prev(&mut self, block: usize, prev: usize);
+}
+
+/// What trimming did to a trailing free block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Trim {
+    /// Nothing could be given back; the block is unchanged.
+    Kept,
+    /// The region's tail went back to the source; the block now has `new_size` bytes.
+    Shrunk {
+        /// The block's size after trimming.
+        new_size: usize,
+    },
+    /// The whole region (which held only this block) went back to the source.
+    Released,
+}
+
+/// A walk position: (region, block). The region part is opaque to the engine.
+pub(crate) type Cursor = (usize, usize);
+
+/// The engine's view of block metadata. See the module docs.
+pub(crate) trait Space: FreeLinks {
+    /// Bytes of header in front of every payload.
+    fn header_size(&self) -> usize;
+    /// The smallest block (header included) that can exist on its own, free or used.
+    fn min_block(&self) -> usize;
+    /// The alignment every payload has without asking.
+    fn natural_align(&self) -> usize;
+    /// Whether the block is in use.
+    fn is_used(&self, block: usize) -> bool;
+    /// The bytes the caller asked for when the (used) block was handed out.
+    fn requested(&self, block: usize) -> usize;
+    /// Marks the block used with the given size. Keeps the block's knowledge of its previous
+    /// neighbour and tells the following block that its previous neighbour is now used.
+    fn set_used(&mut self, block: usize, size: usize, requested: usize);
+    /// Changes only the requested size of a used block.
+    fn set_requested(&mut self, block: usize, requested: usize);
+    /// Marks the block free with the given size (header, boundary tag) and tells the following
+    /// block that its previous neighbour is now free.
+    fn set_free(&mut self, block: usize, size: usize);
+    /// The block at `block` has been absorbed into a neighbour: make its header unusable (so a
+    /// stale pointer to it is refused) and forget it.
+    fn discard(&mut self, block: usize);
+    /// The block right after this one in the same region, or `None` at the region's end.
+    fn next_block(&self, block: usize) -> Option<usize>;
+    /// The block right before this one, if it is free (O(1): flags and boundary tag).
+    fn prev_free(&self, block: usize) -> Option<usize>;
+    /// Validates a pointer handed to the user and returns its (used) block.
+    fn lookup(&self, user: usize) -> Result<usize, FreeError>;
+    /// Whether `addr` is inside one of the space's regions.
+    fn owns(&self, addr: usize) -> bool;
+    /// Adds a region able to hold (ideally) a block of `block_size` bytes. Returns the new empty
+    /// area as `(block, size)`, not yet marked; `None` when the source gives nothing.
+    fn grow(&mut self, block_size: usize) -> Option<(usize, usize)>;
+    /// Whether `trim` can ever give memory back.
+    fn can_trim(&self) -> bool;
+    /// Gives back memory under a free block that ends its region (the block is on no list).
+    /// Keeps at least `keep` bytes of the block unless the whole region can go.
+    fn trim(&mut self, block: usize, size: usize, keep: usize) -> Trim;
+    /// Bytes obtained from the source and not given back.
+    fn heap_bytes(&self) -> usize;
+    /// Bytes that belong to no block (region bookkeeping, sentinels, alignment slop).
+    fn overhead_bytes(&self) -> usize;
+    /// The first block of the first region.
+    fn walk_first(&self) -> Option<Cursor>;
+    /// The block after `at` in address order within a region, then on to the next region.
+    fn walk_next(&self, at: Cursor) -> Option<Cursor>;
+    /// Walks every block, checking that sizes tile each region exactly and each header is
+    /// genuine; calls `visit(block, first_in_region)` for each.
+    fn walk_checked(
+        &self,
+        visit: &mut dyn FnMut(usize, bool) -> Result<(), Corruption>,
+    ) -> Result<(), Corruption>;
+    /// Checks what the space records about a block's neighbours: `prev_free` is the block just
+    /// before it when that block is free.
+    fn check_block(&self, block: usize, prev_free: Option<usize>) -> Result<(), Corruption>;
+}
