@@ -8,4 +8,6 @@
 pub mod gen;
 pub mod mt19937;
 pub mod ostep;
+pub mod replay;
+pub mod svg;
 pub mod trace;

@@ -3,12 +3,15 @@
 //!
 //! Invariant: standard output receives either a subcommand's complete output or nothing.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use freespace_sim::gen::{generate_text, GenOptions, Shape};
 use freespace_sim::ostep::{self, ListOrderName, OstepOptions, PolicyName};
+use freespace_sim::trace::read_trace_file;
+use freespace_sim::{replay, svg};
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// Free-space management, made visible: replay allocation traces across policies, draw heap
 /// maps, and reproduce the OSTEP malloc.py homework simulator.
@@ -23,8 +26,20 @@ struct Cli {
 enum Command {
     /// The OSTEP homework simulator (vm-freespace/malloc.py): same flags, same output.
     Ostep(OstepArgs),
+    /// Replay a trace against every allocator and print a table (optionally draw pictures).
+    Replay(ReplayArgs),
     /// Write a synthetic trace (ramp, peak, plateau, random, fragment) in the text format.
     Gen(GenArgs),
+}
+
+/// A trace file in the text format (`a ID SIZE [ALIGN]`, `f ID`, `r ID SIZE`, `#` comments).
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The trace file
+    trace: std::path::PathBuf,
+    /// Also write SVG pictures (heap maps, fragmentation and footprint, compactions) to DIR
+    #[arg(long, value_name = "DIR")]
+    svg: Option<std::path::PathBuf>,
 }
 
 /// Parameters of a generated trace; the same values always give the same trace.
@@ -190,8 +205,38 @@ fn ostep_options(a: &OstepArgs) -> Result<OstepOptions, Failure> {
     })
 }
 
+/// Replays with a progress bar on long traces (hidden unless stderr is a terminal), and
+/// returns the table only once every subject has finished.
+fn replay_command(args: &ReplayArgs) -> Result<String, Failure> {
+    let trace = read_trace_file(&args.trace).map_err(|e| Failure(e.to_string()))?;
+    let subjects = replay::subject_count();
+    let total = (trace.events.len() * subjects) as u64;
+    let bar = if total >= 200_000 && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("replaying {bar:40} {pos}/{len} events ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let result = replay::replay(&trace, &mut |n| bar.inc(n));
+    bar.finish_and_clear();
+    let result = result.map_err(|e| Failure(e.to_string()))?;
+    let mut out = replay::render_table(&result);
+    if let Some(dir) = &args.svg {
+        let written = svg::write_all(dir, &result).map_err(|e| Failure(e.to_string()))?;
+        for path in written {
+            out.push_str(&format!("wrote {}\n", path.display()));
+        }
+    }
+    Ok(out)
+}
+
 fn run(cli: Cli) -> Result<String, Failure> {
     match cli.command {
+        Command::Replay(args) => replay_command(&args),
         Command::Gen(args) => {
             let shape = Shape::parse(&args.shape)
                 .ok_or_else(|| Failure(format!("gen: unknown shape '{}'", args.shape)))?;

@@ -1,0 +1,224 @@
+//! The buddy allocator as a replay subject: freespace-malloc's `BuddyHeap` over one region
+//! the replay owns.
+//!
+//! Invariant: `live` maps every live trace id to the pointer the heap returned for it, and
+//! `ends` holds exactly the end offsets of those blocks, so the footprint (the end of the
+//! highest live block) is always its last key.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::collections::{BTreeSet, HashMap};
+use std::ptr::NonNull;
+
+use freespace_malloc::BuddyHeap;
+
+use super::{Family, MapBlock, Subject, SubjectError, TraceProfile};
+
+/// A region from the global allocator, zeroed, freed on drop.
+struct Region {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl Region {
+    /// The largest region that can be had, starting at `want` bytes and halving on refusal.
+    fn zeroed(mut want: usize) -> Option<Region> {
+        while want >= 4096 {
+            if let Ok(layout) = Layout::from_size_align(want, 4096) {
+                // SAFETY: the layout has a non-zero size.
+                let ptr = unsafe { alloc_zeroed(layout) };
+                if let Some(ptr) = NonNull::new(ptr) {
+                    return Some(Region { ptr, layout });
+                }
+            }
+            want /= 2;
+        }
+        None
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from `alloc_zeroed` with this layout and is freed once, here.
+        unsafe { dealloc(self.ptr.as_ptr(), self.layout) };
+    }
+}
+
+/// `BuddyHeap` driven by a trace.
+pub struct BuddySubject {
+    // Field order matters: the heap is dropped before the region it lives in. The region is
+    // only held, never read: it owns the memory the heap's pointers point into.
+    heap: Option<BuddyHeap>,
+    _region: Option<Region>,
+    live: HashMap<u64, (NonNull<u8>, usize)>,
+    ends: BTreeSet<usize>,
+}
+
+impl std::fmt::Debug for BuddySubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuddySubject")
+            .field("live", &self.live.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BuddySubject {
+    /// A buddy heap with room for the trace: 16 times its peak live bytes (rounding to powers
+    /// of two can double a request, and holes can double it again), at least 1 MiB. The memory
+    /// is zeroed on demand by the system, so untouched room costs nothing.
+    pub fn new(profile: &TraceProfile) -> Self {
+        let want = profile
+            .peak_live
+            .saturating_add(profile.largest)
+            .saturating_mul(16)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << 40)
+            .clamp(1 << 20, 1 << 40);
+        let region = Region::zeroed(want);
+        let heap = region.as_ref().map(|r| {
+            // SAFETY: the region is ours, zeroed (initialised), and lives as long as the
+            // subject, which drops the heap first and never hands the region to anything else.
+            unsafe { BuddyHeap::new(r.ptr, r.layout.size()) }
+        });
+        BuddySubject {
+            heap,
+            _region: region,
+            live: HashMap::new(),
+            ends: BTreeSet::new(),
+        }
+    }
+
+    fn heap(&mut self) -> Result<&mut BuddyHeap, SubjectError> {
+        self.heap
+            .as_mut()
+            .ok_or_else(|| SubjectError("no memory for the buddy heap's region".to_string()))
+    }
+
+    fn end_of(heap: &BuddyHeap, ptr: NonNull<u8>) -> usize {
+        let usable = heap.usable_size(ptr).unwrap_or(0);
+        ptr.as_ptr() as usize + usable - heap.base()
+    }
+}
+
+impl Subject for BuddySubject {
+    fn name(&self) -> String {
+        "buddy".to_string()
+    }
+
+    fn family(&self) -> Family {
+        Family::Buddy
+    }
+
+    fn alloc(&mut self, id: u64, size: usize, align: usize) -> Result<(), SubjectError> {
+        let layout = Layout::from_size_align(size, align)
+            .map_err(|e| SubjectError(format!("bad layout: {e}")))?;
+        let heap = self.heap()?;
+        let ptr = heap
+            .malloc(layout)
+            .map_err(|e| SubjectError(format!("allocation of {size} bytes failed: {e:?}")))?;
+        let end = Self::end_of(heap, ptr);
+        self.live.insert(id, (ptr, end));
+        self.ends.insert(end);
+        Ok(())
+    }
+
+    fn free(&mut self, id: u64) -> Result<(), SubjectError> {
+        let (ptr, end) = self
+            .live
+            .remove(&id)
+            .ok_or_else(|| SubjectError(format!("id {id} is not live")))?;
+        self.ends.remove(&end);
+        let heap = self.heap()?;
+        // SAFETY: `ptr` came from this heap's malloc/realloc and is freed once: the id map
+        // hands each pointer out exactly once.
+        unsafe { heap.free(ptr) }.map_err(|e| SubjectError(format!("free refused: {e:?}")))
+    }
+
+    fn realloc(&mut self, id: u64, size: usize) -> Result<(), SubjectError> {
+        let (ptr, end) = *self
+            .live
+            .get(&id)
+            .ok_or_else(|| SubjectError(format!("id {id} is not live")))?;
+        let layout = Layout::from_size_align(size, 16)
+            .map_err(|e| SubjectError(format!("bad layout: {e}")))?;
+        let heap = self.heap()?;
+        // SAFETY: `ptr` is live in this heap; on success the old pointer is replaced in the map
+        // and never used again, on failure it stays valid.
+        let new = unsafe { heap.realloc(ptr, layout) }
+            .map_err(|e| SubjectError(format!("realloc to {size} bytes failed: {e:?}")))?;
+        let new_end = Self::end_of(heap, new);
+        self.ends.remove(&end);
+        self.ends.insert(new_end);
+        self.live.insert(id, (new, new_end));
+        Ok(())
+    }
+
+    fn footprint(&self) -> usize {
+        self.ends.last().copied().unwrap_or(0)
+    }
+
+    fn external(&self) -> f64 {
+        // The heap's own measure: the untouched room above the highest live block counts as
+        // free blocks too, as the free tail does for the other subjects.
+        self.heap
+            .as_ref()
+            .map_or(0.0, |h| h.stats().external_fragmentation())
+    }
+
+    fn internal(&self) -> f64 {
+        self.heap
+            .as_ref()
+            .map_or(0.0, |h| h.stats().internal_fragmentation())
+    }
+
+    fn search_per_alloc(&self) -> Option<f64> {
+        self.heap.as_ref().map(|h| h.stats().search_per_alloc())
+    }
+
+    fn bytes_moved(&self) -> Option<u64> {
+        None
+    }
+
+    fn heap_map(&self) -> Vec<MapBlock> {
+        let Some(heap) = self.heap.as_ref() else {
+            return Vec::new();
+        };
+        let limit = self.footprint();
+        heap.blocks()
+            .map(|b| MapBlock {
+                offset: b.addr - heap.base(),
+                len: b.size,
+                used: !b.free,
+            })
+            .take_while(|b| b.offset < limit)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buddy_subject_tracks_the_highest_live_block() {
+        let profile = TraceProfile {
+            peak_live: 4096,
+            largest: 1000,
+            max_align: 8,
+        };
+        let mut s = BuddySubject::new(&profile);
+        s.alloc(1, 100, 8).unwrap();
+        let one = s.footprint();
+        assert_eq!(one, 128, "100 bytes and a 16-byte header round up to 128");
+        s.alloc(2, 1000, 8).unwrap();
+        assert!(s.footprint() > one);
+        s.free(2).unwrap();
+        assert_eq!(s.footprint(), one);
+        s.realloc(1, 300).unwrap();
+        assert!(s.footprint() >= 300);
+        let map = s.heap_map();
+        assert!(map.iter().any(|b| b.used));
+        assert!(map
+            .windows(2)
+            .all(|w| w[0].offset + w[0].len == w[1].offset));
+    }
+}

@@ -1,0 +1,425 @@
+//! `--svg DIR`: the pictures, written as plain SVG text.
+//!
+//! Invariant: every picture is a self-contained SVG document whose size is fixed by the
+//! constants below, and whose colours say one thing each: [`USED`] for live blocks, [`FREE`]
+//! for free space inside the footprint; lines get one colour per allocator, the same in every
+//! picture.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::replay::{human_bytes, Family, MapBlock, Replay, RunResult};
+
+/// Fill of a live block in the heap map.
+pub const USED: &str = "#2f6db5";
+/// Fill of free space in the heap map.
+pub const FREE: &str = "#f2a93b";
+/// The page background.
+pub const BACKGROUND: &str = "#ffffff";
+
+/// Width of every picture, in pixels.
+pub const WIDTH: u32 = 960;
+/// Left margin of the heap map, where the row labels go.
+pub const MAP_LEFT: f64 = 170.0;
+/// Right margin.
+pub const RIGHT: f64 = 20.0;
+/// Height of one heap-map row (the bar plus its gap).
+pub const MAP_ROW: f64 = 26.0;
+/// Height of one heap-map bar.
+pub const MAP_BAR: f64 = 18.0;
+/// Top margin of the heap map (title and axis note).
+pub const MAP_TOP: f64 = 48.0;
+
+const PALETTE: [&str; 16] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
+];
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn open(out: &mut String, width: u32, height: u32, title: &str) {
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(out, "<title>{}</title>", escape(title));
+    let _ = writeln!(
+        out,
+        r#"<rect x="0" y="0" width="{width}" height="{height}" fill="{BACKGROUND}"/>"#
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="10" y="20" font-size="15" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
+}
+
+/// Adjacent blocks in the same state merged, so a map of many small blocks stays small.
+fn merge_runs(map: &[MapBlock]) -> Vec<MapBlock> {
+    let mut out: Vec<MapBlock> = Vec::with_capacity(map.len());
+    for b in map {
+        match out.last_mut() {
+            Some(last) if last.used == b.used && last.offset + last.len == b.offset => {
+                last.len += b.len;
+            }
+            _ => out.push(*b),
+        }
+    }
+    out
+}
+
+/// Height of the heap map for `rows` allocators.
+pub fn heap_map_height(rows: usize) -> u32 {
+    (MAP_TOP + MAP_ROW * rows as f64 + 30.0) as u32
+}
+
+/// The heap map: one bar per allocator, address along x on a scale common to all bars (the
+/// largest final footprint spans the width), live blocks in [`USED`], free space in [`FREE`].
+pub fn heap_map_svg(r: &Replay) -> String {
+    let height = heap_map_height(r.results.len());
+    let mut out = String::new();
+    open(
+        &mut out,
+        WIDTH,
+        height,
+        &format!("Heap map after the last event of {}", r.source),
+    );
+    let span = r
+        .results
+        .iter()
+        .map(|row| map_extent(&row.final_map))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let plot_w = f64::from(WIDTH) - MAP_LEFT - RIGHT;
+    let scale = plot_w / span as f64;
+    let _ = writeln!(
+        out,
+        r##"<text x="{MAP_LEFT}" y="38" fill="#555">address offset 0 to {} ({}); blue = used, orange = free</text>"##,
+        span,
+        escape(&human_bytes(span))
+    );
+    for (i, row) in r.results.iter().enumerate() {
+        let y = MAP_TOP + MAP_ROW * i as f64;
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            MAP_LEFT - 8.0,
+            y + MAP_BAR - 4.0,
+            escape(&row.name)
+        );
+        for b in merge_runs(&row.final_map) {
+            let x = MAP_LEFT + b.offset as f64 * scale;
+            let w = (b.len as f64 * scale).max(0.5);
+            let _ = writeln!(
+                out,
+                r#"<rect x="{x:.2}" y="{y:.1}" width="{w:.2}" height="{MAP_BAR}" fill="{}"/>"#,
+                if b.used { USED } else { FREE }
+            );
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+fn map_extent(map: &[MapBlock]) -> usize {
+    map.iter().map(|b| b.offset + b.len).max().unwrap_or(0)
+}
+
+/// A line chart: x is the event index, one polyline per series, a legend on the right.
+struct Chart<'a> {
+    title: String,
+    y_label: &'a str,
+    events: usize,
+    y_max: f64,
+    y_format: &'a dyn Fn(f64) -> String,
+}
+
+const CHART_H: u32 = 420;
+const CHART_LEFT: f64 = 80.0;
+const CHART_RIGHT: f64 = 190.0;
+const CHART_TOP: f64 = 40.0;
+const CHART_BOTTOM: f64 = 50.0;
+
+impl Chart<'_> {
+    fn x(&self, event: usize) -> f64 {
+        let w = f64::from(WIDTH) - CHART_LEFT - CHART_RIGHT;
+        CHART_LEFT + w * event as f64 / self.events.max(1) as f64
+    }
+
+    fn y(&self, v: f64) -> f64 {
+        let h = f64::from(CHART_H) - CHART_TOP - CHART_BOTTOM;
+        CHART_TOP + h * (1.0 - v / self.y_max.max(f64::MIN_POSITIVE))
+    }
+
+    fn frame(&self, out: &mut String) {
+        open(out, WIDTH, CHART_H, &self.title);
+        let (x0, x1) = (self.x(0), self.x(self.events));
+        let (y0, y1) = (self.y(0.0), self.y(self.y_max));
+        let _ = writeln!(
+            out,
+            "<path d=\"M{x0:.1},{y1:.1} V{y0:.1} H{x1:.1}\" stroke=\"#333\" fill=\"none\"/>"
+        );
+        for k in 0..=4 {
+            let v = self.y_max * f64::from(k) / 4.0;
+            let y = self.y(v);
+            let _ = writeln!(
+                out,
+                "<line x1=\"{x0:.1}\" y1=\"{y:.1}\" x2=\"{x1:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>"
+            );
+            let _ = writeln!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+                x0 - 6.0,
+                y + 4.0,
+                escape(&(self.y_format)(v))
+            );
+        }
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">event (0 to {})</text>"#,
+            (x0 + x1) / 2.0,
+            f64::from(CHART_H) - 15.0,
+            self.events
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="15" y="{:.1}" transform="rotate(-90 15 {:.1})" text-anchor="middle">{}</text>"#,
+            (y0 + y1) / 2.0,
+            (y0 + y1) / 2.0,
+            escape(self.y_label)
+        );
+    }
+
+    fn line(&self, out: &mut String, points: &[(usize, f64)], colour: &str, dashed: bool) {
+        if points.is_empty() {
+            return;
+        }
+        let mut d = String::new();
+        for (i, (e, v)) in points.iter().enumerate() {
+            let _ = write!(
+                d,
+                "{}{:.1},{:.1} ",
+                if i == 0 { "M" } else { "L" },
+                self.x(*e),
+                self.y(*v)
+            );
+        }
+        let _ = writeln!(
+            out,
+            r#"<path d="{}" stroke="{colour}" stroke-width="1.5" fill="none"{}/>"#,
+            d.trim_end(),
+            if dashed {
+                r#" stroke-dasharray="5,3""#
+            } else {
+                ""
+            }
+        );
+    }
+
+    fn legend(&self, out: &mut String, index: usize, label: &str, colour: &str) {
+        let x = f64::from(WIDTH) - CHART_RIGHT + 12.0;
+        let y = CHART_TOP + 16.0 * index as f64;
+        let _ = writeln!(
+            out,
+            "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{colour}\" stroke-width=\"3\"/>",
+            x + 18.0
+        );
+        let _ = writeln!(
+            out,
+            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
+            x + 24.0,
+            y + 4.0,
+            escape(label)
+        );
+    }
+}
+
+fn colour(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+fn bytes_axis(v: f64) -> String {
+    human_bytes(v.round() as usize)
+}
+
+fn ratio_axis(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+/// External fragmentation over the trace, one line per allocator.
+pub fn fragmentation_svg(r: &Replay) -> String {
+    let chart = Chart {
+        title: format!("External fragmentation over {}", r.source),
+        y_label: "1 - largest free / total free",
+        events: r.events,
+        y_max: 1.0,
+        y_format: &ratio_axis,
+    };
+    let mut out = String::new();
+    chart.frame(&mut out);
+    for (i, row) in r.results.iter().enumerate() {
+        let pts: Vec<(usize, f64)> = row.samples.iter().map(|s| (s.event, s.external)).collect();
+        chart.line(&mut out, &pts, colour(i), row.family == Family::Arena);
+        chart.legend(&mut out, i, &row.name, colour(i));
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// Footprint over the trace, one line per allocator.
+pub fn footprint_svg(r: &Replay) -> String {
+    let y_max = r
+        .results
+        .iter()
+        .map(|row| row.peak_footprint)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let chart = Chart {
+        title: format!("Footprint over {}", r.source),
+        y_label: "bytes held",
+        events: r.events,
+        y_max,
+        y_format: &bytes_axis,
+    };
+    let mut out = String::new();
+    chart.frame(&mut out);
+    for (i, row) in r.results.iter().enumerate() {
+        let pts: Vec<(usize, f64)> = row
+            .samples
+            .iter()
+            .map(|s| (s.event, s.footprint as f64))
+            .collect();
+        chart.line(&mut out, &pts, colour(i), row.family == Family::Arena);
+        chart.legend(&mut out, i, &row.name, colour(i));
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The arena's footprint over the trace, with each compaction pass drawn as a drop from the
+/// footprint before it to the footprint after it.
+pub fn compaction_svg(r: &Replay) -> String {
+    let arenas: Vec<(usize, &RunResult)> = r
+        .results
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| row.family == Family::Arena)
+        .collect();
+    let y_max = arenas
+        .iter()
+        .flat_map(|(_, row)| {
+            row.compactions
+                .iter()
+                .map(|c| c.before)
+                .chain(std::iter::once(row.peak_footprint))
+        })
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let chart = Chart {
+        title: format!("Arena footprint and compaction passes over {}", r.source),
+        y_label: "arena footprint",
+        events: r.events,
+        y_max,
+        y_format: &bytes_axis,
+    };
+    let mut out = String::new();
+    chart.frame(&mut out);
+    for (legend, (i, row)) in arenas.iter().enumerate() {
+        let pts: Vec<(usize, f64)> = row
+            .samples
+            .iter()
+            .map(|s| (s.event, s.footprint as f64))
+            .collect();
+        chart.line(&mut out, &pts, colour(*i), false);
+        chart.legend(&mut out, legend, &row.name, colour(*i));
+        for c in &row.compactions {
+            let x = chart.x(c.event);
+            let (yb, ya) = (chart.y(c.before as f64), chart.y(c.after as f64));
+            let _ = writeln!(
+                out,
+                r#"<line x1="{x:.1}" y1="{yb:.1}" x2="{x:.1}" y2="{ya:.1}" stroke="{}" stroke-width="2"/>"#,
+                colour(*i)
+            );
+            let _ = writeln!(
+                out,
+                r#"<circle cx="{x:.1}" cy="{yb:.1}" r="3" fill="{BACKGROUND}" stroke="{}"/><circle cx="{x:.1}" cy="{ya:.1}" r="3" fill="{}"/>"#,
+                colour(*i),
+                colour(*i)
+            );
+        }
+    }
+    let passes: usize = arenas.iter().map(|(_, row)| row.compactions.len()).sum();
+    let _ = writeln!(
+        out,
+        r##"<text x="{:.1}" y="{:.1}" fill="#555">{} compaction pass{}: hollow dot = before, filled = after</text>"##,
+        CHART_LEFT + 10.0,
+        CHART_TOP + 14.0,
+        passes,
+        if passes == 1 { "" } else { "es" }
+    );
+    out.push_str("</svg>\n");
+    out
+}
+
+/// An error writing the pictures.
+#[derive(Debug)]
+pub struct SvgError(pub String);
+
+impl std::fmt::Display for SvgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SvgError {}
+
+/// Writes `heap-map.svg`, `fragmentation.svg`, `footprint.svg` and `compaction.svg` into
+/// `dir` (created if missing) and returns their paths.
+pub fn write_all(dir: &Path, r: &Replay) -> Result<Vec<PathBuf>, SvgError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| SvgError(format!("{}: cannot create: {e}", dir.display())))?;
+    let pictures = [
+        ("heap-map.svg", heap_map_svg(r)),
+        ("fragmentation.svg", fragmentation_svg(r)),
+        ("footprint.svg", footprint_svg(r)),
+        ("compaction.svg", compaction_svg(r)),
+    ];
+    let mut paths = Vec::new();
+    for (name, text) in pictures {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| SvgError(format!("{}: cannot write: {e}", path.display())))?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_merge_only_touching_blocks_of_one_state() {
+        let b = |offset, len, used| MapBlock { offset, len, used };
+        let merged = merge_runs(&[
+            b(0, 4, true),
+            b(4, 4, true),
+            b(8, 2, false),
+            b(12, 2, false),
+        ]);
+        assert_eq!(merged, vec![b(0, 8, true), b(8, 2, false), b(12, 2, false)]);
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(escape("a<b & \"c\">"), "a&lt;b &amp; &quot;c&quot;&gt;");
+    }
+}
