@@ -1,2 +1,101 @@
-//! freespace-handles (in progress).
+//! freespace-handles: a relocatable arena with generational handles, pinning and pluggable
+//! compaction.
+//!
+//! # Why this crate can compact and malloc cannot
+//! `malloc` returns an address. Once the program holds it, in a local, a struct field or a
+//! pointer in another block, the allocator cannot know where the copies are, so it can never
+//! move the block: all it can do with free space is split it and merge free neighbours
+//! (coalescing), and holes between live blocks stay holes. This arena returns a *name* instead:
+//! a [`Handle`] is a slot index plus a generation. Every access goes through one table, the
+//! *master pointers* (the classic Mac OS Memory Manager called handles exactly this), so the
+//! arena can move a block and fix one table entry, and the program never notices. That is
+//! compaction: live blocks slide together and the holes merge into one free tail, which the
+//! arena then gives back.
+//!
+//! In Rust the borrow checker adds the missing piece: [`Arena::compact`] takes `&mut self`, and
+//! every reference returned by [`Arena::get`] borrows `&self`, so no reference into the buffer
+//! can be alive while blocks move. When an address must leave safe Rust (FFI), [`Arena::pin`]
+//! freezes the block and every compactor treats it as a barrier.
+//!
+//! # Usage
+//! ```
+//! use freespace_handles::{Arena, Budget, TwoFinger};
+//!
+//! let mut arena = Arena::new();
+//! let names: Vec<_> = (0..8).map(|i| arena.insert(format!("block {i}"))).collect();
+//! let bytes = arena.alloc_bytes(1000, 16);
+//! arena.bytes_mut(bytes).unwrap()[0] = 42;
+//! for h in names.iter().step_by(2) {
+//!     arena.remove(*h);
+//! }
+//! // Incremental compaction: each step moves at most about 2 blocks.
+//! while !arena.compact_with(Budget::Moves(2)).finished {}
+//! assert_eq!(arena.stats().holes, 0);
+//! assert_eq!(arena.bytes(bytes).unwrap()[0], 42);
+//! assert_eq!(arena.get(names[1]).unwrap(), "block 1");
+//!
+//! // Another compactor plugs in the same way.
+//! let mut other = Arena::with_compactor(TwoFinger::new());
+//! let h = other.insert(3.5f64);
+//! assert_eq!(other.get(h), Some(&3.5));
+//! ```
+//!
+//! # What is inside
+//! - [`Arena`]: the buffer, the table and the space map; `insert`/`get`/`get_mut`/`remove`,
+//!   `alloc_bytes`/`bytes`/`resize`/`free_bytes`, `pin`/`unpin`, `compact`/`compact_with`,
+//!   `stats`, and `try_` forms that return an [`ArenaError`].
+//! - Allocation inside the buffer: the best-fitting hole first (a size-ordered index, not a
+//!   scan), then bump at the top, then the [`GrowthPolicy`]: compact-then-grow (Mac OS),
+//!   defragment past a threshold (Redis), or manual. After a pass the buffer shrinks.
+//! - [`Compactor`]: the plug, working through a checked [`Relocator`]. [`Sliding`] keeps
+//!   address order and moves each block at most once; [`TwoFinger`] fills the lowest holes from
+//!   the top and moves fewer bytes. [`Budget`] bounds an incremental step.
+//! - [`SharedArena`]: concurrent readers under a reader-writer lock, compaction in bounded
+//!   steps; its protocol is model-checked with loom (`.ci/loom-handles`).
+//!
+//! # Safety and correctness
+//! - A handle carries its slot's generation; removal bumps it, so a stale handle is refused,
+//!   never aliased. A slot whose generation would wrap is retired.
+//! - Each slot also records its value's `TypeId`, so a handle used on the wrong arena can at
+//!   worst find another value of the same type, never reinterpret bytes.
+//! - Drop glue runs exactly once: on `remove` (the value is returned), on `clear`, or when the
+//!   arena drops.
+//! - Alignments up to [`MAX_ALIGN`] (4096) are supported; the buffer's base is aligned to it.
+//!   Larger ones are refused with [`ArenaError::BadAlignment`].
+//! - While a non-empty block is pinned the buffer can neither grow nor shrink (it would move):
+//!   reserve capacity up front ([`ArenaConfig::initial_capacity`]) if you pin.
+//! - `Arena` is neither `Send` nor `Sync`, since it may hold any `'static` value; share values
+//!   that are `Send + Sync` through [`SharedArena`].
+//!
+//! # Performance
+//! `get` is an index into the table, a generation and type compare and a pointer add. See
+//! `docs/benchmarks-handles.md` for measured ratios against slotmap and memcpy.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+
+mod arena;
+mod buffer;
+pub mod compactor;
+mod error;
+mod free_space;
+mod handle;
+mod policy;
+mod shared;
+mod stats;
+mod store;
+mod sync;
+mod table;
+
+#[cfg(test)]
+mod tests;
+
+pub use arena::Arena;
+pub use buffer::{MAX_ALIGN, PAGE};
+pub use compactor::{
+    BlockInfo, Budget, CompactionReport, Compactor, MoveError, Progress, Relocator, Sliding,
+    TwoFinger,
+};
+pub use error::ArenaError;
+pub use handle::{Handle, RawHandle};
+pub use policy::{ArenaConfig, GrowthPolicy};
+pub use shared::{SharedArena, SharedReadGuard};
+pub use stats::ArenaStats;

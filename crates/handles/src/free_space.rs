@@ -1,0 +1,391 @@
+//! The map of the buffer: which byte ranges hold live blocks and which are holes.
+//!
+//! Invariants (checked by [`Space::check`]):
+//! - live blocks and holes tile `[0, top)` exactly, without overlap;
+//! - no two holes are adjacent (they are coalesced on release), and no hole touches `top`
+//!   (the tail is trimmed instead, so `[top, capacity)` is the bump region);
+//! - `holes` (by address) and `by_size` (by length, then address) index the same holes;
+//! - `hole_bytes` is the sum of hole lengths.
+//!
+//! Zero-length blocks occupy no range and do not appear here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+#[inline]
+pub(crate) fn align_up(x: usize, align: usize) -> Option<usize> {
+    debug_assert!(align.is_power_of_two());
+    x.checked_add(align - 1).map(|v| v & !(align - 1))
+}
+
+#[derive(Default)]
+pub(crate) struct Space {
+    /// Live blocks by start offset: (length, slot index).
+    live: BTreeMap<usize, (usize, u32)>,
+    /// Holes by start offset: length.
+    holes: BTreeMap<usize, usize>,
+    /// The same holes as (length, start offset), for best-fit search.
+    by_size: BTreeSet<(usize, usize)>,
+    top: usize,
+    hole_bytes: usize,
+}
+
+impl Space {
+    #[inline]
+    pub(crate) fn top(&self) -> usize {
+        self.top
+    }
+
+    #[inline]
+    pub(crate) fn hole_bytes(&self) -> usize {
+        self.hole_bytes
+    }
+
+    #[inline]
+    pub(crate) fn hole_count(&self) -> usize {
+        self.by_size.len()
+    }
+
+    #[inline]
+    pub(crate) fn largest_hole(&self) -> usize {
+        self.by_size.last().map_or(0, |&(len, _)| len)
+    }
+
+    pub(crate) fn live_count(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Finds room for `len > 0` bytes aligned to `align` below `capacity`: the best-fitting hole
+    /// first, then the bump region. Claims it and returns its offset.
+    pub(crate) fn alloc(&mut self, len: usize, align: usize, capacity: usize) -> Option<usize> {
+        debug_assert!(len > 0);
+        let mut found = None;
+        for &(hole_len, hole_off) in self.by_size.range((len, 0)..) {
+            let start = align_up(hole_off, align)?;
+            if start + len <= hole_off + hole_len {
+                found = Some(start);
+                break;
+            }
+        }
+        let start = match found {
+            Some(start) => start,
+            None => {
+                let start = align_up(self.top, align)?;
+                if start.checked_add(len)? > capacity {
+                    return None;
+                }
+                start
+            }
+        };
+        self.claim(start, len);
+        Some(start)
+    }
+
+    /// Whether `[start, end)` is free (in one hole or in the bump region below `capacity`).
+    pub(crate) fn is_free(&self, start: usize, end: usize, capacity: usize) -> bool {
+        if start >= end {
+            return true;
+        }
+        if end > capacity {
+            return false;
+        }
+        if start >= self.top {
+            return true;
+        }
+        match self.holes.range(..=start).next_back() {
+            Some((&off, &len)) => {
+                let hole_end = off + len;
+                start < hole_end && (end <= hole_end || hole_end == self.top)
+            }
+            None => false,
+        }
+    }
+
+    /// Marks `[start, start + len)` as used. The range must be free (see [`Space::is_free`]).
+    pub(crate) fn claim(&mut self, start: usize, len: usize) {
+        let end = start + len;
+        if start >= self.top {
+            // Bump: the gap between the old top and start becomes a hole.
+            if start > self.top {
+                let gap_start = self.top;
+                self.top = start;
+                self.add_hole_raw(gap_start, start - gap_start);
+                self.coalesce_left(gap_start);
+            }
+            self.top = end;
+            return;
+        }
+        let (&off, &hole_len) = self
+            .holes
+            .range(..=start)
+            .next_back()
+            .expect("claim of a range that is not free");
+        let hole_end = off + hole_len;
+        debug_assert!(start < hole_end);
+        self.remove_hole_raw(off, hole_len);
+        if start > off {
+            self.add_hole_raw(off, start - off);
+        }
+        if end < hole_end {
+            self.add_hole_raw(end, hole_end - end);
+        } else if end > hole_end {
+            // The range runs past the last hole into the bump region.
+            debug_assert_eq!(hole_end, self.top);
+            self.top = end;
+        }
+    }
+
+    /// Marks `[start, start + len)` (currently used) as free: it becomes a hole, merged with its
+    /// neighbours, or the tail is trimmed if it reaches `top`.
+    pub(crate) fn release(&mut self, start: usize, len: usize) {
+        debug_assert!(start + len <= self.top);
+        self.add_hole_raw(start, len);
+        let merged = self.coalesce_left(start);
+        // Merge with the hole that follows, if any.
+        let (m_off, m_len) = (merged, self.holes[&merged]);
+        let end = m_off + m_len;
+        if let Some(&next_len) = self.holes.get(&end) {
+            self.remove_hole_raw(end, next_len);
+            self.remove_hole_raw(m_off, m_len);
+            self.add_hole_raw(m_off, m_len + next_len);
+        }
+        let m_len = self.holes[&m_off];
+        if m_off + m_len == self.top {
+            self.remove_hole_raw(m_off, m_len);
+            self.top = m_off;
+        }
+    }
+
+    /// Merges the hole at `start` with a hole ending exactly there; returns the merged start.
+    fn coalesce_left(&mut self, start: usize) -> usize {
+        let len = self.holes[&start];
+        if let Some((&prev_off, &prev_len)) = self.holes.range(..start).next_back() {
+            if prev_off + prev_len == start {
+                self.remove_hole_raw(prev_off, prev_len);
+                self.remove_hole_raw(start, len);
+                self.add_hole_raw(prev_off, prev_len + len);
+                return prev_off;
+            }
+        }
+        start
+    }
+
+    fn add_hole_raw(&mut self, off: usize, len: usize) {
+        debug_assert!(len > 0);
+        self.holes.insert(off, len);
+        self.by_size.insert((len, off));
+        self.hole_bytes += len;
+    }
+
+    fn remove_hole_raw(&mut self, off: usize, len: usize) {
+        self.holes.remove(&off);
+        self.by_size.remove(&(len, off));
+        self.hole_bytes -= len;
+    }
+
+    pub(crate) fn insert_live(&mut self, off: usize, len: usize, slot: u32) {
+        let old = self.live.insert(off, (len, slot));
+        debug_assert!(old.is_none());
+    }
+
+    pub(crate) fn remove_live(&mut self, off: usize) {
+        let old = self.live.remove(&off);
+        debug_assert!(old.is_some());
+    }
+
+    pub(crate) fn set_live_len(&mut self, off: usize, len: usize) {
+        if let Some(entry) = self.live.get_mut(&off) {
+            entry.0 = len;
+        }
+    }
+
+    /// The first live block starting at or after `at`: (offset, length, slot).
+    pub(crate) fn live_from(&self, at: usize) -> Option<(usize, usize, u32)> {
+        self.live
+            .range(at..)
+            .next()
+            .map(|(&off, &(len, slot))| (off, len, slot))
+    }
+
+    /// The last live block starting strictly before `at`.
+    pub(crate) fn live_before(&self, at: usize) -> Option<(usize, usize, u32)> {
+        self.live
+            .range(..at)
+            .next_back()
+            .map(|(&off, &(len, slot))| (off, len, slot))
+    }
+
+    /// The hole that ends exactly at `at`, if any.
+    pub(crate) fn hole_ending_at(&self, at: usize) -> Option<Range<usize>> {
+        let (&off, &len) = self.holes.range(..at).next_back()?;
+        (off + len == at).then_some(off..at)
+    }
+
+    /// Holes in address order.
+    pub(crate) fn holes(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        self.holes.iter().map(|(&off, &len)| off..off + len)
+    }
+
+    /// Holes of at least `min_len` bytes, smallest first.
+    pub(crate) fn holes_by_size(&self, min_len: usize) -> impl Iterator<Item = Range<usize>> + '_ {
+        self.by_size
+            .range((min_len, 0)..)
+            .map(|&(len, off)| off..off + len)
+    }
+
+    /// Live blocks in address order: (offset, length, slot).
+    pub(crate) fn live(&self) -> impl Iterator<Item = (usize, usize, u32)> + '_ {
+        self.live
+            .iter()
+            .map(|(&off, &(len, slot))| (off, len, slot))
+    }
+
+    /// Validates every invariant listed at the top of this file.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let mut cursor = 0usize;
+        let mut live = self.live.iter().peekable();
+        let mut holes = self.holes.iter().peekable();
+        let mut prev_was_hole = false;
+        let mut hole_sum = 0usize;
+        loop {
+            let next_live = live.peek().map(|(&o, _)| o);
+            let next_hole = holes.peek().map(|(&o, _)| o);
+            let (off, len, is_hole) = match (next_live, next_hole) {
+                (None, None) => break,
+                (Some(l), Some(h)) if h < l => {
+                    let (&o, &len) = holes.next().unwrap();
+                    (o, len, true)
+                }
+                (Some(_), _) => {
+                    let (&o, &(len, _)) = live.next().unwrap();
+                    (o, len, false)
+                }
+                (None, Some(_)) => {
+                    let (&o, &len) = holes.next().unwrap();
+                    (o, len, true)
+                }
+            };
+            if off != cursor {
+                return Err(format!("gap or overlap at {cursor}: next block at {off}"));
+            }
+            if len == 0 {
+                return Err(format!("empty block at {off}"));
+            }
+            if is_hole {
+                if prev_was_hole {
+                    return Err(format!("adjacent holes at {off}"));
+                }
+                if !self.by_size.contains(&(len, off)) {
+                    return Err(format!("hole at {off} missing from size index"));
+                }
+                hole_sum += len;
+            }
+            prev_was_hole = is_hole;
+            cursor = off + len;
+        }
+        if cursor != self.top {
+            return Err(format!("blocks end at {cursor}, top is {}", self.top));
+        }
+        if prev_was_hole {
+            return Err("hole touches top".into());
+        }
+        if self.by_size.len() != self.holes.len() {
+            return Err("size index and address index disagree".into());
+        }
+        if hole_sum != self.hole_bytes {
+            return Err(format!(
+                "hole bytes {} but holes sum to {hole_sum}",
+                self.hole_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alloc_live(s: &mut Space, len: usize, align: usize, cap: usize, slot: u32) -> usize {
+        let off = s.alloc(len, align, cap).unwrap();
+        s.insert_live(off, len, slot);
+        s.check().unwrap();
+        off
+    }
+
+    fn free_live(s: &mut Space, off: usize, len: usize) {
+        s.remove_live(off);
+        s.release(off, len);
+        s.check().unwrap();
+    }
+
+    #[test]
+    fn release_coalesces_both_sides_and_trims_the_tail() {
+        // The chapter's coalescing example: three 10-byte blocks, free the ends, then the middle.
+        let mut s = Space::default();
+        let a = alloc_live(&mut s, 10, 1, 100, 0);
+        let b = alloc_live(&mut s, 10, 1, 100, 1);
+        let c = alloc_live(&mut s, 10, 1, 100, 2);
+        let d = alloc_live(&mut s, 10, 1, 100, 3);
+        assert_eq!((a, b, c, d), (0, 10, 20, 30));
+        free_live(&mut s, a, 10);
+        free_live(&mut s, c, 10);
+        assert_eq!(s.hole_count(), 2);
+        free_live(&mut s, b, 10);
+        assert_eq!(s.hole_count(), 1);
+        assert_eq!(s.largest_hole(), 30);
+        free_live(&mut s, d, 10);
+        assert_eq!((s.hole_count(), s.top()), (0, 0));
+    }
+
+    #[test]
+    fn holes_are_used_best_fit_before_bumping() {
+        let mut s = Space::default();
+        let offs: Vec<usize> = (0..6)
+            .map(|i| alloc_live(&mut s, 10 + i, 1, 1000, i as u32))
+            .collect();
+        // Free blocks of 10 and 13 bytes, with live blocks around them.
+        free_live(&mut s, offs[0], 10);
+        free_live(&mut s, offs[3], 13);
+        let top = s.top();
+        let x = alloc_live(&mut s, 12, 1, 1000, 9);
+        assert_eq!(x, offs[3], "the 13-byte hole is the best fit for 12");
+        let y = alloc_live(&mut s, 11, 1, 1000, 10);
+        assert_eq!(y, top, "no hole fits 11, so it bumps");
+    }
+
+    #[test]
+    fn alignment_padding_becomes_a_hole() {
+        let mut s = Space::default();
+        alloc_live(&mut s, 3, 1, 4096, 0);
+        let off = alloc_live(&mut s, 8, 64, 4096, 1);
+        assert_eq!(off, 64);
+        assert_eq!(s.hole_bytes(), 61);
+        assert!(s.alloc(8, 1, 64).is_some(), "the padding hole is reusable");
+    }
+
+    #[test]
+    fn is_free_and_claim_across_the_last_hole_into_the_bump_region() {
+        let mut s = Space::default();
+        let a = alloc_live(&mut s, 16, 1, 256, 0);
+        let b = alloc_live(&mut s, 16, 1, 256, 1);
+        alloc_live(&mut s, 16, 1, 256, 2);
+        assert!(!s.is_free(a, a + 16, 256));
+        free_live(&mut s, b, 16);
+        assert!(s.is_free(b, b + 16, 256));
+        assert!(!s.is_free(b, b + 17, 256));
+        assert!(s.is_free(48, 256, 256));
+        assert!(!s.is_free(48, 257, 256));
+        s.claim(b + 4, 8);
+        s.insert_live(b + 4, 8, 7);
+        s.check().unwrap();
+        assert_eq!(s.hole_count(), 2);
+    }
+
+    #[test]
+    fn capacity_is_respected() {
+        let mut s = Space::default();
+        assert!(s.alloc(100, 1, 64).is_none());
+        assert_eq!(s.top(), 0);
+    }
+}

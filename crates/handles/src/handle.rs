@@ -1,0 +1,172 @@
+//! Handles: the names an arena hands out instead of addresses.
+//!
+//! A handle is a slot index into the master-pointer table plus the generation the slot had when
+//! the handle was made. Invariant: a handle's generation is always odd (occupied slots carry odd
+//! generations, vacant ones even), so it is never zero and `Option<Handle<T>>` costs nothing.
+
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::marker::PhantomData;
+use core::num::NonZeroU32;
+
+/// A typed name for a value in an [`Arena`](crate::Arena).
+///
+/// `Handle<T>` is 8 bytes and `Copy`; `Option<Handle<T>>` is 8 bytes too. It holds no address:
+/// every access goes through the arena's table, which is why the arena may move the value. A
+/// handle to a removed value is refused (`get` returns `None`) even after its slot is reused,
+/// because the slot's generation has moved on. Byte blocks from
+/// [`Arena::alloc_bytes`](crate::Arena::alloc_bytes) are named by `Handle<[u8]>`.
+///
+/// The `PhantomData<fn() -> T>` marker keeps the handle `Send + Sync` whatever `T` is: a handle
+/// is only a number, the arena decides what may cross threads.
+pub struct Handle<T: ?Sized> {
+    index: u32,
+    generation: NonZeroU32,
+    _type: PhantomData<fn() -> T>,
+}
+
+/// An untyped handle: the slot index and generation without the value's type.
+///
+/// Used where the type does not matter ([`Arena::pin`](crate::Arena::pin),
+/// [`Arena::unpin`](crate::Arena::unpin), [`Arena::contains`](crate::Arena::contains)).
+/// A `RawHandle` cannot be turned back into a typed handle, so it can never be used to read a
+/// value as the wrong type.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RawHandle {
+    index: u32,
+    generation: NonZeroU32,
+}
+
+impl<T: ?Sized> Handle<T> {
+    #[inline]
+    pub(crate) fn new(index: u32, generation: NonZeroU32) -> Self {
+        Handle {
+            index,
+            generation,
+            _type: PhantomData,
+        }
+    }
+
+    /// The slot index in the arena's table.
+    #[inline]
+    pub fn index(self) -> u32 {
+        self.index
+    }
+
+    /// The generation the slot had when this handle was made (always odd).
+    #[inline]
+    pub fn generation(self) -> NonZeroU32 {
+        self.generation
+    }
+
+    /// Forgets the type.
+    #[inline]
+    pub fn raw(self) -> RawHandle {
+        RawHandle {
+            index: self.index,
+            generation: self.generation,
+        }
+    }
+}
+
+impl RawHandle {
+    /// The slot index in the arena's table.
+    #[inline]
+    pub fn index(self) -> u32 {
+        self.index
+    }
+
+    /// The generation the slot had when this handle was made (always odd).
+    #[inline]
+    pub fn generation(self) -> NonZeroU32 {
+        self.generation
+    }
+}
+
+impl<T: ?Sized> From<Handle<T>> for RawHandle {
+    #[inline]
+    fn from(h: Handle<T>) -> RawHandle {
+        h.raw()
+    }
+}
+
+impl<T: ?Sized> Clone for Handle<T> {
+    #[inline]
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for Handle<T> {}
+
+impl<T: ?Sized> PartialEq for Handle<T> {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.index == other.index && self.generation == other.generation
+    }
+}
+
+impl<T: ?Sized> Eq for Handle<T> {}
+
+impl<T: ?Sized> Hash for Handle<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.raw().hash(state)
+    }
+}
+
+impl<T: ?Sized> PartialOrd for Handle<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T: ?Sized> Ord for Handle<T> {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.raw().cmp(&other.raw())
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for Handle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Handle({}v{})", self.index, self.generation)
+    }
+}
+
+impl fmt::Debug for RawHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawHandle({}v{})", self.index, self.generation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn handles_are_eight_bytes_and_niche_optimised() {
+        assert_eq!(size_of::<Handle<u64>>(), 8);
+        assert_eq!(size_of::<Option<Handle<u64>>>(), 8);
+        assert_eq!(size_of::<Handle<[u8]>>(), 8);
+        assert_eq!(size_of::<Option<RawHandle>>(), 8);
+    }
+
+    #[test]
+    fn handles_are_send_and_sync_whatever_t_is() {
+        fn assert_send_sync<X: Send + Sync>() {}
+        assert_send_sync::<Handle<std::rc::Rc<u8>>>();
+        assert_send_sync::<Handle<core::cell::Cell<u8>>>();
+    }
+
+    #[test]
+    fn equality_uses_index_and_generation() {
+        let g1 = NonZeroU32::new(1).unwrap();
+        let g3 = NonZeroU32::new(3).unwrap();
+        let a: Handle<u8> = Handle::new(4, g1);
+        assert_eq!(a, Handle::new(4, g1));
+        assert_ne!(a, Handle::new(4, g3));
+        assert_ne!(a, Handle::new(5, g1));
+        assert_eq!(a.raw().index(), 4);
+        assert_eq!(format!("{a:?}"), "Handle(4v1)");
+    }
+}

@@ -1,0 +1,131 @@
+//! The arena's storage: the buffer, the handle table and the space map, kept in agreement.
+//!
+//! Invariant (checked by [`Store::check`]): every occupied slot with `len > 0` has a live entry
+//! in the space map at its offset with its reserved length (`len` rounded up to its alignment)
+//! and index, its offset is aligned to its
+//! alignment, and its bytes lie inside the buffer; zero-length blocks occupy no space. The
+//! counters (`live_bytes`, `live_blocks`, `pinned_blocks`, `pinned_in_buffer`) equal what a walk
+//! of the table finds.
+
+use crate::buffer::Buffer;
+use crate::free_space::Space;
+use crate::table::{Slot, Table};
+
+pub(crate) struct Store {
+    pub(crate) buffer: Buffer,
+    pub(crate) table: Table,
+    pub(crate) space: Space,
+    /// Sum of the reserved lengths of live blocks.
+    pub(crate) live_bytes: usize,
+    /// Occupied slots.
+    pub(crate) live_blocks: usize,
+    /// Occupied slots with a pin count above zero.
+    pub(crate) pinned_blocks: usize,
+    /// Pinned slots that occupy buffer space: while non-zero, the buffer may not move.
+    pub(crate) pinned_in_buffer: usize,
+    pub(crate) total_moves: u64,
+    pub(crate) total_bytes_moved: u64,
+    pub(crate) passes_completed: u64,
+}
+
+impl Store {
+    pub(crate) fn new() -> Store {
+        Store {
+            buffer: Buffer::new(),
+            table: Table::new(),
+            space: Space::default(),
+            live_bytes: 0,
+            live_blocks: 0,
+            pinned_blocks: 0,
+            pinned_in_buffer: 0,
+            total_moves: 0,
+            total_bytes_moved: 0,
+            passes_completed: 0,
+        }
+    }
+
+    /// The address of a slot's block. Zero-length blocks get a dangling address aligned to
+    /// their alignment, which never changes.
+    #[inline]
+    pub(crate) fn block_ptr(&self, slot: &Slot) -> *mut u8 {
+        if slot.len == 0 {
+            // A well-aligned dangling address, the same thing NonNull::dangling gives a ZST.
+            slot.align as *mut u8
+        } else {
+            self.buffer.ptr().wrapping_add(slot.offset)
+        }
+    }
+
+    /// Moves the live block at `from` (length `len`, slot `index`) to `to`. The caller has
+    /// checked that the block is not pinned, that `to` is aligned, and that the destination,
+    /// minus the block's own range, is free.
+    pub(crate) fn relocate(&mut self, from: usize, to: usize, len: usize, index: u32) {
+        debug_assert!(to + len <= self.buffer.cap());
+        let base = self.buffer.ptr();
+        // SAFETY: both ranges lie inside the buffer (from is a live block, the destination was
+        // checked free below capacity); ptr::copy allows them to overlap.
+        unsafe { core::ptr::copy(base.add(from), base.add(to), len) };
+        self.space.remove_live(from);
+        self.space.release(from, len);
+        self.space.claim(to, len);
+        self.space.insert_live(to, len, index);
+        self.table.slots[index as usize].offset = to;
+        self.total_moves += 1;
+        self.total_bytes_moved += len as u64;
+    }
+
+    pub(crate) fn check(&self) -> Result<(), String> {
+        self.space.check()?;
+        if self.space.top() > self.buffer.cap() {
+            return Err(format!(
+                "top {} above capacity {}",
+                self.space.top(),
+                self.buffer.cap()
+            ));
+        }
+        let (mut live_bytes, mut live_blocks, mut pinned, mut pinned_in_buffer, mut in_space) =
+            (0, 0, 0, 0, 0);
+        for (i, slot) in self.table.slots.iter().enumerate() {
+            if !slot.is_occupied() {
+                continue;
+            }
+            live_blocks += 1;
+            live_bytes += slot.reserved();
+            if slot.pins > 0 {
+                pinned += 1;
+                if slot.len > 0 {
+                    pinned_in_buffer += 1;
+                }
+            }
+            if slot.len > 0 {
+                in_space += 1;
+                if slot.offset % slot.align != 0 {
+                    return Err(format!("slot {i} misaligned at {}", slot.offset));
+                }
+                match self.space.live_from(slot.offset) {
+                    Some((off, len, idx))
+                        if off == slot.offset && len == slot.reserved() && idx == i as u32 => {}
+                    other => {
+                        return Err(format!("slot {i} disagrees with the space map: {other:?}"))
+                    }
+                }
+            }
+        }
+        if in_space != self.space.live_count() {
+            return Err("space map holds blocks no slot owns".into());
+        }
+        let counters = (
+            self.live_bytes,
+            self.live_blocks,
+            self.pinned_blocks,
+            self.pinned_in_buffer,
+        );
+        if counters != (live_bytes, live_blocks, pinned, pinned_in_buffer) {
+            return Err(format!(
+                "counters {counters:?} but the table holds {:?}",
+                (live_bytes, live_blocks, pinned, pinned_in_buffer)
+            ));
+        }
+        Ok(())
+    }
+}

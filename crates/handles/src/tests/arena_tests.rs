@@ -1,0 +1,531 @@
+//! Unit tests of the arena's promises: stale handles refused, drop exactly once, pins that hold
+//! their address, the buffer shrinking, generation wrap retiring a slot, the policies, and a
+//! custom compactor that cannot corrupt the arena.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use crate::{
+    Arena, ArenaConfig, ArenaError, Budget, Compactor, GrowthPolicy, MoveError, Progress,
+    Relocator, Sliding, TwoFinger, MAX_ALIGN, PAGE,
+};
+
+/// Counts drops through a shared counter.
+struct Counted(Rc<Cell<usize>>, #[allow(dead_code)] [u8; 24]);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+#[test]
+fn stale_handles_are_refused_even_after_slot_reuse() {
+    let mut a = Arena::new();
+    let h = a.insert(10u32);
+    assert_eq!(a.remove(h), Some(10));
+    assert_eq!(a.get(h), None);
+    assert_eq!(a.get_mut(h), None);
+    assert_eq!(a.remove(h), None);
+    assert_eq!(a.try_remove(h), Err(ArenaError::Stale));
+    let h2 = a.insert(20u32);
+    assert_eq!(h2.index(), h.index(), "the slot is reused");
+    assert_ne!(h2.generation(), h.generation());
+    assert_eq!(a.get(h), None, "the old handle does not see the new value");
+    assert_eq!(a.get(h2), Some(&20));
+    assert!(!a.contains(h) && a.contains(h2));
+    assert_eq!(a.pin(h), Err(ArenaError::Stale));
+    a.check().unwrap();
+}
+
+#[test]
+fn handles_from_another_arena_never_reinterpret_bytes() {
+    let mut a = Arena::new();
+    let mut b = Arena::new();
+    let ha = a.insert(0xdead_beef_u32);
+    let hb = b.insert(String::from("not a u32"));
+    // Same index and generation, different type: refused.
+    assert_eq!(ha.index(), hb.index());
+    assert_eq!(b.get(ha), None);
+    assert_eq!(a.get(hb), None);
+}
+
+#[test]
+fn drop_runs_exactly_once_on_remove_clear_and_arena_drop() {
+    let drops = Rc::new(Cell::new(0));
+    let mut a = Arena::new();
+    let hs: Vec<_> = (0..30)
+        .map(|_| a.insert(Counted(drops.clone(), [0; 24])))
+        .collect();
+    let taken = a.remove(hs[0]).unwrap();
+    assert_eq!(
+        drops.get(),
+        0,
+        "remove hands the value back without dropping it"
+    );
+    drop(taken);
+    assert_eq!(drops.get(), 1);
+    for h in &hs[1..10] {
+        a.remove(*h);
+    }
+    assert_eq!(drops.get(), 10);
+    a.compact();
+    assert_eq!(drops.get(), 10, "moving a value does not drop it");
+    let pinned = hs[10];
+    a.pin(pinned).unwrap();
+    a.clear();
+    assert_eq!(drops.get(), 29, "clear drops every unpinned value");
+    assert_eq!(a.len(), 1);
+    a.unpin(pinned).unwrap();
+    for _ in 0..5 {
+        a.insert(Counted(drops.clone(), [0; 24]));
+    }
+    drop(a);
+    assert_eq!(
+        drops.get(),
+        35,
+        "the arena's drop drops the rest, once each"
+    );
+}
+
+#[test]
+fn zero_sized_values_work_and_drop() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Zst;
+    impl Drop for Zst {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    struct Drops;
+    impl Drops {
+        fn get(&self) -> usize {
+            DROPS.load(Ordering::Relaxed)
+        }
+    }
+    let drops = Drops;
+    #[derive(Debug, PartialEq)]
+    struct Unit;
+    let mut a = Arena::new();
+    let u = a.insert(Unit);
+    let z = a.insert(Zst);
+    assert_eq!(a.get(u), Some(&Unit));
+    assert_eq!(
+        a.stats().footprint,
+        0,
+        "zero-sized values take no buffer space"
+    );
+    let p = a.pin(u).unwrap();
+    a.compact();
+    assert_eq!(a.address_of(u), Some(p));
+    a.remove(z);
+    assert_eq!(drops.get(), 1);
+    a.insert(Zst);
+    drop(a);
+    assert_eq!(drops.get(), 2);
+}
+
+#[test]
+fn large_alignments_work_and_too_large_is_refused() {
+    #[repr(align(4096))]
+    #[derive(Debug, PartialEq)]
+    struct Page([u8; 64]);
+    #[repr(align(8192))]
+    struct TooBig(#[allow(dead_code)] u8);
+    let mut a = Arena::new();
+    let x = a.insert(1u8);
+    let p = a.insert(Page([3; 64]));
+    let addr = a.address_of(p).unwrap().as_ptr() as usize;
+    assert_eq!(addr % 4096, 0);
+    a.remove(x);
+    a.compact();
+    assert_eq!(a.address_of(p).unwrap().as_ptr() as usize % 4096, 0);
+    assert_eq!(a.get(p), Some(&Page([3; 64])));
+    assert_eq!(
+        a.try_insert(TooBig(1)).err(),
+        Some(ArenaError::BadAlignment(8192))
+    );
+    assert_eq!(
+        a.try_alloc_bytes(8, 3).err(),
+        Some(ArenaError::BadAlignment(3))
+    );
+    assert_eq!(
+        a.try_alloc_bytes(8, MAX_ALIGN * 2).err(),
+        Some(ArenaError::BadAlignment(MAX_ALIGN * 2))
+    );
+    let b = a.alloc_bytes(10, MAX_ALIGN);
+    assert_eq!(a.address_of(b).unwrap().as_ptr() as usize % MAX_ALIGN, 0);
+    a.check().unwrap();
+}
+
+fn fragment(a: &mut Arena<impl Compactor>, n: usize, len: usize) -> Vec<crate::Handle<[u8]>> {
+    let mut hs = Vec::new();
+    for i in 0..n {
+        let h = a.alloc_bytes(len, 8);
+        a.bytes_mut(h).unwrap().fill(i as u8);
+        hs.push(h);
+    }
+    let mut kept = Vec::new();
+    for (i, h) in hs.into_iter().enumerate() {
+        if i % 2 == 0 {
+            a.free_bytes(h).unwrap();
+        } else {
+            kept.push(h);
+        }
+    }
+    kept
+}
+
+#[test]
+fn pinned_blocks_keep_their_address_through_compaction() {
+    for two_finger in [false, true] {
+        let cfg = ArenaConfig::new().policy(GrowthPolicy::Manual);
+        let mut a: Arena<Box<dyn Compactor>> = if two_finger {
+            Arena::with_config(cfg, Box::new(TwoFinger::new()))
+        } else {
+            Arena::with_config(cfg, Box::new(Sliding::new()))
+        };
+        let kept = fragment(&mut a, 64, 100);
+        let pinned = kept[10];
+        let addr = a.pin(pinned).unwrap();
+        let report = a.compact();
+        assert!(report.blocks_moved > 0);
+        assert_eq!(a.address_of(pinned), Some(addr), "two_finger={two_finger}");
+        assert_eq!(a.pin_count(pinned), Some(1));
+        for (i, h) in kept.iter().enumerate() {
+            let expect = (2 * i + 1) as u8;
+            assert!(a.bytes(*h).unwrap().iter().all(|&b| b == expect));
+        }
+        a.check().unwrap();
+        assert_eq!(a.try_remove_bytes_like(pinned), Err(ArenaError::Pinned));
+        a.unpin(pinned).unwrap();
+        assert_eq!(a.unpin(pinned), Err(ArenaError::NotPinned));
+        let after = a.compact();
+        if !two_finger {
+            assert_eq!(after.holes_after, 0, "unpinned, sliding removes every hole");
+        }
+    }
+}
+
+impl<C: Compactor> Arena<C> {
+    fn try_remove_bytes_like(&mut self, h: crate::Handle<[u8]>) -> Result<(), ArenaError> {
+        self.free_bytes(h)
+    }
+}
+
+impl Compactor for Box<dyn Compactor> {
+    fn begin(&mut self) {
+        (**self).begin()
+    }
+    fn step(&mut self, heap: &mut Relocator<'_>) -> Progress {
+        (**self).step(heap)
+    }
+}
+
+#[test]
+fn sliding_leaves_no_holes_and_the_buffer_shrinks() {
+    let mut a = Arena::new();
+    a.set_policy(GrowthPolicy::Manual);
+    let kept = fragment(&mut a, 400, 200);
+    let before = a.stats();
+    assert!(before.holes > 100);
+    let report = a.compact();
+    let after = a.stats();
+    assert_eq!(after.holes, 0);
+    assert_eq!(report.holes_after, 0);
+    assert!(
+        report.footprint_after < report.footprint_before,
+        "{report:?}"
+    );
+    assert_eq!(after.footprint, report.footprint_after);
+    assert!(after.footprint <= after.live_bytes + PAGE);
+    assert_eq!(after.live_bytes, 200 * 200);
+    assert_eq!(
+        report.blocks_moved, 200,
+        "every kept block slides down exactly once"
+    );
+    assert_eq!(report.bytes_moved, 200 * 200);
+    for (i, h) in kept.iter().enumerate() {
+        assert!(a.bytes(*h).unwrap().iter().all(|&b| b == (2 * i + 1) as u8));
+    }
+    a.check().unwrap();
+}
+
+#[test]
+fn two_finger_moves_fewer_bytes_than_sliding() {
+    let mut s = Arena::with_config(
+        ArenaConfig::new().policy(GrowthPolicy::Manual),
+        Sliding::new(),
+    );
+    let mut t = Arena::with_config(
+        ArenaConfig::new().policy(GrowthPolicy::Manual),
+        TwoFinger::new(),
+    );
+    // Free only the bottom quarter: sliding must move everything above it, two-finger only
+    // enough blocks from the top to fill the holes.
+    for a in [&mut s as &mut dyn FragmentBottom, &mut t] {
+        a.fragment_bottom();
+    }
+    let rs = s.compact();
+    let rt = t.compact();
+    assert!(
+        rt.bytes_moved < rs.bytes_moved,
+        "two-finger {rt:?} vs sliding {rs:?}"
+    );
+    assert_eq!(rt.holes_after, 0);
+    s.check().unwrap();
+    t.check().unwrap();
+}
+
+trait FragmentBottom {
+    fn fragment_bottom(&mut self);
+}
+
+impl<C: Compactor> FragmentBottom for Arena<C> {
+    fn fragment_bottom(&mut self) {
+        let hs: Vec<_> = (0..100).map(|_| self.alloc_bytes(64, 8)).collect();
+        for h in &hs[..25] {
+            self.free_bytes(*h).unwrap();
+        }
+    }
+}
+
+#[test]
+fn generation_wrap_retires_the_slot() {
+    let mut a = Arena::new();
+    let h = a.insert(1u8);
+    a.remove(h);
+    // Pretend the slot has been reused almost 2^31 times: its next occupant gets u32::MAX.
+    a.force_generation(h.index(), u32::MAX - 1);
+    let last = a.insert(2u8);
+    assert_eq!(last.index(), h.index());
+    assert_eq!(last.generation().get(), u32::MAX);
+    a.remove(last);
+    assert_eq!(a.stats().retired_slots, 1);
+    let next = a.insert(3u8);
+    assert_ne!(next.index(), h.index(), "a retired slot is never reused");
+    assert_eq!(a.get(last), None);
+    assert_eq!(a.get(h), None);
+    a.check().unwrap();
+}
+
+#[test]
+fn resize_grows_in_place_moves_and_keeps_bytes() {
+    let mut a = Arena::new();
+    let x = a.alloc_bytes(16, 8);
+    a.bytes_mut(x).unwrap().copy_from_slice(&[7; 16]);
+    let at = a.address_of(x);
+    a.resize(x, 64).unwrap();
+    assert_eq!(a.address_of(x), at, "the tail was free: grows in place");
+    assert_eq!(&a.bytes(x).unwrap()[..16], &[7; 16]);
+    assert!(a.bytes(x).unwrap()[16..].iter().all(|&b| b == 0));
+    let y = a.alloc_bytes(8, 8);
+    a.resize(x, 200).unwrap();
+    assert_ne!(a.address_of(x), at, "blocked by y: it moved");
+    assert_eq!(&a.bytes(x).unwrap()[..16], &[7; 16]);
+    assert_eq!(a.bytes(x).unwrap().len(), 200);
+    a.resize(x, 4).unwrap();
+    assert_eq!(a.bytes(x).unwrap(), &[7; 4]);
+    a.resize(x, 0).unwrap();
+    assert_eq!(a.bytes(x).unwrap(), &[] as &[u8]);
+    a.resize(x, 3).unwrap();
+    assert_eq!(a.bytes(x).unwrap(), &[0; 3]);
+    let p = a.pin(y).unwrap();
+    assert_eq!(a.resize(y, 0), Err(ArenaError::Pinned));
+    a.free_bytes(x).unwrap();
+    assert_eq!(a.resize(x, 10), Err(ArenaError::Stale));
+    assert_eq!(a.address_of(y), Some(p));
+    a.check().unwrap();
+}
+
+#[test]
+fn a_pinned_buffer_does_not_grow_but_reserved_capacity_serves() {
+    let mut a = Arena::with_capacity(PAGE);
+    let h = a.alloc_bytes(100, 8);
+    a.pin(h).unwrap();
+    assert!(
+        a.try_alloc_bytes(PAGE / 2, 8).is_ok(),
+        "room within the reserved capacity"
+    );
+    assert_eq!(
+        a.try_alloc_bytes(PAGE, 8).err(),
+        Some(ArenaError::BufferPinned)
+    );
+    a.unpin(h).unwrap();
+    assert!(a.try_alloc_bytes(PAGE, 8).is_ok());
+    a.check().unwrap();
+}
+
+#[test]
+fn max_capacity_gives_out_of_memory_and_a_failed_call_changes_nothing() {
+    let cfg = ArenaConfig::new()
+        .max_capacity(2 * PAGE)
+        .policy(GrowthPolicy::Manual);
+    let mut a = Arena::with_config(cfg, Sliding::new());
+    let h = a.alloc_bytes(PAGE, 8);
+    let before = a.stats();
+    assert_eq!(
+        a.try_alloc_bytes(2 * PAGE, 8).err(),
+        Some(ArenaError::OutOfMemory)
+    );
+    assert_eq!(
+        a.try_insert([0u8; 3 * PAGE]).err(),
+        Some(ArenaError::OutOfMemory)
+    );
+    assert_eq!(a.resize(h, 3 * PAGE), Err(ArenaError::OutOfMemory));
+    assert_eq!(a.stats(), before);
+    a.check().unwrap();
+}
+
+#[test]
+fn compact_then_grow_compacts_before_growing() {
+    // A fixed zone of two pages, fragmented so no hole holds a page: the Mac OS policy
+    // compacts and then fits the request without growing.
+    let cfg = ArenaConfig::new()
+        .max_capacity(2 * PAGE)
+        .initial_capacity(2 * PAGE)
+        .policy(GrowthPolicy::CompactThenGrow);
+    let mut a = Arena::with_config(cfg, Sliding::new());
+    let kept = fragment(&mut a, 64, 128);
+    assert!(a.stats().largest_hole < PAGE);
+    let big = a.try_alloc_bytes(PAGE, 8).expect("compaction makes room");
+    assert_eq!(a.stats().footprint, 2 * PAGE);
+    assert!(a.stats().passes_completed >= 1);
+    assert_eq!(a.bytes(big).unwrap().len(), PAGE);
+    for (i, h) in kept.iter().enumerate() {
+        assert!(a.bytes(*h).unwrap().iter().all(|&b| b == (2 * i + 1) as u8));
+    }
+    // Manual in the same situation fails, since it never compacts on its own.
+    let mut m = Arena::with_config(cfg.policy(GrowthPolicy::Manual), Sliding::new());
+    fragment(&mut m, 64, 128);
+    assert_eq!(
+        m.try_alloc_bytes(PAGE, 8).err(),
+        Some(ArenaError::OutOfMemory)
+    );
+}
+
+#[test]
+fn defrag_policy_keeps_fragmentation_near_its_threshold() {
+    let cfg = ArenaConfig::new().policy(GrowthPolicy::Defrag {
+        threshold: 0.2,
+        step: Budget::Moves(4),
+    });
+    let mut a = Arena::with_config(cfg, Sliding::new());
+    let hs: Vec<_> = (0..2000).map(|i| a.insert([i as u64; 8])).collect();
+    for h in hs.iter().step_by(2) {
+        a.remove(*h);
+    }
+    let s = a.stats();
+    assert!(s.total_blocks_moved > 0, "steps ran on their own");
+    assert!(
+        s.fragmentation() <= 0.2 || s.hole_bytes < PAGE,
+        "fragmentation {} hole bytes {}",
+        s.fragmentation(),
+        s.hole_bytes
+    );
+    for (i, h) in hs.iter().enumerate().skip(1).step_by(2) {
+        assert_eq!(a.get(*h), Some(&[i as u64; 8]));
+    }
+    a.check().unwrap();
+}
+
+#[test]
+fn incremental_steps_respect_the_budget_and_resume() {
+    let mut a = Arena::new();
+    a.set_policy(GrowthPolicy::Manual);
+    let kept = fragment(&mut a, 200, 50);
+    let mut steps = 0;
+    loop {
+        let r = a.compact_with(Budget::Moves(3));
+        assert!(r.blocks_moved <= 3);
+        steps += 1;
+        // Mutate between steps: the pass must cope.
+        if steps == 5 {
+            a.free_bytes(kept[0]).unwrap();
+        }
+        if r.finished {
+            break;
+        }
+        assert!(a.compaction_in_progress());
+    }
+    assert!(steps > 20);
+    let r = a.compact_with(Budget::Bytes(1));
+    assert!(
+        r.blocks_moved <= 1,
+        "a bytes budget still moves at least one block, then stops"
+    );
+    while !a.compact_with(Budget::Bytes(120)).finished {}
+    assert_eq!(a.stats().holes, 0);
+    for (i, h) in kept.iter().enumerate().skip(1) {
+        assert!(a.bytes(*h).unwrap().iter().all(|&b| b == (2 * i + 1) as u8));
+    }
+    a.check().unwrap();
+}
+
+/// A deliberately bad compactor: it tries to move blocks onto each other, onto pinned blocks,
+/// past the buffer and to misaligned offsets. Every move must be refused.
+struct Vandal {
+    refused: Vec<MoveError>,
+}
+
+impl Compactor for Vandal {
+    fn begin(&mut self) {}
+    fn step(&mut self, heap: &mut Relocator<'_>) -> Progress {
+        let first = heap.next_block(0).unwrap();
+        let second = heap.next_block(first.end()).unwrap();
+        let cap = heap.capacity();
+        for (from, to) in [
+            (first.offset, second.offset),
+            (second.offset, first.offset + 1),
+            (first.offset + 1, 0),
+            (first.offset, cap - 8),
+            (second.offset, first.offset + 8),
+        ] {
+            if let Err(e) = heap.move_block(from, to) {
+                self.refused.push(e);
+            }
+        }
+        Progress::Done
+    }
+}
+
+#[test]
+fn a_bad_compactor_cannot_corrupt_the_arena() {
+    let mut a = Arena::with_compactor(Vandal {
+        refused: Vec::new(),
+    });
+    let x = a.alloc_bytes(16, 8);
+    let y = a.alloc_bytes(16, 8);
+    a.bytes_mut(x).unwrap().fill(1);
+    a.bytes_mut(y).unwrap().fill(2);
+    a.pin(y).unwrap();
+    a.compact();
+    assert_eq!(
+        a.compactor().refused,
+        vec![
+            MoveError::Occupied,
+            MoveError::Pinned,
+            MoveError::NoBlock,
+            MoveError::Occupied,
+            MoveError::Pinned
+        ]
+    );
+    assert_eq!(a.bytes(x).unwrap(), &[1; 16]);
+    assert_eq!(a.bytes(y).unwrap(), &[2; 16]);
+    a.check().unwrap();
+}
+
+#[test]
+fn stats_add_up() {
+    let mut a = Arena::new();
+    let kept = fragment(&mut a, 50, 30);
+    let s = a.stats();
+    assert_eq!(s.live_blocks, kept.len());
+    assert_eq!(s.live_bytes + s.hole_bytes, s.used_span);
+    assert!(s.used_span <= s.footprint);
+    assert!(s.fragmentation() > 0.4 && s.fragmentation() < 0.6);
+    assert_eq!(a.holes().count(), s.holes);
+    assert_eq!(a.blocks().map(|(_, len)| len).sum::<usize>(), s.live_bytes);
+    assert!(s.table_bytes > 0);
+}
