@@ -1,0 +1,236 @@
+//! The backend: the one file that talks to the memory underneath the caches. It hands out spans
+//! (registering them in the page map) and takes them back, and it serves large objects. Invariant:
+//! every page-map write and every call into the memory source happens under `lock`.
+//!
+//! The memory is freespace-malloc's default [`Heap`] (segregated fit over pages from the OS,
+//! giving whole free pages at a region's end back to the OS). A span is one heap block: its
+//! payload is requested page aligned and 16 bytes short of a whole number of pages, so that the
+//! next block's 16-byte header ends exactly on the next page boundary and consecutive spans tile
+//! a region with no alignment padding between them.
+
+use crate::page_map::PageMap;
+use crate::size_class::PAGE;
+use crate::span::SpanMeta;
+use crate::spin_lock::SpinLock;
+use crate::sync::{loom_const_fn, AtomicUsize, Ordering};
+use core::alloc::Layout;
+use core::ptr::{self, NonNull};
+use freespace_malloc::{FreeError, Heap};
+
+/// The core's block header, which sits in front of every payload it hands out.
+const CORE_HEADER: usize = 16;
+
+/// The core heap, owned by the backend lock.
+struct Core(Heap);
+
+// SAFETY: the heap's raw pointers name memory it owns (its regions), not thread-local data;
+// the backend lock serialises every use of it.
+unsafe impl Send for Core {}
+
+/// Spans and large objects, from the memory source.
+pub(crate) struct Backend {
+    lock: SpinLock<Core>,
+    pages: PageMap,
+    span_bytes: AtomicUsize,
+    spans: AtomicUsize,
+    spans_created: AtomicUsize,
+    spans_released: AtomicUsize,
+    large_bytes: AtomicUsize,
+    large_objects: AtomicUsize,
+}
+
+/// Counters kept by the backend.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BackendStats {
+    pub(crate) span_bytes: usize,
+    pub(crate) spans: usize,
+    pub(crate) spans_created: usize,
+    pub(crate) spans_released: usize,
+    pub(crate) large_bytes: usize,
+    pub(crate) large_objects: usize,
+}
+
+impl Backend {
+    loom_const_fn! {
+        /// A backend with nothing mapped yet.
+        pub(crate) fn new() -> Backend {
+            Backend {
+                lock: SpinLock::new(Core(Heap::new())),
+                pages: PageMap::new(),
+                span_bytes: AtomicUsize::new(0),
+                spans: AtomicUsize::new(0),
+                spans_created: AtomicUsize::new(0),
+                spans_released: AtomicUsize::new(0),
+                large_bytes: AtomicUsize::new(0),
+                large_objects: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    /// The span covering `addr`, or null if no span does.
+    #[inline]
+    pub(crate) fn lookup(&self, addr: usize) -> *mut SpanMeta {
+        self.pages.get(addr)
+    }
+
+    /// A fresh span of class `c`, registered in the page map, or null when out of memory.
+    pub(crate) fn new_span(&self, c: usize) -> *mut SpanMeta {
+        let bytes = SpanMeta::span_bytes(c) - CORE_HEADER;
+        let Ok(layout) = Layout::from_size_align(bytes, PAGE) else {
+            return ptr::null_mut();
+        };
+        let mut core = self.lock.lock();
+        let Ok(start) = core.0.malloc(layout) else {
+            return ptr::null_mut();
+        };
+        let start = start.as_ptr();
+        // SAFETY: `start` is a fresh page-aligned block of `span_bytes(c) - 16` bytes; the record
+        // sits in the last 128 bytes of `span_bytes(c)`, so inside the block.
+        let meta = unsafe { SpanMeta::init(start, c) };
+        if !self.pages.set(start as usize, bytes, meta) {
+            self.pages.set(start as usize, bytes, ptr::null_mut());
+            // SAFETY: the block was allocated above and nothing else refers to it.
+            let _ = unsafe { core.0.free(NonNull::new_unchecked(start)) };
+            return ptr::null_mut();
+        }
+        self.span_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.spans.fetch_add(1, Ordering::Relaxed);
+        self.spans_created.fetch_add(1, Ordering::Relaxed);
+        meta
+    }
+
+    /// Returns an empty span to the core.
+    ///
+    /// # Safety
+    /// `meta` is a span from `new_span` with no object outside it, unlinked from every list.
+    pub(crate) unsafe fn free_span(&self, meta: *mut SpanMeta) {
+        // SAFETY: the caller passes a live span record.
+        let (start, c) = unsafe { ((*meta).start, (*meta).class as usize) };
+        let bytes = SpanMeta::span_bytes(c) - CORE_HEADER;
+        let mut core = self.lock.lock();
+        self.pages.set(start, bytes, ptr::null_mut());
+        // SAFETY: the span is a live block of the core that nothing refers to any more.
+        let freed = unsafe { core.0.free(NonNull::new_unchecked(start as *mut u8)) };
+        debug_assert!(freed.is_ok());
+        self.span_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.spans.fetch_sub(1, Ordering::Relaxed);
+        self.spans_released.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A large object of `size` bytes aligned to `align` (a power of two), or null.
+    pub(crate) fn alloc_large(&self, size: usize, align: usize) -> *mut u8 {
+        let Ok(layout) = Layout::from_size_align(size.max(1), align) else {
+            return ptr::null_mut();
+        };
+        let mut core = self.lock.lock();
+        match core.0.malloc(layout) {
+            Ok(p) => {
+                // SAFETY: `p` is the live block just allocated.
+                let usable = unsafe { core.0.usable_size(p) }.unwrap_or(0);
+                self.large_bytes.fetch_add(usable, Ordering::Relaxed);
+                self.large_objects.fetch_add(1, Ordering::Relaxed);
+                p.as_ptr()
+            }
+            Err(_) => ptr::null_mut(),
+        }
+    }
+
+    /// Frees a large object; the core refuses pointers it does not own, misplaced pointers,
+    /// bad headers and double frees.
+    ///
+    /// # Safety
+    /// `ptr` must not be in a span; if it is a large object, nothing may use it afterwards.
+    pub(crate) unsafe fn free_large(&self, ptr: *mut u8) -> Result<(), FreeError> {
+        let ptr = NonNull::new(ptr).ok_or(FreeError::NotInHeap)?;
+        let mut core = self.lock.lock();
+        // SAFETY: the caller's contract; the core validates the pointer before using it.
+        let usable = unsafe { core.0.usable_size(ptr) }?;
+        // SAFETY: as above.
+        unsafe { core.0.free(ptr) }?;
+        self.large_bytes.fetch_sub(usable, Ordering::Relaxed);
+        self.large_objects.fetch_sub(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The usable size of a large object.
+    ///
+    /// # Safety
+    /// `ptr` must not be in a span, and must not point at memory being changed concurrently.
+    pub(crate) unsafe fn large_usable_size(&self, ptr: *const u8) -> Result<usize, FreeError> {
+        let ptr = NonNull::new(ptr as *mut u8).ok_or(FreeError::NotInHeap)?;
+        let core = self.lock.lock();
+        // SAFETY: the caller's contract; the core validates the pointer.
+        unsafe { core.0.usable_size(ptr) }
+    }
+
+    /// Resizes a large object (in place when the core can); null, with the old object intact, on
+    /// failure.
+    ///
+    /// # Safety
+    /// `ptr` must be a live large object with alignment `align`.
+    pub(crate) unsafe fn realloc_large(
+        &self,
+        ptr: *mut u8,
+        new_size: usize,
+        align: usize,
+    ) -> *mut u8 {
+        let (Some(p), Ok(layout)) = (
+            NonNull::new(ptr),
+            Layout::from_size_align(new_size.max(1), align),
+        ) else {
+            return ptr::null_mut();
+        };
+        let mut core = self.lock.lock();
+        // SAFETY: the caller passes a live large object.
+        let Ok(old) = (unsafe { core.0.usable_size(p) }) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: as above.
+        match unsafe { core.0.realloc(p, layout) } {
+            Ok(q) => {
+                // SAFETY: `q` is the live resized block.
+                let new = unsafe { core.0.usable_size(q) }.unwrap_or(old);
+                self.large_bytes.fetch_add(new, Ordering::Relaxed);
+                self.large_bytes.fetch_sub(old, Ordering::Relaxed);
+                q.as_ptr()
+            }
+            Err(_) => ptr::null_mut(),
+        }
+    }
+
+    /// Asks the core to give every whole free page at a region's end back to the OS.
+    pub(crate) fn release_free_memory(&self) {
+        self.lock.lock().0.release_free_memory();
+    }
+
+    /// Bytes the core has mapped from the OS.
+    pub(crate) fn mapped_bytes(&self) -> usize {
+        self.lock.lock().0.source().mapped_bytes()
+    }
+
+    /// Counters.
+    pub(crate) fn stats(&self) -> BackendStats {
+        BackendStats {
+            span_bytes: self.span_bytes.load(Ordering::Relaxed),
+            spans: self.spans.load(Ordering::Relaxed),
+            spans_created: self.spans_created.load(Ordering::Relaxed),
+            spans_released: self.spans_released.load(Ordering::Relaxed),
+            large_bytes: self.large_bytes.load(Ordering::Relaxed),
+            large_objects: self.large_objects.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Takes the backend lock for `fork()`.
+    pub(crate) fn lock_for_fork(&self) {
+        self.lock.raw_lock();
+    }
+
+    /// Releases the lock taken by `lock_for_fork`.
+    ///
+    /// # Safety
+    /// The caller took it with `lock_for_fork`.
+    pub(crate) unsafe fn unlock_after_fork(&self) {
+        // SAFETY: the caller holds the lock through `raw_lock`.
+        unsafe { self.lock.raw_unlock() };
+    }
+}

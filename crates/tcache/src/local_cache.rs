@@ -1,0 +1,209 @@
+//! A thread's cache: one free list per size class, touched only by its own thread, so the fast
+//! paths take no lock and do no atomic read-modify-write. Invariant: bin `c` holds exactly
+//! `count` objects of class `c` on a null-terminated list, and `count <= max <= bin_limit`.
+//!
+//! Capacity adapts per class: `max` starts at one batch, grows by a batch on every miss and every
+//! overflow (slow start, as in tcmalloc), and every `SCAVENGE_PERIOD` slow-path events each bin
+//! that saw no slow-path traffic gives back half of what it holds and halves its `max`.
+
+use crate::central::Central;
+use crate::size_class::{CLASSES, NUM_CLASSES};
+use crate::span::FreeObj;
+use core::cell::Cell;
+use core::ptr;
+
+/// Slow-path events between two scavenges of idle bins.
+const SCAVENGE_PERIOD: u32 = 4096;
+
+/// One class's free list.
+pub(crate) struct Bin {
+    head: Cell<*mut FreeObj>,
+    count: Cell<u32>,
+    max: Cell<u32>,
+    /// Slow-path events on this bin since the last scavenge.
+    events: Cell<u32>,
+}
+
+impl Bin {
+    const fn new() -> Bin {
+        Bin {
+            head: Cell::new(ptr::null_mut()),
+            count: Cell::new(0),
+            max: Cell::new(0),
+            events: Cell::new(0),
+        }
+    }
+
+    /// Unlinks the first `n` objects (`n <= count`) as a null-terminated list.
+    fn cut(&self, n: u32) -> *mut FreeObj {
+        debug_assert!(n >= 1 && n <= self.count.get());
+        let head = self.head.get();
+        let mut tail = head;
+        for _ in 1..n {
+            // SAFETY: the bin holds `count >= n` objects on its list.
+            tail = unsafe { (*tail).next };
+        }
+        // SAFETY: `tail` is the n-th object of the list.
+        unsafe {
+            self.head.set((*tail).next);
+            (*tail).next = ptr::null_mut();
+        }
+        self.count.set(self.count.get() - n);
+        head
+    }
+}
+
+/// A thread's per-class free lists.
+pub(crate) struct LocalCache {
+    bins: [Bin; NUM_CLASSES],
+    slow_events: Cell<u32>,
+}
+
+impl Default for LocalCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LocalCache {
+    /// An empty cache, with every capacity at zero (so the first free takes the slow path).
+    pub(crate) const fn new() -> LocalCache {
+        LocalCache {
+            bins: [const { Bin::new() }; NUM_CLASSES],
+            slow_events: Cell::new(0),
+        }
+    }
+
+    /// Fast path: pops an object of class `c`, or returns null if the bin is empty.
+    #[inline(always)]
+    pub(crate) fn pop(&self, c: usize) -> *mut u8 {
+        let bin = &self.bins[c];
+        let head = bin.head.get();
+        if head.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a non-null head is a free object owned by this bin.
+        unsafe {
+            bin.head.set((*head).next);
+            FreeObj::unmark(head);
+        }
+        bin.count.set(bin.count.get() - 1);
+        head.cast()
+    }
+
+    /// Fast path: pushes `p` onto bin `c` if the bin has room; returns false if it is full.
+    ///
+    /// # Safety
+    /// `p` is an object of class `c` that the caller owns and will not use again.
+    #[inline(always)]
+    pub(crate) unsafe fn push(&self, c: usize, p: *mut u8) -> bool {
+        let bin = &self.bins[c];
+        let count = bin.count.get();
+        if count >= bin.max.get() {
+            return false;
+        }
+        // SAFETY: the caller hands `p` over; objects are at least 16 bytes.
+        bin.head.set(unsafe { FreeObj::push(p, bin.head.get()) });
+        bin.count.set(count + 1);
+        true
+    }
+
+    fn note_slow_event(&self, central: &Central, c: usize) {
+        let bin = &self.bins[c];
+        bin.events.set(bin.events.get().saturating_add(1));
+        let n = self.slow_events.get() + 1;
+        if n >= SCAVENGE_PERIOD {
+            self.slow_events.set(0);
+            self.scavenge(central);
+        } else {
+            self.slow_events.set(n);
+        }
+    }
+
+    /// Gives back half of every bin that saw no slow-path traffic since the last scavenge.
+    fn scavenge(&self, central: &Central) {
+        for (c, bin) in self.bins.iter().enumerate() {
+            if bin.events.get() == 0 && bin.count.get() > 0 {
+                let n = bin.count.get().div_ceil(2);
+                let list = bin.cut(n);
+                // SAFETY: the cut objects are class `c` objects this cache owned.
+                unsafe { central.give(c, list, n) };
+                bin.max.set((bin.max.get() / 2).max(CLASSES[c].batch));
+            }
+            bin.events.set(0);
+        }
+    }
+
+    /// Slow path of allocation: the bin is empty. Refills one batch from the central list and
+    /// returns one object of it, or null when out of memory.
+    #[cold]
+    pub(crate) fn refill(&self, central: &Central, c: usize) -> *mut u8 {
+        let info = &CLASSES[c];
+        let bin = &self.bins[c];
+        bin.max
+            .set((bin.max.get() + info.batch).min(info.bin_limit));
+        self.note_slow_event(central, c);
+        let (head, n) = central.take(c, info.batch);
+        if n == 0 {
+            return ptr::null_mut();
+        }
+        // SAFETY: `take` returned `n >= 1` objects; the first is ours, the rest fill the bin
+        // (which was empty, so `n - 1 <= batch <= max` keeps the invariant).
+        unsafe {
+            bin.head.set((*head).next);
+            bin.count.set(n - 1);
+            FreeObj::unmark(head);
+        }
+        head.cast()
+    }
+
+    /// Slow path of free: the bin is full (or not yet enabled). Grows the capacity, and if the bin
+    /// is at its limit, sends one batch to the central list.
+    ///
+    /// # Safety
+    /// As for [`LocalCache::push`].
+    #[cold]
+    pub(crate) unsafe fn overflow(&self, central: &Central, c: usize, p: *mut u8) {
+        let info = &CLASSES[c];
+        let bin = &self.bins[c];
+        self.note_slow_event(central, c);
+        if bin.max.get() < info.bin_limit {
+            bin.max
+                .set((bin.max.get() + info.batch).min(info.bin_limit));
+        }
+        if bin.count.get() >= bin.max.get() {
+            let n = info.batch.min(bin.count.get());
+            let list = bin.cut(n);
+            // SAFETY: the cut objects are class `c` objects this cache owned.
+            unsafe { central.give(c, list, n) };
+        }
+        // SAFETY: the caller hands `p` over, and the bin has room now.
+        let pushed = unsafe { self.push(c, p) };
+        debug_assert!(pushed);
+    }
+
+    /// Sends every cached object to the central lists, leaving every bin empty and disabled.
+    pub(crate) fn flush(&self, central: &Central) {
+        for (c, bin) in self.bins.iter().enumerate() {
+            let n = bin.count.get();
+            if n > 0 {
+                let list = bin.cut(n);
+                // SAFETY: the cut objects are class `c` objects this cache owned.
+                unsafe { central.give(c, list, n) };
+            }
+            bin.max.set(0);
+            bin.events.set(0);
+        }
+    }
+
+    /// Objects and bytes currently cached.
+    pub(crate) fn cached(&self) -> (usize, usize) {
+        self.bins
+            .iter()
+            .enumerate()
+            .fold((0, 0), |(o, b), (c, bin)| {
+                let n = bin.count.get() as usize;
+                (o + n, b + n * CLASSES[c].size as usize)
+            })
+    }
+}

@@ -1,0 +1,160 @@
+//! Spans: runs of pages carved into objects of one size class, and the intrusive free-object
+//! links that thread every free object onto a list. Invariant: `used` counts the span's objects
+//! that are outside the span (in use, or cached by a thread or the transfer cache); the span is
+//! empty, and may go back to the core, exactly when `used == 0`.
+//!
+//! A span's metadata record sits in the last [`SPAN_META_RESERVE`] bytes of the span itself, so a
+//! span costs the core one allocation. Every field except the immutable geometry is read and
+//! written only under its class's central lock.
+
+use crate::size_class::{ClassInfo, CLASSES, PAGE, SPAN_META_RESERVE};
+use core::ptr;
+
+/// The marker word a free object carries in its second word: the object's address mixed with a
+/// constant, so user data matches it only by writing that exact value at that exact place.
+const FREE_MARK: usize = 0x5a17_c0de_f7ee_0bad_u64 as usize;
+
+/// The layout of a free object: the list link, then the free marker.
+#[repr(C)]
+pub(crate) struct FreeObj {
+    pub(crate) next: *mut FreeObj,
+    mark: usize,
+}
+
+impl FreeObj {
+    /// Pushes `obj` in front of `head`, marking it free; returns the new head.
+    ///
+    /// # Safety
+    /// `obj` must point to at least 16 writable bytes that the caller owns.
+    #[inline(always)]
+    pub(crate) unsafe fn push(obj: *mut u8, head: *mut FreeObj) -> *mut FreeObj {
+        let obj = obj.cast::<FreeObj>();
+        // SAFETY: the caller owns the 16 bytes at `obj`, which is 16-byte aligned (every class is).
+        unsafe {
+            (*obj).next = head;
+            (*obj).mark = obj as usize ^ FREE_MARK;
+        }
+        obj
+    }
+
+    /// Unmarks `obj` as it leaves a free list for the program.
+    ///
+    /// # Safety
+    /// `obj` must be a free object the caller has just taken off a list.
+    #[inline(always)]
+    pub(crate) unsafe fn unmark(obj: *mut FreeObj) {
+        // SAFETY: the caller owns `obj`, a free object of at least 16 bytes.
+        unsafe { (*obj).mark = 0 };
+    }
+
+    /// Whether `obj` carries the free marker, i.e. whether freeing it again would be a double
+    /// free. (A live object reports false unless its program stored exactly the marker there.)
+    ///
+    /// # Safety
+    /// `obj` must point to a readable object of at least 16 bytes.
+    #[inline]
+    pub(crate) unsafe fn is_marked(obj: *const u8) -> bool {
+        // SAFETY: the caller guarantees 16 readable bytes at `obj`.
+        unsafe { (*obj.cast::<FreeObj>()).mark == obj as usize ^ FREE_MARK }
+    }
+}
+
+/// The metadata of one span.
+#[repr(C)]
+pub(crate) struct SpanMeta {
+    /// First byte of the span (page aligned), also the first object.
+    pub(crate) start: usize,
+    /// The size class.
+    pub(crate) class: u32,
+    /// Objects carved from the span so far (objects past this index were never handed out).
+    bumped: u32,
+    /// Objects outside the span.
+    pub(crate) used: u32,
+    /// Whether the span is on its class's list of spans with free objects.
+    pub(crate) in_partial: bool,
+    /// Objects given back to the span.
+    free: *mut FreeObj,
+    /// Links in the class's partial list.
+    pub(crate) prev: *mut SpanMeta,
+    pub(crate) next: *mut SpanMeta,
+}
+
+const _: () = assert!(core::mem::size_of::<SpanMeta>() <= SPAN_META_RESERVE);
+
+impl SpanMeta {
+    /// The size of a span of class `c`, in bytes.
+    pub(crate) const fn span_bytes(c: usize) -> usize {
+        CLASSES[c].span_pages as usize * PAGE
+    }
+
+    /// Writes a fresh metadata record for a span of class `c` at `start`, and returns it.
+    ///
+    /// # Safety
+    /// `start` must be page aligned and own `span_bytes(c)` writable bytes.
+    pub(crate) unsafe fn init(start: *mut u8, c: usize) -> *mut SpanMeta {
+        // SAFETY: the record lies inside the span that the caller owns, and is 128-byte aligned.
+        unsafe {
+            let meta = start
+                .add(Self::span_bytes(c) - SPAN_META_RESERVE)
+                .cast::<SpanMeta>();
+            meta.write(SpanMeta {
+                start: start as usize,
+                class: c as u32,
+                bumped: 0,
+                used: 0,
+                in_partial: false,
+                free: ptr::null_mut(),
+                prev: ptr::null_mut(),
+                next: ptr::null_mut(),
+            });
+            meta
+        }
+    }
+
+    fn info(&self) -> &'static ClassInfo {
+        &CLASSES[self.class as usize]
+    }
+
+    /// Whether the span still has an object to hand out.
+    pub(crate) fn has_free(&self) -> bool {
+        !self.free.is_null() || self.bumped < self.info().objects
+    }
+
+    /// Takes up to `want` objects, linking them in front of `head`. Returns the new head and how
+    /// many were taken.
+    ///
+    /// # Safety
+    /// The caller holds the class lock, and `head` is a list the caller owns.
+    pub(crate) unsafe fn take(&mut self, want: u32, mut head: *mut FreeObj) -> (*mut FreeObj, u32) {
+        let mut taken = 0;
+        while taken < want && !self.free.is_null() {
+            let obj = self.free;
+            // SAFETY: objects on the span's free list are free and owned by the span.
+            self.free = unsafe { (*obj).next };
+            // SAFETY: `obj` now belongs to the caller's list.
+            head = unsafe { FreeObj::push(obj.cast(), head) };
+            taken += 1;
+        }
+        let size = self.info().size as usize;
+        while taken < want && self.bumped < self.info().objects {
+            let obj = (self.start + self.bumped as usize * size) as *mut u8;
+            self.bumped += 1;
+            // SAFETY: objects past the old bump index were never handed out; the span owns them.
+            head = unsafe { FreeObj::push(obj, head) };
+            taken += 1;
+        }
+        self.used += taken;
+        (head, taken)
+    }
+
+    /// Gives one object back to the span.
+    ///
+    /// # Safety
+    /// The caller holds the class lock; `obj` is an object of this span that is outside it.
+    pub(crate) unsafe fn give(&mut self, obj: *mut FreeObj) {
+        debug_assert!(self.used > 0);
+        // SAFETY: the object is free and now owned by the span.
+        self.free = unsafe { FreeObj::push(obj.cast(), self.free) };
+        self.used -= 1;
+    }
+}

@@ -1,0 +1,89 @@
+//! A spin lock that never allocates, written against the `sync` shim so loom can check every
+//! critical section in the central lists and the backend. Invariant: the value is reachable only
+//! through a guard, and at most one guard exists at a time.
+
+use crate::sync::{loom_const_fn, spin_hint, AtomicBool, MutPtr, Ordering, UnsafeCell};
+use core::ops::{Deref, DerefMut};
+
+/// A test-and-test-and-set lock around a `T`. Critical sections in this crate are a few dozen
+/// instructions, so spinning beats parking (which would allocate on first use).
+pub(crate) struct SpinLock<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the lock hands out access to `value` to one thread at a time, so sharing the lock is
+// sound whenever moving the value between threads is.
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+// SAFETY: the lock owns its value; sending the lock sends the value.
+unsafe impl<T: Send> Send for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    loom_const_fn! {
+        /// A new, unlocked lock around `value`.
+        pub(crate) fn new(value: T) -> SpinLock<T> {
+            SpinLock { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        }
+    }
+
+    /// Takes the lock, spinning until it is free.
+    #[inline]
+    pub(crate) fn lock(&self) -> SpinLockGuard<'_, T> {
+        self.raw_lock();
+        SpinLockGuard {
+            lock: self,
+            ptr: self.value.get_mut(),
+        }
+    }
+
+    /// Takes the lock without making a guard; [`SpinLock::raw_unlock`] releases it. Used by the
+    /// fork handlers, which hold every lock across `fork()`.
+    pub(crate) fn raw_lock(&self) {
+        loop {
+            if !self.locked.swap(true, Ordering::Acquire) {
+                return;
+            }
+            while self.locked.load(Ordering::Relaxed) {
+                spin_hint();
+            }
+        }
+    }
+
+    /// Releases a lock taken by [`SpinLock::raw_lock`].
+    ///
+    /// # Safety
+    /// The caller must hold the lock through `raw_lock` (not through a live guard).
+    pub(crate) unsafe fn raw_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+    }
+}
+
+/// Exclusive access to a [`SpinLock`]'s value; unlocks when dropped.
+pub(crate) struct SpinLockGuard<'a, T> {
+    lock: &'a SpinLock<T>,
+    ptr: MutPtr<T>,
+}
+
+impl<T> Deref for SpinLockGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the guard holds the lock, so no other access to the value is live.
+        unsafe { self.ptr.deref() }
+    }
+}
+
+impl<T> DerefMut for SpinLockGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the guard holds the lock, and `&mut self` makes this the only borrow of it.
+        unsafe { self.ptr.deref() }
+    }
+}
+
+impl<T> Drop for SpinLockGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
+    }
+}

@@ -1,0 +1,140 @@
+//! The central lists and a thread cache on private state, against a model: every object handed
+//! out is a distinct, correctly aligned object of its class that keeps its bytes, and when
+//! everything is given back and released, every span has gone back to the backend.
+
+use crate::central::Central;
+use crate::local_cache::LocalCache;
+use crate::size_class::{class_size, CLASSES};
+use crate::span::FreeObj;
+use std::collections::BTreeMap;
+
+/// A small deterministic generator (xorshift64*), so failures replay.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn fill(p: *mut u8, size: usize, tag: u8) {
+    // SAFETY: `p` is a live object of at least `size` bytes owned by the test.
+    unsafe { std::ptr::write_bytes(p, tag, size) };
+}
+
+fn check(p: *mut u8, size: usize, tag: u8) {
+    // SAFETY: as in `fill`.
+    let bytes = unsafe { std::slice::from_raw_parts(p, size) };
+    assert!(
+        bytes.iter().all(|&b| b == tag),
+        "object {p:p} lost its bytes"
+    );
+}
+
+#[test]
+fn random_take_and_give_against_a_model() {
+    let central = Box::new(Central::new());
+    let cache = LocalCache::new();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    // address -> (class, tag)
+    let mut live: BTreeMap<usize, (usize, u8)> = BTreeMap::new();
+    for step in 0..60_000u32 {
+        let c = [0, 1, 3, 7, 8, 20, 40, 63, 71][rng.below(9) as usize];
+        if live.is_empty() || rng.below(100) < 55 {
+            let mut p = cache.pop(c);
+            if p.is_null() {
+                p = cache.refill(&central, c);
+            }
+            assert!(!p.is_null());
+            let size = class_size(c);
+            assert_eq!(p as usize % 16, 0);
+            // No overlap with the neighbours in address order.
+            if let Some((&a, &(ac, _))) = live.range(..p as usize).next_back() {
+                assert!(a + class_size(ac) <= p as usize, "overlap at step {step}");
+            }
+            if let Some((&b, _)) = live.range(p as usize..).next() {
+                assert!(p as usize + size <= b, "overlap at step {step}");
+            }
+            let tag = (step % 251) as u8;
+            fill(p, size, tag);
+            live.insert(p as usize, (c, tag));
+        } else {
+            let skip = rng.below(live.len() as u64) as usize;
+            let (&a, &(ac, tag)) = live.iter().nth(skip).unwrap();
+            live.remove(&a);
+            check(a as *mut u8, class_size(ac), tag);
+            // SAFETY: `a` is a live object of class `ac`, handed back.
+            unsafe {
+                if !cache.push(ac, a as *mut u8) {
+                    cache.overflow(&central, ac, a as *mut u8);
+                }
+            }
+        }
+    }
+    for (&a, &(c, tag)) in &live {
+        check(a as *mut u8, class_size(c), tag);
+        // SAFETY: as above.
+        unsafe { central.give(c, FreeObj::push(a as *mut u8, std::ptr::null_mut()), 1) };
+    }
+    cache.flush(&central);
+    assert_eq!(cache.cached(), (0, 0));
+    central.release_memory();
+    let stats = central.stats();
+    assert!(stats.backend.spans_created > 0);
+    assert_eq!(stats.backend.spans, 0, "every span went back");
+    assert_eq!(stats.backend.span_bytes, 0);
+    assert_eq!(stats.transfer_bytes, 0);
+}
+
+#[test]
+fn transfer_cache_holds_whole_batches_and_spans_come_back() {
+    let central = Box::new(Central::new());
+    let c = 10;
+    let info = CLASSES[c];
+    let (head, n) = central.take(c, info.batch);
+    assert_eq!(n, info.batch);
+    // SAFETY: the batch taken above goes back whole.
+    unsafe { central.give(c, head, n) };
+    assert_eq!(
+        central.stats().transfer_bytes,
+        (info.batch * info.size) as usize
+    );
+    let (head2, n2) = central.take(c, info.batch);
+    assert_eq!(
+        (head2, n2),
+        (head, n),
+        "a whole batch is served from the transfer cache"
+    );
+    // SAFETY: the same batch goes back again.
+    unsafe { central.give(c, head2, n2) };
+    central.release_memory();
+    assert_eq!(central.stats().backend.spans, 0);
+}
+
+#[test]
+fn every_class_fills_whole_spans() {
+    let central = Box::new(Central::new());
+    for (c, info) in CLASSES.iter().enumerate() {
+        let want = info.objects * 2 + 1;
+        let (head, n) = central.take(c, want);
+        assert_eq!(n, want);
+        let mut seen = std::collections::HashSet::new();
+        let mut p = head;
+        while !p.is_null() {
+            assert!(seen.insert(p as usize));
+            assert!(!central.backend.lookup(p as usize).is_null());
+            // SAFETY: `p` is on the list just taken.
+            p = unsafe { (*p).next };
+        }
+        assert_eq!(seen.len(), want as usize);
+        // SAFETY: the whole list goes back.
+        unsafe { central.give(c, head, n) };
+    }
+    central.release_memory();
+    assert_eq!(central.stats().backend.spans, 0);
+}
