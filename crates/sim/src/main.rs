@@ -22,6 +22,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run, so the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The OSTEP homework simulator (vm-freespace/malloc.py): same flags, same output.
@@ -164,6 +166,10 @@ struct OstepArgs {
     /// compute answers for me
     #[arg(short = 'c', long = "compute")]
     compute: bool,
+    /// who places the chunks: malloc.py's own list (textbook), or freespace-malloc's policies
+    /// over a simulated heap (core)
+    #[arg(long = "engine", default_value = "textbook", value_parser = ["textbook", "core"])]
+    engine: String,
 }
 
 /// A failure: the one line printed after `freespace: `.
@@ -201,7 +207,11 @@ fn ostep_options(a: &OstepArgs) -> Result<OstepOptions, Failure> {
         percent_alloc: int_flag("-P", &a.percent)?,
         alloc_list: a.alloc_list.clone(),
         compute: a.compute,
-        engine: ostep::Engine::default(),
+        engine: if a.engine == "core" {
+            ostep::Engine::Core
+        } else {
+            ostep::Engine::Textbook
+        },
     })
 }
 

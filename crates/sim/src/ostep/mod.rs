@@ -6,12 +6,14 @@
 //! [`OstepError`] instead and nothing is printed. The placement engine is pluggable through
 //! [`Model`]: the textbook list ([`TextbookList`]) or the core allocator's own policies.
 
+mod core_engine;
 mod py_int;
 mod textbook;
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 
+pub use core_engine::CoreModel;
 pub use py_int::{optparse_int, python_int};
 pub use textbook::TextbookList;
 
@@ -110,6 +112,8 @@ pub enum Engine {
     /// `malloc.py`'s own list, quirks included.
     #[default]
     Textbook,
+    /// freespace-malloc's placement, list-order and coalescing code over a simulated range.
+    Core,
 }
 
 /// The flags of `malloc.py`, with its defaults.
@@ -256,6 +260,7 @@ pub fn run(opts: &OstepOptions) -> Result<String, OstepError> {
             opts.order,
             opts.coalesce,
         )),
+        Engine::Core => Box::new(CoreModel::new(opts).map_err(OstepError::Engine)?),
     };
     let mut out = String::new();
     write_header(&mut out, opts);

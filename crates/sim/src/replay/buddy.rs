@@ -5,43 +5,14 @@
 //! `ends` holds exactly the end offsets of those blocks, so the footprint (the end of the
 //! highest live block) is always its last key.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::alloc::Layout;
 use std::collections::{BTreeSet, HashMap};
 use std::ptr::NonNull;
 
 use freespace_malloc::BuddyHeap;
 
-use super::{Family, MapBlock, Subject, SubjectError, TraceProfile};
-
-/// A region from the global allocator, zeroed, freed on drop.
-struct Region {
-    ptr: NonNull<u8>,
-    layout: Layout,
-}
-
-impl Region {
-    /// The largest region that can be had, starting at `want` bytes and halving on refusal.
-    fn zeroed(mut want: usize) -> Option<Region> {
-        while want >= 4096 {
-            if let Ok(layout) = Layout::from_size_align(want, 4096) {
-                // SAFETY: the layout has a non-zero size.
-                let ptr = unsafe { alloc_zeroed(layout) };
-                if let Some(ptr) = NonNull::new(ptr) {
-                    return Some(Region { ptr, layout });
-                }
-            }
-            want /= 2;
-        }
-        None
-    }
-}
-
-impl Drop for Region {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` came from `alloc_zeroed` with this layout and is freed once, here.
-        unsafe { dealloc(self.ptr.as_ptr(), self.layout) };
-    }
-}
+use super::region::Region;
+use super::{holes_below, Family, MapBlock, Subject, SubjectError, TraceProfile};
 
 /// `BuddyHeap` driven by a trace.
 pub struct BuddySubject {
@@ -62,18 +33,9 @@ impl std::fmt::Debug for BuddySubject {
 }
 
 impl BuddySubject {
-    /// A buddy heap with room for the trace: 16 times its peak live bytes (rounding to powers
-    /// of two can double a request, and holes can double it again), at least 1 MiB. The memory
-    /// is zeroed on demand by the system, so untouched room costs nothing.
+    /// A buddy heap with room for the trace (see [`Region::for_profile`]).
     pub fn new(profile: &TraceProfile) -> Self {
-        let want = profile
-            .peak_live
-            .saturating_add(profile.largest)
-            .saturating_mul(16)
-            .checked_next_power_of_two()
-            .unwrap_or(1 << 40)
-            .clamp(1 << 20, 1 << 40);
-        let region = Region::zeroed(want);
+        let region = Region::zeroed(Region::for_profile(profile));
         let heap = region.as_ref().map(|r| {
             // SAFETY: the region is ours, zeroed (initialised), and lives as long as the
             // subject, which drops the heap first and never hands the region to anything else.
@@ -87,10 +49,15 @@ impl BuddySubject {
         }
     }
 
-    fn heap(&mut self) -> Result<&mut BuddyHeap, SubjectError> {
+    fn heap_mut(&mut self) -> Result<&mut BuddyHeap, SubjectError> {
         self.heap
             .as_mut()
             .ok_or_else(|| SubjectError("no memory for the buddy heap's region".to_string()))
+    }
+
+    /// The heap, for tests that compare the table with its statistics.
+    pub fn heap(&self) -> Option<&BuddyHeap> {
+        self.heap.as_ref()
     }
 
     fn end_of(heap: &BuddyHeap, ptr: NonNull<u8>) -> usize {
@@ -111,7 +78,7 @@ impl Subject for BuddySubject {
     fn alloc(&mut self, id: u64, size: usize, align: usize) -> Result<(), SubjectError> {
         let layout = Layout::from_size_align(size, align)
             .map_err(|e| SubjectError(format!("bad layout: {e}")))?;
-        let heap = self.heap()?;
+        let heap = self.heap_mut()?;
         let ptr = heap
             .malloc(layout)
             .map_err(|e| SubjectError(format!("allocation of {size} bytes failed: {e:?}")))?;
@@ -127,7 +94,7 @@ impl Subject for BuddySubject {
             .remove(&id)
             .ok_or_else(|| SubjectError(format!("id {id} is not live")))?;
         self.ends.remove(&end);
-        let heap = self.heap()?;
+        let heap = self.heap_mut()?;
         // SAFETY: `ptr` came from this heap's malloc/realloc and is freed once: the id map
         // hands each pointer out exactly once.
         unsafe { heap.free(ptr) }.map_err(|e| SubjectError(format!("free refused: {e:?}")))
@@ -140,7 +107,7 @@ impl Subject for BuddySubject {
             .ok_or_else(|| SubjectError(format!("id {id} is not live")))?;
         let layout = Layout::from_size_align(size, 16)
             .map_err(|e| SubjectError(format!("bad layout: {e}")))?;
-        let heap = self.heap()?;
+        let heap = self.heap_mut()?;
         // SAFETY: `ptr` is live in this heap; on success the old pointer is replaced in the map
         // and never used again, on failure it stays valid.
         let new = unsafe { heap.realloc(ptr, layout) }
@@ -157,11 +124,7 @@ impl Subject for BuddySubject {
     }
 
     fn external(&self) -> f64 {
-        // The heap's own measure: the untouched room above the highest live block counts as
-        // free blocks too, as the free tail does for the other subjects.
-        self.heap
-            .as_ref()
-            .map_or(0.0, |h| h.stats().external_fragmentation())
+        holes_below(&self.heap_map(), self.footprint())
     }
 
     fn internal(&self) -> f64 {

@@ -8,6 +8,8 @@
 
 mod arena;
 mod buddy;
+mod core_heap;
+mod region;
 mod table;
 
 use std::collections::HashMap;
@@ -15,7 +17,10 @@ use std::time::{Duration, Instant};
 
 pub use arena::ArenaSubject;
 pub use buddy::BuddySubject;
+pub use core_heap::{fit_name, order_name, CoreSubject};
 pub use table::{human_bytes, render_table};
+
+use freespace_malloc::{Coalescing, Fit, ListOrder};
 
 use crate::trace::{Op, Trace, TraceError};
 
@@ -57,12 +62,29 @@ pub struct Sample {
 pub struct CompactionPoint {
     /// Index of the event during which the pass ran.
     pub event: usize,
-    /// Footprint before the pass.
+    /// Footprint (used span) before the event that ran the pass.
     pub before: usize,
-    /// Footprint after the pass.
+    /// Footprint (used span) after that event.
     pub after: usize,
     /// Bytes the pass moved.
     pub bytes_moved: usize,
+}
+
+/// External fragmentation of the free space below `limit`: `1 - largest hole / hole bytes`
+/// over the free blocks of `map` that start below `limit` (0 when there are none). Room above
+/// the highest live block is not a hole: an `sbrk` heap would give it back.
+pub fn holes_below(map: &[MapBlock], limit: usize) -> f64 {
+    let (mut total, mut largest) = (0usize, 0usize);
+    for b in map.iter().filter(|b| !b.used && b.offset < limit) {
+        let len = b.len.min(limit - b.offset);
+        total += len;
+        largest = largest.max(len);
+    }
+    if total == 0 {
+        0.0
+    } else {
+        1.0 - largest as f64 / total as f64
+    }
 }
 
 /// An allocator failed to serve an event.
@@ -81,9 +103,10 @@ pub trait Subject {
     fn free(&mut self, id: u64) -> Result<(), SubjectError>;
     /// Resizes block `id` (the trace guarantees it is live).
     fn realloc(&mut self, id: u64, size: usize) -> Result<(), SubjectError>;
-    /// Bytes the allocator holds now.
+    /// The footprint now: bytes from the start of the allocator's memory to the end of its
+    /// highest live block (what a heap that gives back its top would hold).
     fn footprint(&self) -> usize;
-    /// External fragmentation now.
+    /// External fragmentation of the holes below the footprint (see [`holes_below`]).
     fn external(&self) -> f64;
     /// Internal fragmentation now.
     fn internal(&self) -> f64;
@@ -118,7 +141,8 @@ pub struct RunResult {
     pub search_per_alloc: Option<f64>,
     /// Bytes moved by compaction, if the allocator compacts.
     pub bytes_moved: Option<u64>,
-    /// Wall time of the replay (sampling included).
+    /// Wall time of a second, unobserved replay on a fresh allocator: the operations and the
+    /// replay's own id bookkeeping, no sampling.
     pub elapsed: Duration,
     /// Footprint and fragmentation over the trace, at most [`MAX_SAMPLES`] points.
     pub samples: Vec<Sample>,
@@ -142,7 +166,6 @@ pub fn run_subject(
     let mut samples = Vec::with_capacity(n.min(MAX_SAMPLES) + 1);
     let mut compactions = Vec::new();
     let mut peak = subject.footprint();
-    let start = Instant::now();
     for (i, ev) in trace.events.iter().enumerate() {
         let result = match ev.op {
             Op::Alloc { id, size, align } => subject.alloc(id, size, align),
@@ -173,7 +196,6 @@ pub fn run_subject(
             tick(4096);
         }
     }
-    let elapsed = start.elapsed();
     tick((n % 4096) as u64);
     Ok(RunResult {
         name: subject.name(),
@@ -184,11 +206,27 @@ pub fn run_subject(
         internal: subject.internal(),
         search_per_alloc: subject.search_per_alloc(),
         bytes_moved: subject.bytes_moved(),
-        elapsed,
+        elapsed: Duration::ZERO,
         samples,
         compactions,
         final_map: subject.heap_map(),
     })
+}
+
+/// Replays `trace` on `subject` with nothing observed, and returns the wall time.
+pub fn time_subject(trace: &Trace, subject: &mut dyn Subject) -> Result<Duration, TraceError> {
+    let start = Instant::now();
+    for ev in &trace.events {
+        let result = match ev.op {
+            Op::Alloc { id, size, align } => subject.alloc(id, size, align),
+            Op::Free { id } => subject.free(id),
+            Op::Realloc { id, size } => subject.realloc(id, size),
+        };
+        result.map_err(|SubjectError(msg)| {
+            TraceError::new(&trace.source, ev.line, format!("{}: {msg}", subject.name()))
+        })?;
+    }
+    Ok(start.elapsed())
 }
 
 /// Facts about a trace that size the fixed-region subjects.
@@ -229,20 +267,64 @@ impl TraceProfile {
     }
 }
 
-/// Every subject the replay compares, freshly made for `trace`.
-pub fn all_subjects(trace: &Trace) -> Vec<Box<dyn Subject>> {
-    let profile = TraceProfile::of(trace);
-    let out: Vec<Box<dyn Subject>> = vec![
-        Box::new(BuddySubject::new(&profile)),
-        Box::new(ArenaSubject::sliding()),
-        Box::new(ArenaSubject::two_finger()),
-    ];
+/// One allocator configuration the replay compares; [`SubjectSpec::make`] builds it fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectSpec {
+    /// The core `Heap` with a fit, a list order and a coalescing mode.
+    Core(Fit, ListOrder, Coalescing),
+    /// The buddy heap.
+    Buddy,
+    /// The handle arena with `Sliding`.
+    ArenaSliding,
+    /// The handle arena with `TwoFinger`.
+    ArenaTwoFinger,
+}
+
+impl SubjectSpec {
+    /// Builds the subject, sized for `profile` where that matters.
+    pub fn make(self, profile: &TraceProfile) -> Box<dyn Subject> {
+        match self {
+            SubjectSpec::Core(fit, order, coalescing) => {
+                Box::new(CoreSubject::new(fit, order, coalescing, profile))
+            }
+            SubjectSpec::Buddy => Box::new(BuddySubject::new(profile)),
+            SubjectSpec::ArenaSliding => Box::new(ArenaSubject::sliding()),
+            SubjectSpec::ArenaTwoFinger => Box::new(ArenaSubject::two_finger()),
+        }
+    }
+}
+
+/// Every configuration the replay compares, in table order: each textbook fit with each list
+/// order (immediate coalescing), first fit over an address-ordered list with no coalescing,
+/// segregated fit, buddy, and the arena with each compactor. (Deferred coalescing runs only
+/// when an allocation fails, which the replay's generously sized region never lets happen, so
+/// it would repeat the no-coalescing row.)
+pub fn all_specs() -> Vec<SubjectSpec> {
+    let mut out = Vec::new();
+    for fit in [Fit::First, Fit::Next, Fit::Best, Fit::Worst] {
+        for order in ListOrder::ALL {
+            out.push(SubjectSpec::Core(fit, order, Coalescing::Immediate));
+        }
+    }
+    out.push(SubjectSpec::Core(
+        Fit::First,
+        ListOrder::AddressOrdered,
+        Coalescing::Never,
+    ));
+    out.push(SubjectSpec::Core(
+        Fit::Segregated,
+        ListOrder::AddressOrdered,
+        Coalescing::Immediate,
+    ));
+    out.push(SubjectSpec::Buddy);
+    out.push(SubjectSpec::ArenaSliding);
+    out.push(SubjectSpec::ArenaTwoFinger);
     out
 }
 
-/// How many subjects [`all_subjects`] makes.
+/// How many subjects a replay runs.
 pub fn subject_count() -> usize {
-    all_subjects(&Trace::default()).len()
+    all_specs().len()
 }
 
 /// The results of a whole replay.
@@ -254,15 +336,23 @@ pub struct Replay {
     pub events: usize,
     /// Number of allocations.
     pub allocations: usize,
-    /// One result per subject, in [`all_subjects`] order.
+    /// One result per subject, in [`all_specs`] order.
     pub results: Vec<RunResult>,
 }
 
 /// Replays `trace` against every subject. `tick` is called with progress in events.
 pub fn replay(trace: &Trace, tick: &mut dyn FnMut(u64)) -> Result<Replay, TraceError> {
+    let profile = TraceProfile::of(trace);
     let mut results = Vec::new();
-    for mut subject in all_subjects(trace) {
-        results.push(run_subject(trace, subject.as_mut(), tick)?);
+    for spec in all_specs() {
+        // One subject at a time: each is dropped, and its memory returned, before the next.
+        let mut result = {
+            let mut subject = spec.make(&profile);
+            run_subject(trace, subject.as_mut(), tick)?
+        };
+        let mut fresh = spec.make(&profile);
+        result.elapsed = time_subject(trace, fresh.as_mut())?;
+        results.push(result);
     }
     Ok(Replay {
         source: trace.source.clone(),
