@@ -82,6 +82,7 @@ pub use heap::{DefaultSource, Heap};
 pub use list_fit::{BestFit, FirstFit, NextFit, WorstFit};
 pub use locked::LockedHeap;
 pub use policy::{AnyPolicy, Fit, ListOrder, Policy};
+pub use segregated::SegregatedFit;
 #[cfg(feature = "alloc")]
 pub use sim::{SimConfig, SimHeap};
 #[cfg(all(feature = "std", unix))]

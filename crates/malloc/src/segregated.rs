@@ -28,7 +28,7 @@ const FL: usize = 48;
 /// finds is big enough ("good fit"): one bitmap lookup, one list head. Only when that fails
 /// does it search the request's own class linearly, so that a nearly full heap can still use a
 /// block that fits exactly. Each bin is LIFO.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SegregatedFit {
     fl_bitmap: u64,
     sl_bitmap: [u32; FL],
@@ -38,6 +38,15 @@ pub struct SegregatedFit {
 impl Default for SegregatedFit {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl core::fmt::Debug for SegregatedFit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let non_empty: u32 = self.sl_bitmap.iter().map(|w| w.count_ones()).sum();
+        f.debug_struct("SegregatedFit")
+            .field("non_empty_bins", &non_empty)
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,0 +1,254 @@
+//! Bad input, for real: every kind of bad free (and bad realloc or usable_size) is refused with
+//! the right error, and leaves the heap exactly as it was; bad layouts get errors, not panics.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use freespace_malloc::{
+    AllocError, AnyPolicy, BlockInfo, Coalescing, Fit, FreeError, Heap, HeapConfig, HeapStats,
+    ListOrder, OsSource, Policy, SimConfig, SimHeap, Source,
+};
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 8).unwrap()
+}
+
+fn snapshot<S: Source, P: Policy>(heap: &Heap<S, P>) -> (Vec<BlockInfo>, HeapStats) {
+    (heap.blocks().collect(), heap.stats())
+}
+
+/// A heap with a few live and free blocks, and its live pointers (a, b, c, d; b freed).
+fn setup(coalescing: Coalescing) -> (Heap<OsSource, AnyPolicy>, Vec<NonNull<u8>>) {
+    let config = HeapConfig::new().with_coalescing(coalescing);
+    let mut heap = Heap::with_parts(
+        OsSource::new(),
+        AnyPolicy::new(Fit::Segregated, ListOrder::Lifo),
+        config,
+    );
+    let ptrs: Vec<_> = [100, 200, 300, 400]
+        .iter()
+        .map(|&s| heap.malloc(layout(s)).unwrap())
+        .collect();
+    unsafe { heap.free(ptrs[1]) }.unwrap();
+    (heap, ptrs)
+}
+
+/// Asserts `bad` is refused with `want` and the heap is unchanged and still serves requests.
+fn refused<S: Source, P: Policy>(heap: &mut Heap<S, P>, bad: NonNull<u8>, want: FreeError) {
+    let before = snapshot(heap);
+    assert_eq!(unsafe { heap.usable_size(bad) }, Err(want));
+    assert_eq!(unsafe { heap.free(bad) }, Err(want));
+    assert_eq!(
+        unsafe { heap.realloc(bad, layout(64)) },
+        Err(AllocError::InvalidPointer)
+    );
+    assert_eq!(snapshot(heap), before, "a refused free changed the heap");
+    heap.check().unwrap();
+    let p = heap.malloc(layout(50)).unwrap();
+    unsafe { heap.free(p) }.unwrap();
+    heap.check().unwrap();
+}
+
+#[test]
+fn not_in_heap() {
+    for mode in Coalescing::ALL {
+        let (mut heap, _) = setup(mode);
+        let mut on_stack = [0u64; 4];
+        refused(
+            &mut heap,
+            NonNull::from(&mut on_stack).cast(),
+            FreeError::NotInHeap,
+        );
+        let mut other = Heap::new();
+        let foreign = other.malloc(layout(100)).unwrap();
+        refused(&mut heap, foreign, FreeError::NotInHeap);
+        unsafe { other.free(foreign) }.unwrap();
+    }
+}
+
+#[test]
+fn misaligned() {
+    for mode in Coalescing::ALL {
+        let (mut heap, ptrs) = setup(mode);
+        for off in [1, 3, 8, 15] {
+            refused(
+                &mut heap,
+                NonNull::new(ptrs[0].as_ptr().wrapping_add(off)).unwrap(),
+                FreeError::Misaligned,
+            );
+        }
+        // The region's own header, in front of the first block, is no block's payload.
+        let first_block = heap.blocks().next().unwrap().addr;
+        refused(
+            &mut heap,
+            NonNull::new(first_block as *mut u8).unwrap(),
+            FreeError::Misaligned,
+        );
+    }
+}
+
+#[test]
+fn bad_magic() {
+    for mode in Coalescing::ALL {
+        let (mut heap, ptrs) = setup(mode);
+        // A 16-aligned pointer into the middle of a payload: the bytes in front are data.
+        unsafe { ptrs[2].as_ptr().write_bytes(0x5a, 300) };
+        refused(
+            &mut heap,
+            NonNull::new(ptrs[2].as_ptr().wrapping_add(64)).unwrap(),
+            FreeError::BadMagic,
+        );
+        // A forged header: a plausible size and flags, but no magic number to go with them.
+        unsafe {
+            let fake = ptrs[2].as_ptr().wrapping_add(128);
+            fake.cast::<u64>().write(64 | 1);
+            fake.wrapping_add(8).cast::<u64>().write(0x1234_5678);
+            refused(
+                &mut heap,
+                NonNull::new(fake.wrapping_add(16)).unwrap(),
+                FreeError::BadMagic,
+            );
+        }
+        // A real header overwritten: refused, and check() reports it; restored, all is well.
+        let header = ptrs[3].as_ptr().wrapping_sub(8).cast::<u64>();
+        let saved = unsafe { header.read() };
+        unsafe { header.write(saved ^ 1) };
+        let before = snapshot(&heap).1;
+        assert_eq!(unsafe { heap.free(ptrs[3]) }, Err(FreeError::BadMagic));
+        assert!(heap.check().is_err());
+        unsafe { header.write(saved) };
+        assert_eq!(heap.stats(), before);
+        heap.check().unwrap();
+        unsafe { heap.free(ptrs[3]) }.unwrap();
+        heap.check().unwrap();
+    }
+}
+
+#[test]
+fn double_free() {
+    for mode in Coalescing::ALL {
+        let (mut heap, ptrs) = setup(mode);
+        // b is free and was not merged: its own header says so.
+        refused(&mut heap, ptrs[1], FreeError::DoubleFree);
+        // Free c: under immediate coalescing it merges with b; its header, now inside the merged
+        // block, still says it was absorbed.
+        unsafe { heap.free(ptrs[2]) }.unwrap();
+        refused(&mut heap, ptrs[2], FreeError::DoubleFree);
+        refused(&mut heap, ptrs[1], FreeError::DoubleFree);
+    }
+}
+
+#[test]
+fn sim_heap_bad_frees() {
+    let mut heap = SimHeap::new(SimConfig {
+        header_size: 4,
+        ..SimConfig::new()
+    });
+    let (a, _) = heap.malloc(10).unwrap();
+    let (b, _) = heap.malloc(10).unwrap();
+    heap.free(a).unwrap();
+    let before = (heap.blocks(), heap.stats(), heap.free_list());
+    assert_eq!(heap.free(5), Err(FreeError::NotInHeap));
+    assert_eq!(heap.free(1100), Err(FreeError::NotInHeap));
+    assert_eq!(heap.free(b + 1), Err(FreeError::Misaligned));
+    assert_eq!(
+        heap.free(1000),
+        Err(FreeError::Misaligned),
+        "the header's own address"
+    );
+    assert_eq!(heap.free(a), Err(FreeError::DoubleFree));
+    assert_eq!((heap.blocks(), heap.stats(), heap.free_list()), before);
+    heap.check().unwrap();
+    heap.free(b).unwrap();
+}
+
+#[test]
+fn bad_layouts_are_errors() {
+    let mut heap = Heap::new();
+    assert_eq!(
+        heap.malloc(Layout::from_size_align(0, 1).unwrap()),
+        Err(AllocError::ZeroSize)
+    );
+    assert_eq!(
+        heap.malloc(Layout::from_size_align(isize::MAX as usize - 8, 1).unwrap()),
+        Err(AllocError::TooLarge)
+    );
+    assert_eq!(heap.calloc(usize::MAX / 2, 3), Err(AllocError::TooLarge));
+    assert_eq!(heap.calloc(0, 8), Err(AllocError::ZeroSize));
+    // Too big for the OS to map: out of memory, not an abort.
+    assert_eq!(
+        heap.malloc(Layout::from_size_align(1 << 60, 16).unwrap()),
+        Err(AllocError::OutOfMemory)
+    );
+    assert_eq!(
+        heap.malloc(Layout::from_size_align(16, 1 << 62).unwrap()),
+        Err(AllocError::OutOfMemory)
+    );
+    let p = heap.malloc(layout(10)).unwrap();
+    assert_eq!(
+        unsafe { heap.realloc(p, Layout::from_size_align(0, 1).unwrap()) },
+        Err(AllocError::ZeroSize)
+    );
+    assert_eq!(unsafe { heap.usable_size(p) }, Ok(16));
+    unsafe { heap.free(p) }.unwrap();
+    heap.check().unwrap();
+    assert_eq!(heap.stats().live_blocks, 0);
+
+    let mut sim = SimHeap::new(SimConfig::new());
+    assert_eq!(sim.malloc(0), Err(AllocError::ZeroSize));
+    assert_eq!(sim.malloc(usize::MAX), Err(AllocError::OutOfMemory));
+    assert_eq!(sim.malloc(101), Err(AllocError::OutOfMemory));
+}
+
+#[test]
+fn a_fixed_region_runs_out_and_recovers() {
+    let buf: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+    let mut heap = Heap::from_static(
+        buf,
+        AnyPolicy::new(Fit::First, ListOrder::AddressOrdered),
+        HeapConfig::new(),
+    );
+    let mut ptrs = Vec::new();
+    loop {
+        match heap.malloc(layout(100)) {
+            Ok(p) => ptrs.push(p),
+            Err(e) => {
+                assert_eq!(e, AllocError::OutOfMemory);
+                break;
+            }
+        }
+    }
+    assert!(
+        ptrs.len() >= 30,
+        "only {} blocks of 100 fit in 4 KiB",
+        ptrs.len()
+    );
+    heap.check().unwrap();
+    for p in ptrs {
+        unsafe { heap.free(p) }.unwrap();
+    }
+    let s = heap.stats();
+    assert_eq!(s.free_blocks, 1);
+    assert_eq!(s.largest_free_block + s.overhead_bytes, 4096);
+    heap.malloc(layout(3000)).unwrap();
+}
+
+#[test]
+fn large_alignments_split_off_their_padding() {
+    let mut heap = Heap::new();
+    for shift in 5..=16 {
+        let align = 1usize << shift;
+        let p = heap
+            .malloc(Layout::from_size_align(100, align).unwrap())
+            .unwrap();
+        assert_eq!(p.as_ptr() as usize % align, 0);
+        heap.check().unwrap();
+    }
+    // The padding went back to the free lists instead of leaking: everything is accounted for.
+    let s = heap.stats();
+    assert_eq!(
+        s.heap_bytes,
+        s.allocated_bytes + s.free_bytes + s.header_bytes + s.overhead_bytes
+    );
+    assert!(s.free_blocks >= 2);
+}

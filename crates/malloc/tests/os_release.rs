@@ -1,0 +1,90 @@
+//! The OS source really gives pages back: after a large free, the heap's mapped bytes and the
+//! process's resident set go down. This file holds one test so that no other test in the same
+//! process moves the resident set meanwhile.
+
+use core::alloc::Layout;
+
+use freespace_malloc::{Heap, HeapConfig, OsSource, SegregatedFit};
+
+/// Resident pages of this process, from /proc/self/statm (Linux), in bytes.
+fn rss() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[test]
+fn pages_go_back_to_the_os() {
+    const BIG: usize = 64 << 20;
+    let mut heap = Heap::new();
+    // A small allocation first, so that the big one gets a region of its own.
+    let small = heap
+        .malloc(Layout::from_size_align(64, 16).unwrap())
+        .unwrap();
+    let big = heap
+        .malloc(Layout::from_size_align(BIG, 16).unwrap())
+        .unwrap();
+    // SAFETY: `big` has BIG payload bytes; touching them makes the pages resident.
+    unsafe { big.as_ptr().write_bytes(0xa5, BIG) };
+    let mapped = heap.source().mapped_bytes();
+    let resident = rss();
+    assert!(mapped >= BIG);
+    assert_eq!(heap.region_count(), 2);
+
+    // SAFETY: `big` is live and not used again.
+    unsafe { heap.free(big) }.unwrap();
+    heap.check().unwrap();
+    assert_eq!(
+        heap.region_count(),
+        1,
+        "the wholly free region was not unmapped"
+    );
+    assert!(
+        heap.source().mapped_bytes() <= mapped - BIG,
+        "mapped bytes did not go down"
+    );
+    assert!(heap.stats().heap_bytes < BIG);
+    if let (Some(before), Some(after)) = (resident, rss()) {
+        assert!(
+            after + BIG / 2 < before,
+            "resident set went from {before} to only {after}"
+        );
+    }
+
+    // Trailing pages of the first region: many small blocks, all freed, then trimmed.
+    let config = HeapConfig::new().with_trim_threshold(256 << 10);
+    let mut trimmed = Heap::with_parts(OsSource::new(), SegregatedFit::new(), config);
+    let ptrs: Vec<_> = (0..4000)
+        .map(|_| {
+            trimmed
+                .malloc(Layout::from_size_align(200, 16).unwrap())
+                .unwrap()
+        })
+        .collect();
+    let grown = trimmed.source().mapped_bytes();
+    for p in ptrs {
+        // SAFETY: each pointer is live and freed once.
+        unsafe { trimmed.free(p) }.unwrap();
+    }
+    trimmed.check().unwrap();
+    assert!(
+        trimmed.source().mapped_bytes() < grown,
+        "free-time trimming gave nothing back"
+    );
+    trimmed.release_free_memory();
+    trimmed.check().unwrap();
+    assert!(
+        trimmed.source().mapped_bytes() <= 2 * 4096 * 4,
+        "release_free_memory kept {} bytes",
+        trimmed.source().mapped_bytes()
+    );
+    // The heap still works after giving its memory back.
+    let p = trimmed
+        .malloc(Layout::from_size_align(1 << 20, 16).unwrap())
+        .unwrap();
+    // SAFETY: live, freed once.
+    unsafe { trimmed.free(p) }.unwrap();
+    trimmed.check().unwrap();
+    // SAFETY: live, freed once.
+    unsafe { heap.free(small) }.unwrap();
+}
