@@ -6,11 +6,13 @@
 //! Readers for concrete formats implement [`TraceReader`]; [`read_trace`] picks one by
 //! content, so a new format is added here, beside the text one, and replay is untouched.
 
+mod binary;
 mod text;
 
 use std::collections::HashMap;
 use std::fmt;
 
+pub use binary::{is_binary, BinaryReader};
 pub use text::{write_text, TextReader};
 
 /// The largest request a trace may make (1 GiB).
@@ -123,9 +125,12 @@ pub trait TraceReader {
     }
 }
 
-/// Reads a trace from `bytes`, choosing the reader by content. Today there is one format,
-/// text; a binary format is recognised here by its magic bytes when it is added.
+/// Reads a trace from `bytes`, choosing the reader by content: a binary trace (recorded by
+/// `libfreespace.so`) by its magic bytes, anything else as text.
 pub fn read_trace(source: &str, bytes: &[u8]) -> Result<Trace, TraceError> {
+    if is_binary(bytes) {
+        return BinaryReader::new(source, bytes)?.read_all();
+    }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()]
             .iter()
