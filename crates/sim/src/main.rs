@@ -292,10 +292,15 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
-            let text = err.kind().to_string();
+            // clap's message is a paragraph; its first lines up to the blank one say it all.
             let full = err.to_string();
-            let first = full.lines().next().unwrap_or(&text);
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let first: Vec<&str> = full
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
             eprintln!("freespace: {first}");
             return ExitCode::from(2);
         }

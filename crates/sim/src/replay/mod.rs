@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 pub use arena::ArenaSubject;
 pub use buddy::BuddySubject;
 pub use core_heap::{fit_name, order_name, CoreSubject};
+pub use region::Region;
 pub use table::{human_bytes, render_table};
 
 use freespace_malloc::{Coalescing, Fit, ListOrder};

@@ -1,0 +1,214 @@
+//! The command line as a user meets it: help on every subcommand, gen feeding replay and the
+//! pictures, and every kind of bad input answered by one `freespace: ...` line on stderr,
+//! a non-zero exit, and nothing on stdout.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_freespace"))
+        .args(args)
+        .output()
+        .expect("run freespace");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tmp(name: &str, contents: &[u8]) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in [
+        &["--help"][..],
+        &["ostep", "--help"],
+        &["replay", "--help"],
+        &["gen", "--help"],
+    ] {
+        let (code, out, _) = run(sub);
+        assert_eq!(code, 0, "{sub:?}");
+        assert!(out.contains("Usage:"), "{sub:?}: {out}");
+    }
+    let (_, out, _) = run(&["ostep", "--help"]);
+    for flag in [
+        "-s", "-S", "-b", "-H", "-a", "-p", "-l", "-C", "-n", "-r", "-P", "-A", "-c", "--engine",
+    ] {
+        assert!(out.contains(flag), "ostep help lacks {flag}");
+    }
+}
+
+#[test]
+fn gen_then_replay_then_pictures() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-gen");
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("frag.trace");
+    let (code, out, err) = run(&[
+        "gen",
+        "fragment",
+        "-n",
+        "300",
+        "--seed",
+        "3",
+        "-o",
+        trace.to_str().unwrap(),
+    ]);
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "", ""));
+    // The same parameters on stdout give the same bytes as the file.
+    let (_, again, _) = run(&["gen", "fragment", "-n", "300", "--seed", "3"]);
+    assert_eq!(again, std::fs::read_to_string(&trace).unwrap());
+
+    let svg_dir = dir.join("svg");
+    let (code, out, err) = run(&[
+        "replay",
+        trace.to_str().unwrap(),
+        "--svg",
+        svg_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.is_empty(),
+        "no progress bar when stderr is not a terminal: {err}"
+    );
+    assert!(out.contains("arena sliding"), "{out}");
+    for name in [
+        "heap-map.svg",
+        "fragmentation.svg",
+        "footprint.svg",
+        "compaction.svg",
+    ] {
+        let text = std::fs::read_to_string(svg_dir.join(name)).unwrap();
+        assert!(
+            text.starts_with("<svg ") && text.trim_end().ends_with("</svg>"),
+            "{name}"
+        );
+        assert!(out.contains(name), "{out}");
+    }
+}
+
+/// One error line, exactly `want`, a non-zero exit, and empty stdout.
+fn assert_fails(args: &[&str], want: &str) {
+    let (code, out, err) = run(args);
+    assert_ne!(code, 0, "{args:?} should fail");
+    assert_eq!(out, "", "{args:?} printed output");
+    assert_eq!(err, format!("{want}\n"), "{args:?}");
+}
+
+#[test]
+fn malformed_traces_name_file_and_line() {
+    let cases: &[(&str, &[u8], &str)] = &[
+        (
+            "bad-op.trace",
+            b"a 1 16\nx 2\n",
+            "2: unknown operation \"x\" (expected a, f or r)",
+        ),
+        (
+            "bad-arity.trace",
+            b"# c\na 1\n",
+            "2: expected `a ID SIZE [ALIGN]`, got \"a 1\"",
+        ),
+        (
+            "bad-num.trace",
+            b"a 1 ten\n",
+            "1: size must be a non-negative integer, got \"ten\"",
+        ),
+        (
+            "unknown.trace",
+            b"a 1 16\n\nf 9\n",
+            "3: free of unknown id 9",
+        ),
+        (
+            "double.trace",
+            b"a 1 16\nf 1\nf 1\n",
+            "3: double free of id 1 (already freed at line 2)",
+        ),
+        (
+            "huge.trace",
+            b"a 1 99999999999\n",
+            "1: size 99999999999 does not fit (the largest request is 1073741824 bytes)",
+        ),
+        (
+            "zero.trace",
+            b"a 1 0\n",
+            "1: size 0: requests must be at least 1 byte",
+        ),
+        (
+            "align.trace",
+            b"a 1 8 3\n",
+            "1: alignment 3 must be a power of two no larger than 4096",
+        ),
+        (
+            "binary.trace",
+            b"a 1 8\n\xff\n",
+            "2: not a text trace (invalid UTF-8)",
+        ),
+    ];
+    for (name, body, msg) in cases {
+        let path = tmp(name, body);
+        let p = path.to_str().unwrap();
+        assert_fails(&["replay", p], &format!("freespace: {p}:{msg}"));
+        // The same file with --svg writes no pictures either.
+        let svg_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-svg"));
+        assert_fails(
+            &["replay", p, "--svg", svg_dir.to_str().unwrap()],
+            &format!("freespace: {p}:{msg}"),
+        );
+        assert!(
+            !svg_dir.exists(),
+            "{name}: pictures written for a bad trace"
+        );
+    }
+}
+
+#[test]
+fn missing_file_and_bad_flags() {
+    let missing = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-such.trace");
+    let (code, out, err) = run(&["replay", missing.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert_eq!(out, "");
+    assert!(
+        err.starts_with(&format!("freespace: {}: cannot read: ", missing.display())),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+
+    assert_fails(
+        &["replay"],
+        "freespace: the following required arguments were not provided: <TRACE>",
+    );
+    assert_fails(
+        &["replay", "x", "--colour"],
+        "freespace: unexpected argument '--colour' found",
+    );
+    assert_fails(
+        &["frobnicate"],
+        "freespace: unrecognized subcommand 'frobnicate'",
+    );
+    assert_fails(&["gen", "spiral"], "freespace: invalid value 'spiral' for '<SHAPE>' [possible values: ramp, peak, plateau, random, fragment]");
+    assert_fails(
+        &["gen", "random", "--min", "0"],
+        "freespace: gen: sizes must satisfy 1 <= min <= max, got min 0 and max 512",
+    );
+    assert_fails(
+        &["gen", "random", "-n", "lots"],
+        "freespace: invalid value 'lots' for '--allocs <ALLOCS>': invalid digit found in string",
+    );
+    assert_fails(&["ostep", "-l", "SIZESORT"], "freespace: option -l: unknown list order 'SIZESORT' (ADDRSORT, SIZESORT+, SIZESORT-, INSERT-FRONT, INSERT-BACK)");
+    assert_fails(
+        &["ostep", "--engine", "core", "-b", "-5"],
+        "freespace: ostep: core engine: -b must not be negative for the core engine, got -5",
+    );
+}
+
+#[test]
+fn no_subcommand_prints_usage_and_fails() {
+    let (code, out, err) = run(&[]);
+    assert_ne!(code, 0);
+    assert_eq!(out, "");
+    assert!(err.contains("Usage:"), "{err}");
+}
