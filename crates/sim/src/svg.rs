@@ -45,7 +45,7 @@ fn escape(text: &str) -> String {
 fn open(out: &mut String, width: u32, height: u32, title: &str) {
     let _ = writeln!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">"#
     );
     let _ = writeln!(out, "<title>{}</title>", escape(title));
     let _ = writeln!(
@@ -134,13 +134,19 @@ fn map_extent(map: &[MapBlock]) -> usize {
 /// A line chart: x is the event index, one polyline per series, a legend on the right.
 struct Chart<'a> {
     title: String,
+    height: u32,
     y_label: &'a str,
     events: usize,
     y_max: f64,
     y_format: &'a dyn Fn(f64) -> String,
 }
 
-const CHART_H: u32 = 420;
+/// Height of a chart with room for `series` legend entries (at least 420 pixels).
+pub fn chart_height(series: usize) -> u32 {
+    ((CHART_TOP + LEGEND_STEP * series as f64 + 20.0) as u32).max(420)
+}
+
+const LEGEND_STEP: f64 = 15.0;
 const CHART_LEFT: f64 = 80.0;
 const CHART_RIGHT: f64 = 190.0;
 const CHART_TOP: f64 = 40.0;
@@ -153,12 +159,12 @@ impl Chart<'_> {
     }
 
     fn y(&self, v: f64) -> f64 {
-        let h = f64::from(CHART_H) - CHART_TOP - CHART_BOTTOM;
+        let h = f64::from(self.height) - CHART_TOP - CHART_BOTTOM;
         CHART_TOP + h * (1.0 - v / self.y_max.max(f64::MIN_POSITIVE))
     }
 
     fn frame(&self, out: &mut String) {
-        open(out, WIDTH, CHART_H, &self.title);
+        open(out, WIDTH, self.height, &self.title);
         let (x0, x1) = (self.x(0), self.x(self.events));
         let (y0, y1) = (self.y(0.0), self.y(self.y_max));
         let _ = writeln!(
@@ -184,7 +190,7 @@ impl Chart<'_> {
             out,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">event (0 to {})</text>"#,
             (x0 + x1) / 2.0,
-            f64::from(CHART_H) - 15.0,
+            f64::from(self.height) - 15.0,
             self.events
         );
         let _ = writeln!(
@@ -224,7 +230,7 @@ impl Chart<'_> {
 
     fn legend(&self, out: &mut String, index: usize, label: &str, colour: &str) {
         let x = f64::from(WIDTH) - CHART_RIGHT + 12.0;
-        let y = CHART_TOP + 16.0 * index as f64;
+        let y = CHART_TOP + LEGEND_STEP * index as f64;
         let _ = writeln!(
             out,
             "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{colour}\" stroke-width=\"3\"/>",
@@ -255,6 +261,7 @@ fn ratio_axis(v: f64) -> String {
 /// External fragmentation over the trace, one line per allocator.
 pub fn fragmentation_svg(r: &Replay) -> String {
     let chart = Chart {
+        height: chart_height(r.results.len()),
         title: format!("External fragmentation over {}", r.source),
         y_label: "1 - largest free / total free",
         events: r.events,
@@ -282,6 +289,7 @@ pub fn footprint_svg(r: &Replay) -> String {
         .unwrap_or(1)
         .max(1) as f64;
     let chart = Chart {
+        height: chart_height(r.results.len()),
         title: format!("Footprint over {}", r.source),
         y_label: "bytes held",
         events: r.events,
@@ -324,6 +332,7 @@ pub fn compaction_svg(r: &Replay) -> String {
         .unwrap_or(1)
         .max(1) as f64;
     let chart = Chart {
+        height: chart_height(arenas.len()),
         title: format!("Arena footprint and compaction passes over {}", r.source),
         y_label: "arena footprint",
         events: r.events,

@@ -282,7 +282,6 @@ fn buddy_row_matches_the_buddy_heap() {
         row.internal,
         format!("{:.3}", heap.stats().internal_fragmentation())
     );
-    drop(heap);
     // SAFETY: allocated with this layout; the heap is gone.
     unsafe { std::alloc::dealloc(mem.as_ptr(), layout) };
 }
