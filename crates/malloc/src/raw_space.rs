@@ -57,12 +57,9 @@ const ABSORBED: u32 = 0xab50_12be;
 /// The magic number of a header at `addr` for a block of `size` bytes.
 #[inline]
 fn magic(addr: usize, size: u64) -> u32 {
-    let mut x = (addr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        ^ size.wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
-        ^ KEY;
-    x ^= x >> 31;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    (x >> 32) as u32
+    // One multiply: the high half of the product mixes every bit of address, size and key.
+    let x = ((addr as u64) ^ size.rotate_left(32) ^ KEY).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (x >> 32) as u32 ^ x as u32
 }
 
 #[inline]
