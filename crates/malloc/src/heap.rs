@@ -168,13 +168,12 @@ impl<S: Source, P: Policy> Heap<S, P> {
         {
             return Ok(ptr);
         }
-        let old_payload = self.engine.space.block_size(block) - HEADER;
+        // As C's realloc: the contents up to the lesser of the old and new requested sizes.
+        let old_size = self.engine.space.requested(block);
         let new = self.malloc(new_layout)?;
         // SAFETY: both blocks are live, distinct blocks of this heap, each at least as long as
         // the bytes copied.
-        unsafe {
-            core::ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), old_payload.min(size))
-        };
+        unsafe { core::ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), old_size.min(size)) };
         self.engine.free_block(block);
         Ok(new)
     }
