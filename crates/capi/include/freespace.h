@@ -1,0 +1,59 @@
+/* freespace.h: the extensions of libfreespace.so beyond the standard allocation functions.
+ *
+ * libfreespace.so exports malloc, free, calloc, realloc, reallocarray, posix_memalign,
+ * aligned_alloc, memalign, valloc, pvalloc and malloc_usable_size with their usual
+ * declarations (<stdlib.h>, <malloc.h>). This header adds statistics, cache control, and
+ * starting and stopping an allocation trace at run time. None of these functions allocates.
+ *
+ * Link with -lfreespace, or look the symbols up with dlsym() when the library is preloaded.
+ */
+#ifndef FREESPACE_H
+#define FREESPACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A snapshot of the allocator's counters (struct FreespaceStats in crates/capi). */
+struct freespace_stats {
+    size_t span_bytes;          /* bytes of live spans (small objects in use or cached) */
+    size_t spans;               /* live spans */
+    size_t spans_created;       /* spans ever taken from the core */
+    size_t spans_released;      /* spans ever given back to the core */
+    size_t large_bytes;         /* bytes held for live large objects (above 32 KiB) */
+    size_t large_objects;       /* live large objects */
+    size_t transfer_bytes;      /* free bytes in the central transfer caches */
+    size_t thread_cache_bytes;  /* free bytes cached by the calling thread */
+    uint64_t trace_records;     /* trace records made since the process started */
+    uint64_t trace_bytes;       /* trace bytes written */
+    uint64_t trace_write_errors;/* failed trace writes */
+    int tracing;                /* 1 while a trace is being recorded */
+};
+
+/* Fills *out. Returns 0, or EINVAL when out is NULL. */
+int freespace_stats(struct freespace_stats *out);
+
+/* Sends the calling thread's cached free blocks back to the shared lists. */
+void freespace_flush_thread_cache(void);
+
+/* Flushes the calling thread's cache and returns every empty span to the system. */
+void freespace_release_memory(void);
+
+/* Starts appending a binary trace (docs/trace-format-binary.md) to path; "%p" in the path
+ * becomes the process id. Returns 0, EINVAL for NULL, EBUSY when a trace is already being
+ * recorded, or the errno of open(2). FREESPACE_TRACE=path in the environment does the same
+ * when the library loads. */
+int freespace_trace_start(const char *path);
+
+/* Stops the trace: every thread's buffered records are written and the file is closed.
+ * Returns 0, or EINVAL when no trace was being recorded. */
+int freespace_trace_stop(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FREESPACE_H */
