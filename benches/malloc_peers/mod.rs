@@ -1,0 +1,403 @@
+//! The contenders that `benches/malloc.rs` and `benches/heap_efficiency.rs` compare, behind one
+//! trait, and the seeded action scripts they all replay.
+//!
+//! Invariant: every contender runs over the same region size, and every contender of one
+//! benchmark replays the same script, action for action. A script names allocations by slot, so
+//! a failed allocation leaves its slot empty and later actions on it are skipped (and counted)
+//! without shifting any other action.
+
+#![allow(dead_code)] // each bench binary uses a different part of this module
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use freespace_malloc::BuddyHeap;
+
+/// One allocator under test, over a region it was built on.
+pub trait Contender {
+    /// Allocates, or `None` when out of memory.
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>>;
+    /// Frees a block from `alloc`/`realloc` of this contender with the layout it was given.
+    ///
+    /// # Safety
+    /// `ptr` is live in this contender and was allocated with `layout`.
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout);
+    /// Resizes a block, keeping its alignment; `None` leaves the old block live.
+    ///
+    /// # Safety
+    /// As [`dealloc`](Contender::dealloc).
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>>;
+}
+
+/// A page-aligned buffer that contenders are built on, one after another.
+pub struct Region {
+    buf: Vec<u8>,
+    offset: usize,
+    len: usize,
+}
+
+impl Region {
+    /// A region of `len` bytes whose first byte is 4096-aligned. Every byte is written once
+    /// here, so no contender pays for first-touch page faults inside the timed code.
+    pub fn new(len: usize) -> Self {
+        let buf = vec![0u8; len + 4096];
+        let offset = buf.as_ptr().align_offset(4096);
+        Region { buf, offset, len }
+    }
+
+    /// Start and length of the region.
+    pub fn span(&mut self) -> (NonNull<u8>, usize) {
+        let p = self.buf[self.offset..].as_mut_ptr();
+        (
+            NonNull::new(p).expect("Vec pointers are non-null"),
+            self.len,
+        )
+    }
+
+    /// The region's size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// `freespace_malloc::BuddyHeap` over the region.
+pub struct Buddy(BuddyHeap);
+
+impl Buddy {
+    /// Builds a fresh buddy heap over `region`; the previous contender on it must be gone.
+    pub fn new(region: &mut Region) -> Self {
+        let (p, len) = region.span();
+        // SAFETY: the region is ours for as long as the contender lives (callers build one
+        // contender at a time on it), initialised, and outlives the contender.
+        Buddy(unsafe { BuddyHeap::new(p, len) })
+    }
+}
+
+impl Contender for Buddy {
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.malloc(layout).ok()
+    }
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, _layout: Layout) {
+        // SAFETY: the caller passes a live block of this heap.
+        let r = unsafe { self.0.free(ptr) };
+        debug_assert!(r.is_ok());
+    }
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        let nl = Layout::from_size_align(new_size, layout.align()).ok()?;
+        // SAFETY: the caller passes a live block of this heap.
+        unsafe { self.0.realloc(ptr, nl) }.ok()
+    }
+}
+
+/// talc 4: `Talc<ErrOnOom>` that has claimed the region as one `Span`.
+pub struct Talc(talc::Talc<talc::ErrOnOom>);
+
+impl Talc {
+    /// Builds a fresh talc over `region`.
+    pub fn new(region: &mut Region) -> Self {
+        let (p, len) = region.span();
+        let mut t = talc::Talc::new(talc::ErrOnOom);
+        // SAFETY: the region is valid, unused by anything else while this contender lives.
+        unsafe { t.claim(talc::Span::from_base_size(p.as_ptr(), len)) }
+            .expect("region large enough");
+        Talc(t)
+    }
+}
+
+impl Contender for Talc {
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        // SAFETY: every layout the scripts make has a non-zero size.
+        unsafe { self.0.malloc(layout) }.ok()
+    }
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller passes a live block of this talc with its layout.
+        unsafe { self.0.free(ptr, layout) }
+    }
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: the caller passes a live block with its layout; grow/shrink as talc's own
+        // `GlobalAlloc::realloc` does.
+        unsafe {
+            if new_size >= layout.size() {
+                self.0.grow(ptr, layout, new_size).ok()
+            } else {
+                self.0.shrink(ptr, layout, new_size);
+                Some(ptr)
+            }
+        }
+    }
+}
+
+/// rlsf's `Tlsf`, with the same bitmap sizes as talc's benchmark uses for it.
+pub struct Rlsf(
+    rlsf::Tlsf<'static, usize, usize, { usize::BITS as usize - 12 }, { usize::BITS as usize }>,
+);
+
+impl Rlsf {
+    /// Builds a fresh TLSF over `region`.
+    pub fn new(region: &mut Region) -> Self {
+        let (p, len) = region.span();
+        let mut t = rlsf::Tlsf::new();
+        let block = NonNull::slice_from_raw_parts(p, len);
+        // SAFETY: the region is valid and unused by anything else while this contender lives.
+        unsafe { t.insert_free_block_ptr(block) }.expect("region large enough");
+        Rlsf(t)
+    }
+}
+
+impl Contender for Rlsf {
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.allocate(layout)
+    }
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller passes a live block of this TLSF with its alignment.
+        unsafe { self.0.deallocate(ptr, layout.align()) }
+    }
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        let nl = Layout::from_size_align(new_size, layout.align()).ok()?;
+        // SAFETY: the caller passes a live block allocated with the same alignment.
+        unsafe { self.0.reallocate(ptr, nl) }
+    }
+}
+
+/// linked_list_allocator's `Heap` (first fit over an address-ordered list). It has no realloc
+/// of its own, so realloc is allocate, copy, free, as `GlobalAlloc`'s default does.
+pub struct LinkedList(linked_list_allocator::Heap);
+
+impl LinkedList {
+    /// Builds a fresh heap over `region`.
+    pub fn new(region: &mut Region) -> Self {
+        let (p, len) = region.span();
+        // SAFETY: the region is valid and unused by anything else while this contender lives.
+        LinkedList(unsafe { linked_list_allocator::Heap::new(p.as_ptr(), len) })
+    }
+}
+
+impl Contender for LinkedList {
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.allocate_first_fit(layout).ok()
+    }
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout) {
+        // SAFETY: the caller passes a live block of this heap with its layout.
+        unsafe { self.0.deallocate(ptr, layout) }
+    }
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        let nl = Layout::from_size_align(new_size, layout.align()).ok()?;
+        let new = self.0.allocate_first_fit(nl).ok()?;
+        // SAFETY: both blocks are live and distinct; the old one holds `layout.size()` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), layout.size().min(new_size));
+            self.0.deallocate(ptr, layout);
+        }
+        Some(new)
+    }
+}
+
+/// splitmix64, so that every contender sees the same numbers from the same seed.
+#[derive(Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() % (hi - lo) as u64) as usize
+    }
+
+    /// talc's alignment distribution: `align_of::<usize>() << (trailing zeros of a random u16) / 2`,
+    /// so 8 half the time, 16 a quarter, ... up to 2048.
+    pub fn align(&mut self) -> usize {
+        std::mem::align_of::<usize>() << ((self.next() as u16).trailing_zeros() / 2)
+    }
+}
+
+/// One step of a random-actions script. Slots name allocations.
+#[derive(Clone, Copy, Debug)]
+pub enum Action {
+    /// Allocate `layout` into `slot`.
+    Alloc { slot: u32, layout: Layout },
+    /// Free the block in `slot`.
+    Free { slot: u32 },
+    /// Resize the block in `slot` to `new_size` bytes.
+    Realloc { slot: u32, new_size: usize },
+}
+
+/// A script of random actions in the style of talc's `random_actions` benchmark: 20% realloc
+/// (to 1..10 x max size), 40% free, 40% allocate (1..max size bytes, talc's alignments), and
+/// always allocate while fewer than 300 blocks are live.
+pub struct Script {
+    /// The actions, in order.
+    pub actions: Vec<Action>,
+    /// Number of slots the actions use.
+    pub slots: usize,
+}
+
+/// Live allocations below which a script always allocates.
+pub const TARGET_MIN_ALLOCATIONS: usize = 300;
+/// Realloc sizes go up to this many times the maximum allocation size.
+pub const MAX_REALLOC_SIZE_MULTI: usize = 10;
+
+impl Script {
+    /// `len` actions from `seed` with allocation sizes in `1..max_size`.
+    pub fn random_actions(seed: u64, len: usize, max_size: usize) -> Self {
+        let mut rng = Rng(seed);
+        let mut live: Vec<u32> = Vec::new();
+        let mut spare: Vec<u32> = Vec::new();
+        let mut slots = 0u32;
+        let mut actions = Vec::with_capacity(len);
+        while actions.len() < len {
+            let action = rng.range(0, 5);
+            if action == 4 {
+                if !live.is_empty() {
+                    let slot = live[rng.range(0, live.len())];
+                    let new_size = rng.range(1, max_size * MAX_REALLOC_SIZE_MULTI);
+                    actions.push(Action::Realloc { slot, new_size });
+                }
+            } else if action < 2 || live.len() < TARGET_MIN_ALLOCATIONS {
+                let size = rng.range(1, max_size);
+                let layout = Layout::from_size_align(size, rng.align()).expect("valid layout");
+                let slot = spare.pop().unwrap_or_else(|| {
+                    slots += 1;
+                    slots - 1
+                });
+                live.push(slot);
+                actions.push(Action::Alloc { slot, layout });
+            } else {
+                let i = rng.range(0, live.len());
+                let slot = live.swap_remove(i);
+                spare.push(slot);
+                actions.push(Action::Free { slot });
+            }
+        }
+        Script {
+            actions,
+            slots: slots as usize,
+        }
+    }
+}
+
+/// Per-run slot table, reused across runs so that replaying allocates nothing.
+pub struct Slots(Vec<Option<(NonNull<u8>, Layout)>>);
+
+impl Slots {
+    /// A table for `script`.
+    pub fn for_script(script: &Script) -> Self {
+        Slots(vec![None; script.slots])
+    }
+}
+
+/// Replays `script` on `c` and returns how many actions failed or were skipped because an
+/// earlier allocation into their slot had failed. Blocks still live at the end are left in `c`,
+/// which is rebuilt before the next run.
+pub fn replay<C: Contender>(c: &mut C, script: &Script, slots: &mut Slots) -> usize {
+    let mut failed = 0;
+    slots.0.iter_mut().for_each(|s| *s = None);
+    for &action in &script.actions {
+        match action {
+            Action::Alloc { slot, layout } => {
+                slots.0[slot as usize] = c.alloc(layout).map(|p| (p, layout));
+                failed += slots.0[slot as usize].is_none() as usize;
+            }
+            Action::Free { slot } => match slots.0[slot as usize].take() {
+                // SAFETY: the slot holds a live block of `c` with its layout.
+                Some((p, l)) => unsafe { c.dealloc(p, l) },
+                None => failed += 1,
+            },
+            Action::Realloc { slot, new_size } => match slots.0[slot as usize] {
+                Some((p, l)) => {
+                    // SAFETY: the slot holds a live block of `c` with its layout.
+                    match unsafe { c.realloc(p, l, new_size) } {
+                        Some(np) => {
+                            let nl =
+                                Layout::from_size_align(new_size, l.align()).expect("valid layout");
+                            slots.0[slot as usize] = Some((np, nl));
+                        }
+                        None => failed += 1,
+                    }
+                }
+                None => failed += 1,
+            },
+        }
+    }
+    failed
+}
+
+/// talc's heap-efficiency method, one trial: allocate (50%, sizes `1..max_size`, talc's
+/// alignments), free (10%) and realloc (40%, to `1..realloc_max`) at random until the first
+/// allocation fails; return the bytes then live (as requested) over the region size.
+pub fn efficiency_trial<C: Contender>(
+    c: &mut C,
+    region_len: usize,
+    rng: &mut Rng,
+    max_size: usize,
+    realloc_max: usize,
+) -> f64 {
+    let mut live: Vec<(NonNull<u8>, Layout)> = Vec::new();
+    loop {
+        match rng.range(0, 10) {
+            0..=4 => {
+                let layout = Layout::from_size_align(rng.range(1, max_size), rng.align())
+                    .expect("valid layout");
+                match c.alloc(layout) {
+                    Some(p) => live.push((p, layout)),
+                    None => break,
+                }
+            }
+            5 => {
+                if !live.is_empty() {
+                    let (p, l) = live.swap_remove(rng.range(0, live.len()));
+                    // SAFETY: `p` is live in `c` with layout `l`.
+                    unsafe { c.dealloc(p, l) };
+                }
+            }
+            _ => {
+                if !live.is_empty() {
+                    let i = rng.range(0, live.len());
+                    let new_size = rng.range(1, realloc_max);
+                    let (p, l) = live[i];
+                    // SAFETY: `p` is live in `c` with layout `l`.
+                    if let Some(np) = unsafe { c.realloc(p, l, new_size) } {
+                        live[i] = (
+                            np,
+                            Layout::from_size_align(new_size, l.align()).expect("valid layout"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let used: usize = live.iter().map(|(_, l)| l.size()).sum();
+    used as f64 / region_len as f64
+}
