@@ -342,15 +342,17 @@ impl<St: Space, P: Policy> Engine<St, P> {
         }
     }
 
-    /// Merges (if coalescing is deferred) and gives every whole free page at the end of a
-    /// region back to the space's source.
-    pub(crate) fn release_free_memory(&mut self) {
+    /// Merges (if coalescing is deferred), gives every whole free page at the end of a region
+    /// back to the space's source, and lets the source drop the pages inside the other free
+    /// blocks. Returns the bytes given back or dropped.
+    pub(crate) fn release_free_memory(&mut self) -> usize {
         if self.config.coalescing == Coalescing::Deferred {
             self.coalesce_all();
         }
         if !self.space.can_trim() {
-            return;
+            return 0;
         }
+        let before = self.space.heap_bytes();
         let mut cur = self.space.walk_first();
         while let Some(at) = cur {
             let block = at.1;
@@ -363,6 +365,16 @@ impl<St: Space, P: Policy> Engine<St, P> {
             }
             cur = next;
         }
+        let mut released = before - self.space.heap_bytes();
+        let mut cur = self.space.walk_first();
+        while let Some(at) = cur {
+            if !self.space.is_used(at.1) {
+                let size = self.space.block_size(at.1);
+                released += self.space.purge(at.1, size);
+            }
+            cur = self.space.walk_next(at);
+        }
+        released
     }
 
     /// The size of the largest free block (a walk of the free lists).

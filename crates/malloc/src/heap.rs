@@ -225,9 +225,11 @@ impl<S: Source, P: Policy> Heap<S, P> {
         self.engine.blocks()
     }
 
-    /// Merges free neighbours (if coalescing is deferred) and gives every whole free page at the
-    /// end of a region back to the source now, whatever the trim threshold.
-    pub fn release_free_memory(&mut self) {
+    /// Merges free neighbours (if coalescing is deferred), gives every whole free page at the
+    /// end of a region back to the source now, whatever the trim threshold, and lets the source
+    /// drop the whole pages inside the other free blocks (madvise, for the OS source). Returns
+    /// the bytes given back or dropped.
+    pub fn release_free_memory(&mut self) -> usize {
         self.engine.release_free_memory()
     }
 

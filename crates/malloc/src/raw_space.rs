@@ -385,6 +385,25 @@ impl<S: Source> Space for RawSpace<S> {
         self.heap_bytes -= end - new_end;
         Trim::Shrunk { new_size }
     }
+    fn purge(&mut self, block: usize, size: usize) -> usize {
+        let page = self.source.page_size();
+        // Keep the header and links at the front and the boundary tag at the back.
+        let start = align_up(block + MIN_BLOCK, page);
+        let end = (block + size - 8) & !(page - 1);
+        if end <= start {
+            return 0;
+        }
+        let Some(p) = NonNull::new(start as *mut u8) else {
+            return 0;
+        };
+        // SAFETY: whole pages strictly inside a free block, which holds nothing anyone needs;
+        // the block's metadata lies outside them.
+        if unsafe { self.source.purge(p, end - start) } {
+            end - start
+        } else {
+            0
+        }
+    }
     fn heap_bytes(&self) -> usize {
         self.heap_bytes
     }

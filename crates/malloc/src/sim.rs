@@ -186,6 +186,9 @@ impl Space for SimSpace {
     fn trim(&mut self, _block: usize, _size: usize, _keep: usize) -> Trim {
         Trim::Kept
     }
+    fn purge(&mut self, _block: usize, _size: usize) -> usize {
+        0
+    }
     fn heap_bytes(&self) -> usize {
         if self.given {
             self.size

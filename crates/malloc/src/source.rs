@@ -44,7 +44,19 @@ pub unsafe trait Source {
         false
     }
 
-    /// The granularity of `shrink`.
+    /// Tells the source that the contents of the whole pages `[start, start + len)` of a live
+    /// region are no longer needed: it may drop them (they read back as zeros) while the region
+    /// stays mapped. Returns false if this source cannot.
+    ///
+    /// # Safety
+    /// The range must lie inside a live region from `grow`, be page aligned, and hold nothing
+    /// anyone still needs.
+    unsafe fn purge(&mut self, start: NonNull<u8>, len: usize) -> bool {
+        let _ = (start, len);
+        false
+    }
+
+    /// The granularity of `shrink` and `purge`.
     fn page_size(&self) -> usize {
         4096
     }
@@ -104,7 +116,8 @@ mod os {
     use core::ptr::NonNull;
 
     /// Pages from the operating system: mmap to grow, munmap to give regions (or their tails)
-    /// back.
+    /// back, madvise(MADV_DONTNEED) to drop the pages inside free blocks in the middle of a
+    /// region.
     ///
     /// Regions are at least [`OsSource::CHUNK`] bytes, so that small allocations do not each
     /// cost a system call.
@@ -189,6 +202,12 @@ mod os {
                 self.mapped -= len - new_len;
             }
             ok
+        }
+
+        unsafe fn purge(&mut self, start: NonNull<u8>, len: usize) -> bool {
+            // SAFETY: the caller passes whole pages of a live mapping whose contents nobody needs;
+            // MADV_DONTNEED on private anonymous memory makes them read back as zeros.
+            unsafe { libc::madvise(start.as_ptr().cast(), len, libc::MADV_DONTNEED) == 0 }
         }
 
         fn page_size(&self) -> usize {

@@ -86,6 +86,9 @@ pub(crate) trait Space: FreeLinks {
     /// Gives back memory under a free block that ends its region (the block is on no list).
     /// Keeps at least `keep` bytes of the block unless the whole region can go.
     fn trim(&mut self, block: usize, size: usize, keep: usize) -> Trim;
+    /// Lets the source drop the whole pages inside a free block (its header, links and boundary
+    /// tag stay). Returns the bytes dropped.
+    fn purge(&mut self, block: usize, size: usize) -> usize;
     /// Bytes obtained from the source and not given back.
     fn heap_bytes(&self) -> usize;
     /// Bytes that belong to no block (region bookkeeping, sentinels, alignment slop).

@@ -87,4 +87,58 @@ fn pages_go_back_to_the_os() {
     trimmed.check().unwrap();
     // SAFETY: live, freed once.
     unsafe { heap.free(small) }.unwrap();
+
+    // Pages inside a free block in the middle of a region: dropped with madvise, the region
+    // stays mapped and the block stays usable.
+    const MIDDLE: usize = 8 << 20;
+    let mut middle = Heap::new();
+    // A first region of 12 MiB: a big first block, shrunk in place.
+    let first = middle
+        .malloc(Layout::from_size_align(12 << 20, 16).unwrap())
+        .unwrap();
+    // SAFETY: `first` is live.
+    let first = unsafe { middle.realloc(first, Layout::from_size_align(64, 16).unwrap()) }.unwrap();
+    let hole = middle
+        .malloc(Layout::from_size_align(MIDDLE, 16).unwrap())
+        .unwrap();
+    let tail = middle
+        .malloc(Layout::from_size_align(64, 16).unwrap())
+        .unwrap();
+    assert_eq!(
+        middle.region_count(),
+        1,
+        "all three blocks should share the first region"
+    );
+    // SAFETY: `hole` has MIDDLE payload bytes.
+    unsafe { hole.as_ptr().write_bytes(0x5a, MIDDLE) };
+    let resident = rss();
+    // SAFETY: live, freed once; `tail` keeps the region (and the hole inside it) alive.
+    unsafe { middle.free(hole) }.unwrap();
+    let dropped = middle.release_free_memory();
+    // The trailing free space was unmapped; the hole's pages were dropped but stay mapped.
+    assert!(dropped >= MIDDLE - 8192, "only {dropped} bytes dropped");
+    assert!(
+        middle.source().mapped_bytes() > MIDDLE,
+        "the hole itself must stay mapped"
+    );
+    assert_eq!(middle.region_count(), 1);
+    if let (Some(before), Some(after)) = (resident, rss()) {
+        assert!(
+            after + MIDDLE / 2 < before,
+            "resident set went from {before} to only {after}"
+        );
+    }
+    middle.check().unwrap();
+    let again = middle
+        .malloc(Layout::from_size_align(MIDDLE, 16).unwrap())
+        .unwrap();
+    // SAFETY: `again` has MIDDLE payload bytes; dropped pages come back as zeros on touch.
+    unsafe { again.as_ptr().write_bytes(1, MIDDLE) };
+    // SAFETY: live, freed once each.
+    unsafe {
+        middle.free(again).unwrap();
+        middle.free(tail).unwrap();
+        middle.free(first).unwrap();
+    }
+    middle.check().unwrap();
 }
