@@ -504,9 +504,8 @@ impl BuddyHeap {
     /// On error the old block is untouched and still live.
     ///
     /// # Errors
-    /// As [`malloc`](Self::malloc). A pointer that [`free`](Self::free) would refuse gives
-    /// `AllocError::BadAlignment` if `new_layout`'s alignment is unsupported, else
-    /// `AllocError::OutOfMemory`; use [`usable_size`](Self::usable_size) first to tell why.
+    /// As [`malloc`](Self::malloc), checked first; then `InvalidPointer` for a pointer that
+    /// [`free`](Self::free) would refuse (use [`usable_size`](Self::usable_size) to tell why).
     ///
     /// # Safety
     /// `ptr` must be a live payload of this heap. On success the old pointer must no longer be
@@ -517,7 +516,7 @@ impl BuddyHeap {
         new_layout: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
         self.order_for(new_layout)?;
-        let (off, h) = self.validate(ptr).map_err(|_| AllocError::OutOfMemory)?;
+        let (off, h) = self.validate(ptr).map_err(|_| AllocError::InvalidPointer)?;
         let order = h.order as u32;
         let pad = h.pad_units as usize * HEADER;
         if ptr.as_ptr() as usize % new_layout.align() == 0 {

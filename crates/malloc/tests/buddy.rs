@@ -536,7 +536,7 @@ fn realloc_refuses_a_bad_pointer_without_change() {
     // SAFETY: the pointer is refused before anything is touched.
     assert_eq!(
         unsafe { r.heap.realloc(bad, layout(10, 16)) },
-        Err(AllocError::OutOfMemory)
+        Err(AllocError::InvalidPointer)
     );
     assert!(r.snapshot() == before);
     r.heap.check().unwrap();
