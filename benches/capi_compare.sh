@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Runs real programs under glibc malloc, libfreespace.so, and Debian's jemalloc, mimalloc and
+# tcmalloc (LD_PRELOAD), and prints wall time and peak RSS as ratios to glibc and to the best
+# allocator of each row, as a Markdown table (docs/benchmarks-capi.md keeps one).
+#
+#   benches/capi_compare.sh [REPEATS]     (default 5; the median of the runs is used)
+#
+# It installs libjemalloc2, libmimalloc2.0 and libtcmalloc-minimal4 with apt-get when missing,
+# and builds libfreespace.so in release mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+REPEATS=${1:-5}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+case "$TARGET" in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
+LIBDIR=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+
+need=()
+[ -e "$LIBDIR/libjemalloc.so.2" ] || need+=(libjemalloc2)
+[ -e "$LIBDIR/libmimalloc.so.2" ] || need+=(libmimalloc2.0)
+[ -e "$LIBDIR/libtcmalloc_minimal.so.4" ] || need+=(libtcmalloc-minimal4)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get install -y "${need[@]}" >/dev/null 2>&1 ||
+    { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
+fi
+cargo build --release -p freespace-capi >&2
+
+NAMES=(glibc freespace jemalloc mimalloc tcmalloc)
+PRELOADS=("" "$TARGET/release/libfreespace.so" "$LIBDIR/libjemalloc.so.2"
+          "$LIBDIR/libmimalloc.so.2" "$LIBDIR/libtcmalloc_minimal.so.4")
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+PROGRAMS=$ROOT/crates/capi/tests/programs
+PY=$(command -v python3)
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+mkdir -p "$WORK/src"
+for i in $(seq 1 2000); do printf 'file %d\n%s\n' "$i" "$(seq 1 $((i % 300)))" >"$WORK/src/f$i.txt"; done
+
+# name | command (run by bash -c in $WORK, with LD_PRELOAD set for every process it starts)
+WORKLOADS=(
+  "python3 threads (PYTHONMALLOC=malloc)|PYTHONMALLOC=malloc $PY $PROGRAMS/alloc_heavy.py"
+  "python3 threads (pymalloc)|$PY $PROGRAMS/alloc_heavy.py"
+  "sqlite3 100k rows|rm -f t.db; sqlite3 t.db < $PROGRAMS/sqlite_100k.sql"
+  "git init+add+commit, 2000 files|rm -rf r && cp -r src r && cd r && git init -q . && git add . && git -c user.name=b -c user.email=b@example.invalid commit -qm m"
+)
+
+# Prints "seconds kilobytes" for one run; the output of the program itself is discarded.
+run_once() {
+  local preload=$1 cmd=$2
+  (cd "$WORK" && LD_PRELOAD=$preload /usr/bin/time -f '%e %M' -o "$WORK/time.out" \
+     bash -c "$cmd" >/dev/null 2>"$WORK/err.out") || { cat "$WORK/err.out" >&2; return 1; }
+  cat "$WORK/time.out"
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+printf '| workload | metric |'
+for n in "${NAMES[@]}"; do printf ' %s |' "$n"; done
+printf '\n|---|---|'
+for _ in "${NAMES[@]}"; do printf -- '---|'; done
+printf '\n'
+for w in "${WORKLOADS[@]}"; do
+  label=${w%%|*}
+  cmd=${w#*|}
+  declare -a T=() M=()
+  for i in "${!NAMES[@]}"; do
+    : >"$WORK/runs"
+    for _ in $(seq 1 "$REPEATS"); do run_once "${PRELOADS[$i]}" "$cmd" >>"$WORK/runs"; done
+    T[$i]=$(cut -d' ' -f1 "$WORK/runs" | median)
+    M[$i]=$(cut -d' ' -f2 "$WORK/runs" | median)
+  done
+  for metric in time rss; do
+    if [ $metric = time ]; then vals=("${T[@]}"); name="wall time"; else vals=("${M[@]}"); name="peak RSS"; fi
+    best=$(printf '%s\n' "${vals[@]}" | sort -g | head -1)
+    printf '| %s | %s (x glibc; x best) |' "$label" "$name"
+    for v in "${vals[@]}"; do
+      awk -v v="$v" -v g="${vals[0]}" -v b="$best" 'BEGIN {
+        r = (g > 0) ? v / g : 0; s = (b > 0) ? v / b : 0;
+        printf " %.2f; %.2f |", r, s }'
+    done
+    printf '\n'
+  done
+  printf '| %s | absolute (glibc) | %ss, %s KiB |' "$label" "${T[0]}" "${M[0]}"
+  for _ in "${NAMES[@]:1}"; do printf ' |'; done
+  printf '\n'
+done
