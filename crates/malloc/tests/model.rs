@@ -33,7 +33,7 @@ impl Rng {
 fn seeds() -> Vec<u64> {
     match std::env::var("FREESPACE_SEED") {
         Ok(s) => vec![s.parse().expect("FREESPACE_SEED must be a number")],
-        Err(_) => vec![1, 2, 0xdead_beef],
+        Err(_) => vec![1, 0xdead_beef],
     }
 }
 
