@@ -5,7 +5,10 @@
 //! Run: `cargo bench --bench heap_efficiency` (`-- --trials N` for fewer or more trials).
 
 mod malloc_peers;
-use malloc_peers::{efficiency_trial, Buddy, Contender, LinkedList, Region, Rlsf, Rng, Talc};
+use malloc_peers::{
+    best_fit, efficiency_trial, first_fit, first_fit_lifo, next_fit, segregated, worst_fit, Buddy,
+    Contender, LinkedList, Region, Rlsf, Rng, Talc,
+};
 
 /// Bytes in the region every contender runs on.
 const REGION: usize = 64 << 20;
@@ -71,6 +74,12 @@ fn main() {
         "allocator", "talc's method", "realloc <= 100 KB"
     );
     println!("| {:-<34} | {:->13} | {:->19} |", "", "", "");
+    row(&mut region, trials, "SegregatedFit", segregated);
+    row(&mut region, trials, "FirstFit (address order)", first_fit);
+    row(&mut region, trials, "FirstFit (LIFO)", first_fit_lifo);
+    row(&mut region, trials, "NextFit (address order)", next_fit);
+    row(&mut region, trials, "BestFit (address order)", best_fit);
+    row(&mut region, trials, "WorstFit (address order)", worst_fit);
     row(&mut region, trials, "talc", Talc::new);
     row(&mut region, trials, "rlsf", Rlsf::new);
     row(

@@ -10,7 +10,10 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 mod malloc_peers;
-use malloc_peers::{replay, Buddy, Contender, LinkedList, Region, Rlsf, Script, Slots, Talc};
+use malloc_peers::{
+    best_fit, first_fit, next_fit, replay, segregated, worst_fit, Buddy, Contender, LinkedList,
+    Region, Rlsf, Script, Slots, Talc,
+};
 
 /// Bytes in the region every contender runs on.
 const REGION: usize = 64 << 20;
@@ -49,6 +52,7 @@ fn random_actions(c: &mut Criterion) {
         let script = Script::random_actions(SEED, ACTIONS, max);
         let mut g = c.benchmark_group(format!("random_actions/max_{max}"));
         g.throughput(Throughput::Elements(ACTIONS as u64));
+        bench_one(&mut g, "SegregatedFit", &mut region, &script, segregated);
         bench_one(&mut g, "talc", &mut region, &script, Talc::new);
         bench_one(&mut g, "rlsf", &mut region, &script, Rlsf::new);
         bench_one(
@@ -57,6 +61,34 @@ fn random_actions(c: &mut Criterion) {
             &mut region,
             &script,
             LinkedList::new,
+        );
+        bench_one(
+            &mut g,
+            "FirstFit (address order)",
+            &mut region,
+            &script,
+            first_fit,
+        );
+        bench_one(
+            &mut g,
+            "NextFit (address order)",
+            &mut region,
+            &script,
+            next_fit,
+        );
+        bench_one(
+            &mut g,
+            "BestFit (address order)",
+            &mut region,
+            &script,
+            best_fit,
+        );
+        bench_one(
+            &mut g,
+            "WorstFit (address order)",
+            &mut region,
+            &script,
+            worst_fit,
         );
         bench_one(&mut g, "BuddyHeap", &mut region, &script, Buddy::new);
         g.finish();

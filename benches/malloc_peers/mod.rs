@@ -11,7 +11,10 @@
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
-use freespace_malloc::BuddyHeap;
+use freespace_malloc::{
+    BestFit, BuddyHeap, FirstFit, FixedRegion, Heap, HeapConfig, ListOrder, NextFit, Policy,
+    SegregatedFit, WorstFit,
+};
 
 /// One allocator under test, over a region it was built on.
 pub trait Contender {
@@ -62,6 +65,70 @@ impl Region {
     /// The region's size in bytes.
     pub fn len(&self) -> usize {
         self.len
+    }
+}
+
+/// A freespace `Heap` with policy `P` over the region, immediate coalescing (the default
+/// configuration; a fixed region never trims).
+pub struct Freespace<P: Policy>(Heap<FixedRegion, P>);
+
+impl<P: Policy> Freespace<P> {
+    /// Builds a fresh heap with `policy` over `region`.
+    pub fn new(region: &mut Region, policy: P) -> Self {
+        let (p, len) = region.span();
+        // SAFETY: the region is valid and unused by anything else while this contender lives.
+        Freespace(unsafe { Heap::in_region(p, len, policy, HeapConfig::new()) })
+    }
+
+    /// The heap, for its statistics.
+    pub fn heap(&self) -> &Heap<FixedRegion, P> {
+        &self.0
+    }
+}
+
+/// `SegregatedFit`, the default policy.
+pub fn segregated(region: &mut Region) -> Freespace<SegregatedFit> {
+    Freespace::new(region, SegregatedFit::new())
+}
+/// First fit over an address-ordered list.
+pub fn first_fit(region: &mut Region) -> Freespace<FirstFit> {
+    Freespace::new(region, FirstFit::new(ListOrder::AddressOrdered))
+}
+/// First fit over a LIFO list.
+pub fn first_fit_lifo(region: &mut Region) -> Freespace<FirstFit> {
+    Freespace::new(region, FirstFit::new(ListOrder::Lifo))
+}
+/// Next fit over an address-ordered list.
+pub fn next_fit(region: &mut Region) -> Freespace<NextFit> {
+    Freespace::new(region, NextFit::new(ListOrder::AddressOrdered))
+}
+/// Best fit over an address-ordered list.
+pub fn best_fit(region: &mut Region) -> Freespace<BestFit> {
+    Freespace::new(region, BestFit::new(ListOrder::AddressOrdered))
+}
+/// Worst fit over an address-ordered list.
+pub fn worst_fit(region: &mut Region) -> Freespace<WorstFit> {
+    Freespace::new(region, WorstFit::new(ListOrder::AddressOrdered))
+}
+
+impl<P: Policy> Contender for Freespace<P> {
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.0.malloc(layout).ok()
+    }
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, _layout: Layout) {
+        // SAFETY: the caller passes a live block of this heap.
+        let r = unsafe { self.0.free(ptr) };
+        debug_assert!(r.is_ok());
+    }
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        let nl = Layout::from_size_align(new_size, layout.align()).ok()?;
+        // SAFETY: the caller passes a live block of this heap.
+        unsafe { self.0.realloc(ptr, nl) }.ok()
     }
 }
 
