@@ -35,9 +35,12 @@ pub type DefaultSource = FixedRegion;
 ///
 /// let mut heap = Heap::new();
 /// let p = heap.malloc(Layout::from_size_align(100, 8).unwrap()).unwrap();
+/// // SAFETY: `p` is live.
 /// assert_eq!(unsafe { heap.usable_size(p) }, Ok(112));
 /// assert_eq!(heap.stats().requested_bytes, 100);
+/// // SAFETY: `p` is live and freed once.
 /// unsafe { heap.free(p) }.unwrap();
+/// // SAFETY: the second free only reads the header, which is still in the heap's region.
 /// assert_eq!(unsafe { heap.free(p) }, Err(freespace_malloc::FreeError::DoubleFree));
 /// heap.check().unwrap();
 /// ```
@@ -262,4 +265,137 @@ impl<S: Source, P: Policy> Heap<S, P> {
     pub const HEADER_SIZE: usize = HEADER;
     /// The smallest block, header included (32).
     pub const MIN_BLOCK: usize = MIN_BLOCK;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Coalescing;
+    use crate::list_fit::FirstFit;
+    use crate::policy::ListOrder;
+    use std::vec;
+
+    fn layout(size: usize) -> Layout {
+        Layout::from_size_align(size, 8).unwrap()
+    }
+
+    fn fixed<P: Policy>(
+        buf: &mut [u128],
+        policy: P,
+        coalescing: Coalescing,
+    ) -> Heap<FixedRegion, P> {
+        let start = NonNull::new(buf.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: the buffer outlives the heap in each test.
+        unsafe {
+            Heap::in_region(
+                start,
+                buf.len() * 16,
+                policy,
+                HeapConfig::new().with_coalescing(coalescing),
+            )
+        }
+    }
+
+    #[test]
+    fn realloc_grows_and_shrinks_in_place() {
+        let mut buf = vec![0u128; 1024];
+        let mut heap = fixed(&mut buf, SegregatedFit::new(), Coalescing::Immediate);
+        let p = heap.malloc(layout(100)).unwrap();
+        // SAFETY: `p` is live; each realloc returns the live pointer.
+        unsafe {
+            p.as_ptr().write_bytes(9, 100);
+            let q = heap.realloc(p, layout(1000)).unwrap();
+            assert_eq!(q, p, "the free space after the block was used");
+            assert_eq!(heap.usable_size(q), Ok(1008));
+            let r = heap.realloc(q, layout(40)).unwrap();
+            assert_eq!(r, p, "shrinking never moves");
+            assert_eq!(heap.usable_size(r), Ok(48));
+            assert_eq!(core::slice::from_raw_parts(r.as_ptr(), 40), [9u8; 40]);
+            assert_eq!(heap.stats().requested_bytes, 40);
+            heap.check().unwrap();
+            // With a used block right after it, growing must move.
+            let blocker = heap.malloc(layout(16)).unwrap();
+            let s = heap.realloc(r, layout(2000)).unwrap();
+            assert_ne!(s, r);
+            assert_eq!(core::slice::from_raw_parts(s.as_ptr(), 40), [9u8; 40]);
+            heap.free(s).unwrap();
+            heap.free(blocker).unwrap();
+        }
+        heap.check().unwrap();
+        assert_eq!(heap.stats().live_blocks, 0);
+    }
+
+    #[test]
+    fn calloc_zeroes_reused_memory() {
+        let mut heap = Heap::new();
+        let p = heap.malloc(layout(256)).unwrap();
+        // SAFETY: `p` is live with 256 bytes; freed once.
+        unsafe {
+            p.as_ptr().write_bytes(0xff, 256);
+            heap.free(p).unwrap();
+        }
+        let q = heap.calloc(32, 8).unwrap();
+        assert_eq!(q, p, "the same block is reused");
+        // SAFETY: `q` is live with 256 bytes.
+        assert!(unsafe { core::slice::from_raw_parts(q.as_ptr(), 256) }
+            .iter()
+            .all(|&b| b == 0));
+    }
+
+    #[test]
+    fn deferred_coalescing_merges_before_failing() {
+        let mut buf = vec![0u128; 256];
+        let mut heap = fixed(
+            &mut buf,
+            FirstFit::new(ListOrder::Lifo),
+            Coalescing::Deferred,
+        );
+        let ptrs: vec::Vec<_> = (0..8).map(|_| heap.malloc(layout(400)).unwrap()).collect();
+        for p in ptrs {
+            // SAFETY: live, freed once.
+            unsafe { heap.free(p) }.unwrap();
+        }
+        assert!(heap.stats().free_blocks > 1, "nothing merged yet");
+        heap.check().unwrap();
+        let big = heap.malloc(layout(3000)).unwrap();
+        assert_eq!(
+            heap.stats().free_blocks,
+            1,
+            "one merge pass, then the split remainder"
+        );
+        // SAFETY: live, freed once.
+        unsafe { heap.free(big) }.unwrap();
+
+        let mut buf2 = vec![0u128; 256];
+        let mut never = fixed(&mut buf2, FirstFit::new(ListOrder::Lifo), Coalescing::Never);
+        let ptrs: vec::Vec<_> = (0..8).map(|_| never.malloc(layout(400)).unwrap()).collect();
+        for p in ptrs {
+            // SAFETY: live, freed once.
+            unsafe { never.free(p) }.unwrap();
+        }
+        assert_eq!(
+            never.malloc(layout(3000)),
+            Err(AllocError::OutOfMemory),
+            "never coalescing: shattered"
+        );
+        never.check().unwrap();
+    }
+
+    #[test]
+    fn owns_and_blocks() {
+        let mut heap = Heap::new();
+        assert!(!heap.owns(core::ptr::null()));
+        let p = heap.malloc(layout(10)).unwrap();
+        assert!(heap.owns(p.as_ptr()));
+        let blocks: vec::Vec<_> = heap.blocks().collect();
+        assert_eq!(
+            blocks[0].addr + Heap::<crate::source::OsSource>::HEADER_SIZE,
+            p.as_ptr() as usize
+        );
+        assert_eq!(blocks[0].requested, 10);
+        assert_eq!(
+            blocks.iter().map(|b| b.size).sum::<usize>() + heap.stats().overhead_bytes,
+            heap.stats().heap_bytes
+        );
+    }
 }

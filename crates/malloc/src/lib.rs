@@ -13,6 +13,7 @@
 //! // The default: segregated fit (TLSF-style bins), immediate coalescing, pages from the OS.
 //! let mut heap = Heap::new();
 //! let p = heap.malloc(Layout::new::<[u64; 8]>()).unwrap();
+//! // SAFETY: `p` is live and freed once.
 //! unsafe { heap.free(p) }.unwrap();
 //!
 //! // A textbook heap: first fit over an address-ordered list, deferred coalescing.
@@ -20,6 +21,7 @@
 //! let mut textbook = Heap::with_parts(OsSource::new(), FirstFit::new(ListOrder::AddressOrdered), config);
 //! let q = textbook.malloc(Layout::from_size_align(100, 1).unwrap()).unwrap();
 //! assert_eq!(textbook.stats().requested_bytes, 100);
+//! // SAFETY: `q` is live and freed once.
 //! unsafe { textbook.free(q) }.unwrap();
 //! textbook.check().unwrap();
 //! ```

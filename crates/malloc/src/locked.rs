@@ -176,3 +176,33 @@ unsafe impl<S: Source, P: Policy> Allocator for LockedHeap<S, P> {
         Ok(NonNull::slice_from_raw_parts(p, new_layout.size()))
     }
 }
+
+#[cfg(all(test, feature = "std", unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn global_alloc_calls_reach_the_heap() {
+        let heap = LockedHeap::new();
+        let l = Layout::from_size_align(100, 64).unwrap();
+        // SAFETY: a non-zero layout; each pointer is used while live and freed once.
+        unsafe {
+            let p = heap.alloc(l);
+            assert!(!p.is_null() && p as usize % 64 == 0);
+            p.write_bytes(3, 100);
+            let q = heap.realloc(p, l, 5000);
+            assert_eq!(q as usize % 64, 0);
+            assert_eq!(*q.add(99), 3);
+            heap.dealloc(q, Layout::from_size_align(5000, 64).unwrap());
+            let z = heap.alloc_zeroed(Layout::from_size_align(300, 8).unwrap());
+            assert!(core::slice::from_raw_parts(z, 300).iter().all(|&b| b == 0));
+            heap.dealloc(z, Layout::from_size_align(300, 8).unwrap());
+            assert!(heap
+                .alloc(Layout::from_size_align(1 << 60, 8).unwrap())
+                .is_null());
+        }
+        let h = heap.lock();
+        h.check().unwrap();
+        assert_eq!(h.stats().live_blocks, 0);
+    }
+}

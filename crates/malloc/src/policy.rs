@@ -172,3 +172,22 @@ unsafe impl Policy for AnyPolicy {
         dispatch!(self, p => p.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_policy_is_the_fit_it_was_made_with() {
+        for fit in Fit::ALL {
+            let p = AnyPolicy::new(fit, ListOrder::Lifo);
+            assert_eq!(p.fit(), fit);
+            assert!(p.name().ends_with("fit"));
+        }
+        assert_eq!(
+            AnyPolicy::new(Fit::Segregated, ListOrder::Fifo).list_count(),
+            48 * 32
+        );
+        assert_eq!(AnyPolicy::new(Fit::Best, ListOrder::Fifo).list_count(), 1);
+    }
+}

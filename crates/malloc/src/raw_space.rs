@@ -484,3 +484,81 @@ impl<S: Source> Space for RawSpace<S> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::FixedRegion;
+    use std::vec;
+
+    fn space(buf: &mut [u128]) -> RawSpace<FixedRegion> {
+        let start = NonNull::new(buf.as_mut_ptr().cast::<u8>()).unwrap();
+        // SAFETY: the buffer outlives the space in every test below.
+        RawSpace::new(unsafe { FixedRegion::new(start, buf.len() * 16) })
+    }
+
+    #[test]
+    fn magic_depends_on_address_and_size() {
+        let mut seen = std::collections::HashSet::new();
+        for addr in (0x1000..0x1000 + 256 * 16).step_by(16) {
+            for size in (32..32 + 64 * 16).step_by(16) {
+                seen.insert(magic(addr, size as u64));
+            }
+        }
+        // 16384 headers; a keyed 32-bit hash should give (almost) all different values.
+        assert!(
+            seen.len() > 16_300,
+            "only {} distinct magic numbers",
+            seen.len()
+        );
+    }
+
+    #[test]
+    fn a_region_is_framed_by_its_header_and_sentinel() {
+        let mut buf = vec![0u128; 64];
+        let mut s = space(&mut buf);
+        let (first, size) = s.grow(32).unwrap();
+        assert_eq!(first, buf.as_ptr() as usize + 16);
+        assert_eq!(size, 64 * 16 - REGION_OVERHEAD);
+        assert_eq!(s.overhead_bytes(), REGION_OVERHEAD);
+        assert!(s.grow(32).is_none(), "a fixed region is handed out once");
+        s.set_free(first, size);
+        assert_eq!(s.next_block(first), None, "the sentinel ends the walk");
+        assert_eq!(s.prev_free(first), None);
+        assert_eq!(s.region_count(), 1);
+    }
+
+    #[test]
+    fn prev_free_finds_small_and_tagged_neighbours() {
+        let mut buf = vec![0u128; 64];
+        let mut s = space(&mut buf);
+        let (a, size) = s.grow(32).unwrap();
+        // a: 32 bytes free (no boundary tag), b: 64 used, c: 48 free (tagged), d: the rest, used.
+        s.set_used(a, 32, 10);
+        s.set_used(a + 32, 64, 40);
+        s.set_used(a + 96, 48, 20);
+        s.set_used(a + 144, size - 144, 1);
+        s.set_free(a, 32);
+        s.set_free(a + 96, 48);
+        assert_eq!(s.prev_free(a + 32), Some(a), "found through PREV_SMALL");
+        assert_eq!(
+            s.prev_free(a + 144),
+            Some(a + 96),
+            "found through the boundary tag"
+        );
+        assert_eq!(s.prev_free(a + 96), None);
+        assert_eq!(s.next_block(a), Some(a + 32));
+        assert_eq!(s.requested(a + 32), 40);
+        s.check_block(a + 32, Some(a)).unwrap();
+        s.check_block(a + 144, Some(a + 96)).unwrap();
+        assert!(s.check_block(a + 32, None).is_err(), "PREV_FREE is set");
+        // A used block's pointer passes lookup; a free one is a double free; an absorbed one too.
+        assert_eq!(s.lookup(a + 32 + HEADER), Ok(a + 32));
+        assert_eq!(s.lookup(a + HEADER), Err(FreeError::DoubleFree));
+        s.discard(a + 96);
+        assert_eq!(s.lookup(a + 96 + HEADER), Err(FreeError::DoubleFree));
+        assert_eq!(s.lookup(a + 32 + HEADER + 16), Err(FreeError::BadMagic));
+        assert_eq!(s.lookup(a + 8), Err(FreeError::Misaligned));
+        assert_eq!(s.lookup(a + size + 16), Err(FreeError::NotInHeap));
+    }
+}

@@ -352,3 +352,62 @@ impl SimHeap {
         self.config
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heap(coalescing: Coalescing) -> SimHeap {
+        SimHeap::new(SimConfig {
+            base: 0,
+            size: 100,
+            coalescing,
+            fit: Fit::First,
+            ..SimConfig::new()
+        })
+    }
+
+    #[test]
+    fn starts_as_one_free_block_and_tiles_the_range() {
+        let h = heap(Coalescing::Immediate);
+        assert_eq!(h.free_list(), [(0, 100)]);
+        assert_eq!(h.stats().heap_bytes, 100);
+        assert_eq!(h.blocks().len(), 1);
+        h.check().unwrap();
+    }
+
+    #[test]
+    fn alignment_rounds_the_size_before_the_header_is_added() {
+        let mut h = SimHeap::new(SimConfig {
+            base: 1000,
+            size: 100,
+            header_size: 4,
+            align: 8,
+            ..SimConfig::new()
+        });
+        assert_eq!(h.malloc(3), Ok((1004, 1)));
+        assert_eq!(
+            h.free_list(),
+            [(1012, 88)],
+            "3 rounds to 8, plus a 4-byte header"
+        );
+        let s = h.stats();
+        assert_eq!(
+            (s.allocated_bytes, s.requested_bytes, s.header_bytes),
+            (8, 3, 4)
+        );
+    }
+
+    #[test]
+    fn prev_free_and_tiling_are_checked() {
+        let mut h = heap(Coalescing::Never);
+        let a = h.malloc(10).unwrap().0;
+        let b = h.malloc(10).unwrap().0;
+        h.free(a).unwrap();
+        assert_eq!(h.engine.space.prev_free(b), Some(a));
+        assert_eq!(h.engine.space.prev_free(a), None);
+        // Break the tiling behind the engine's back: check() must notice.
+        h.engine.space.map.get_mut(&b).unwrap().size = 15;
+        assert!(matches!(h.check(), Err(Corruption::BadTiling { .. })));
+    }
+}

@@ -194,10 +194,10 @@ mod os {
             if new_len >= len || new_len % page != 0 || start.as_ptr() as usize % page != 0 {
                 return false;
             }
+            let tail = start.as_ptr().wrapping_add(new_len);
             // SAFETY: the tail lies inside a region `grow` mapped and the caller no longer uses it;
             // both ends are page aligned.
-            let ok =
-                unsafe { libc::munmap(start.as_ptr().add(new_len).cast(), len - new_len) } == 0;
+            let ok = unsafe { libc::munmap(tail.cast(), len - new_len) } == 0;
             if ok {
                 self.mapped -= len - new_len;
             }
@@ -217,5 +217,45 @@ mod os {
                 self.page
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixed_region_is_handed_out_once() {
+        let mut buf = [0u8; 256];
+        let start = NonNull::new(buf.as_mut_ptr()).unwrap();
+        // SAFETY: `buf` outlives the source and nothing else touches it.
+        let mut s = unsafe { FixedRegion::new(start, 256) };
+        assert_eq!(s.grow(10), Some((start, 256)));
+        assert_eq!(s.grow(10), None);
+        assert!(!s.can_release());
+        assert_eq!(FixedRegion::empty().grow(1), None);
+    }
+
+    #[cfg(all(feature = "std", unix))]
+    #[test]
+    fn the_os_source_maps_trims_purges_and_unmaps() {
+        let mut os = OsSource::new();
+        let (p, len) = os.grow(10).unwrap();
+        assert_eq!(len, OsSource::CHUNK, "small requests get a whole chunk");
+        assert_eq!(p.as_ptr() as usize % os.page_size(), 0);
+        assert_eq!(os.mapped_bytes(), len);
+        // SAFETY: the region is ours; we touch it, then give parts of it back.
+        unsafe {
+            p.as_ptr().write_bytes(7, len);
+            assert!(os.purge(p, 4096));
+            assert_eq!(*p.as_ptr(), 0, "purged pages read back as zeros");
+            assert!(!os.shrink(p, len, 100), "not a page multiple");
+            assert!(os.shrink(p, len, len / 2));
+            assert_eq!(os.mapped_bytes(), len / 2);
+            assert!(os.release(p, len / 2));
+        }
+        assert_eq!(os.mapped_bytes(), 0);
+        let (_, big) = os.grow(3 << 20).unwrap();
+        assert!(big >= 3 << 20);
     }
 }

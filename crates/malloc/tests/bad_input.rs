@@ -29,6 +29,7 @@ fn setup(coalescing: Coalescing) -> (Heap<OsSource, AnyPolicy>, Vec<NonNull<u8>>
         .iter()
         .map(|&s| heap.malloc(layout(s)).unwrap())
         .collect();
+    // SAFETY: live, freed once.
     unsafe { heap.free(ptrs[1]) }.unwrap();
     (heap, ptrs)
 }
@@ -36,15 +37,19 @@ fn setup(coalescing: Coalescing) -> (Heap<OsSource, AnyPolicy>, Vec<NonNull<u8>>
 /// Asserts `bad` is refused with `want` and the heap is unchanged and still serves requests.
 fn refused<S: Source, P: Policy>(heap: &mut Heap<S, P>, bad: NonNull<u8>, want: FreeError) {
     let before = snapshot(heap);
+    // SAFETY: `bad` points at readable memory (the heap's or the stack's); the checks only read.
     assert_eq!(unsafe { heap.usable_size(bad) }, Err(want));
+    // SAFETY: as above; a refused free changes nothing.
     assert_eq!(unsafe { heap.free(bad) }, Err(want));
     assert_eq!(
+        // SAFETY: as above; a refused realloc changes nothing.
         unsafe { heap.realloc(bad, layout(64)) },
         Err(AllocError::InvalidPointer)
     );
     assert_eq!(snapshot(heap), before, "a refused free changed the heap");
     heap.check().unwrap();
     let p = heap.malloc(layout(50)).unwrap();
+    // SAFETY: live, freed once.
     unsafe { heap.free(p) }.unwrap();
     heap.check().unwrap();
 }
@@ -62,6 +67,7 @@ fn not_in_heap() {
         let mut other = Heap::new();
         let foreign = other.malloc(layout(100)).unwrap();
         refused(&mut heap, foreign, FreeError::NotInHeap);
+        // SAFETY: live in `other`, freed once.
         unsafe { other.free(foreign) }.unwrap();
     }
 }
@@ -92,6 +98,7 @@ fn bad_magic() {
     for mode in Coalescing::ALL {
         let (mut heap, ptrs) = setup(mode);
         // A 16-aligned pointer into the middle of a payload: the bytes in front are data.
+        // SAFETY: the block has 300 payload bytes.
         unsafe { ptrs[2].as_ptr().write_bytes(0x5a, 300) };
         refused(
             &mut heap,
@@ -99,6 +106,7 @@ fn bad_magic() {
             FreeError::BadMagic,
         );
         // A forged header: a plausible size and flags, but no magic number to go with them.
+        // SAFETY: writes stay inside the 300-byte payload of a live block.
         unsafe {
             let fake = ptrs[2].as_ptr().wrapping_add(128);
             fake.cast::<u64>().write(64 | 1);
@@ -111,14 +119,19 @@ fn bad_magic() {
         }
         // A real header overwritten: refused, and check() reports it; restored, all is well.
         let header = ptrs[3].as_ptr().wrapping_sub(8).cast::<u64>();
+        // SAFETY: the header word in front of a live block is inside the heap's region.
         let saved = unsafe { header.read() };
+        // SAFETY: as above; it is restored below.
         unsafe { header.write(saved ^ 1) };
         let before = snapshot(&heap).1;
+        // SAFETY: a refused free reads the header and changes nothing.
         assert_eq!(unsafe { heap.free(ptrs[3]) }, Err(FreeError::BadMagic));
         assert!(heap.check().is_err());
+        // SAFETY: restores the saved header word.
         unsafe { header.write(saved) };
         assert_eq!(heap.stats(), before);
         heap.check().unwrap();
+        // SAFETY: live, freed once.
         unsafe { heap.free(ptrs[3]) }.unwrap();
         heap.check().unwrap();
     }
@@ -132,6 +145,7 @@ fn double_free() {
         refused(&mut heap, ptrs[1], FreeError::DoubleFree);
         // Free c: under immediate coalescing it merges with b; its header, now inside the merged
         // block, still says it was absorbed.
+        // SAFETY: live, freed once.
         unsafe { heap.free(ptrs[2]) }.unwrap();
         refused(&mut heap, ptrs[2], FreeError::DoubleFree);
         refused(&mut heap, ptrs[1], FreeError::DoubleFree);
@@ -186,10 +200,13 @@ fn bad_layouts_are_errors() {
     );
     let p = heap.malloc(layout(10)).unwrap();
     assert_eq!(
+        // SAFETY: `p` is live; a refused realloc changes nothing.
         unsafe { heap.realloc(p, Layout::from_size_align(0, 1).unwrap()) },
         Err(AllocError::ZeroSize)
     );
+    // SAFETY: `p` is live.
     assert_eq!(unsafe { heap.usable_size(p) }, Ok(16));
+    // SAFETY: live, freed once.
     unsafe { heap.free(p) }.unwrap();
     heap.check().unwrap();
     assert_eq!(heap.stats().live_blocks, 0);
@@ -225,6 +242,7 @@ fn a_fixed_region_runs_out_and_recovers() {
     );
     heap.check().unwrap();
     for p in ptrs {
+        // SAFETY: live, freed once.
         unsafe { heap.free(p) }.unwrap();
     }
     let s = heap.stats();

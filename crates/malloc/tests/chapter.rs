@@ -168,6 +168,7 @@ fn textbook_fits_on_real_memory_place_as_in_the_simulation() {
             p.push(heap.malloc(l(units)).unwrap());
         }
         for i in [0, 2, 4] {
+            // SAFETY: each pointer is live and freed once.
             unsafe { heap.free(p[i]) }.unwrap();
         }
         let got = heap.malloc(l(15)).unwrap();
@@ -205,7 +206,9 @@ fn the_magic_number_is_found_in_front_of_the_pointer() {
         .unwrap();
     // The header sits right before the pointer; forging a pointer into the payload finds no magic.
     let forged = NonNull::new(p.as_ptr().wrapping_add(48)).unwrap();
+    // SAFETY: reading the bytes in front of a pointer into our own live block is fine.
     assert_eq!(unsafe { heap.free(forged) }, Err(FreeError::BadMagic));
+    // SAFETY: `p` is live and freed once.
     unsafe { heap.free(p) }.unwrap();
     heap.check().unwrap();
 }

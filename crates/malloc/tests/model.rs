@@ -82,6 +82,7 @@ fn check_model<S: Source, P: Policy>(heap: &Heap<S, P>, live: &[Live], full: boo
     );
     let usable: usize = live
         .iter()
+        // SAFETY: every model pointer is live in this heap.
         .map(|l| unsafe { heap.usable_size(NonNull::new(l.ptr as *mut u8).unwrap()) }.unwrap())
         .sum();
     assert_eq!(s.allocated_bytes, usable);
