@@ -221,11 +221,13 @@ impl Backend {
     }
 
     /// Takes the backend lock for `fork()`.
+    #[cfg(not(loom))]
     pub(crate) fn lock_for_fork(&self) {
         self.lock.raw_lock();
     }
 
     /// Releases the lock taken by `lock_for_fork`.
+    #[cfg(not(loom))]
     ///
     /// # Safety
     /// The caller took it with `lock_for_fork`.

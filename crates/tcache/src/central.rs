@@ -214,45 +214,53 @@ impl Central {
         }
     }
 
-    /// Empties every transfer cache into the spans and returns every empty span to the core.
+    /// Empties every transfer cache into the spans, returns every empty span to the core, and
+    /// asks the core to give free pages back to the OS.
     pub(crate) fn release_memory(&self) {
         for c in 0..NUM_CLASSES {
-            let mut st = self.classes[c].lock();
-            while st.nslots > 0 {
-                st.nslots -= 1;
-                let mut obj = st.slots[st.nslots];
-                while !obj.is_null() {
-                    // SAFETY: transfer batches are null-terminated lists of class `c` objects.
-                    let next = unsafe { (*obj).next };
-                    // SAFETY: the object belonged to the transfer cache; the class lock is held.
-                    unsafe { self.give_to_span(&mut st, c, obj, true) };
-                    obj = next;
-                }
-            }
-            let mut span = st.partial;
-            while !span.is_null() {
-                // SAFETY: spans on the partial list are live; the class lock is held.
-                let next = unsafe { (*span).next };
-                // SAFETY: as above; an empty span leaves the list before going back.
-                unsafe {
-                    if (*span).used == 0 {
-                        st.unlink(span);
-                        self.backend.free_span(span);
-                    }
-                }
-                span = next;
-            }
+            self.release_class(c);
         }
         self.backend.release_free_memory();
     }
 
+    /// Empties class `c`'s transfer cache into its spans and returns its empty spans to the core.
+    pub(crate) fn release_class(&self, c: usize) {
+        let mut st = self.classes[c].lock();
+        while st.nslots > 0 {
+            st.nslots -= 1;
+            let mut obj = st.slots[st.nslots];
+            while !obj.is_null() {
+                // SAFETY: transfer batches are null-terminated lists of class `c` objects.
+                let next = unsafe { (*obj).next };
+                // SAFETY: the object belonged to the transfer cache; the class lock is held.
+                unsafe { self.give_to_span(&mut st, c, obj, true) };
+                obj = next;
+            }
+        }
+        let mut span = st.partial;
+        while !span.is_null() {
+            // SAFETY: spans on the partial list are live; the class lock is held.
+            let next = unsafe { (*span).next };
+            // SAFETY: as above; an empty span leaves the list before going back.
+            unsafe {
+                if (*span).used == 0 {
+                    st.unlink(span);
+                    self.backend.free_span(span);
+                }
+            }
+            span = next;
+        }
+    }
+
+    /// Bytes of free objects in class `c`'s transfer cache.
+    pub(crate) fn transfer_bytes(&self, c: usize) -> usize {
+        let st = self.classes[c].lock();
+        st.nslots * CLASSES[c].batch as usize * CLASSES[c].size as usize
+    }
+
     /// Counters; takes each class lock briefly.
     pub(crate) fn stats(&self) -> CentralStats {
-        let mut transfer_bytes = 0;
-        for (class, info) in self.classes.iter().zip(CLASSES.iter()) {
-            let st = class.lock();
-            transfer_bytes += st.nslots * info.batch as usize * info.size as usize;
-        }
+        let transfer_bytes = (0..NUM_CLASSES).map(|c| self.transfer_bytes(c)).sum();
         CentralStats {
             transfer_bytes,
             mapped_bytes: self.backend.mapped_bytes(),
@@ -261,6 +269,7 @@ impl Central {
     }
 
     /// Takes every lock, in lock order, before `fork()`.
+    #[cfg(not(loom))]
     pub(crate) fn lock_all(&self) {
         for class in &self.classes {
             class.raw_lock();
@@ -269,6 +278,7 @@ impl Central {
     }
 
     /// Releases every lock taken by `lock_all`.
+    #[cfg(not(loom))]
     ///
     /// # Safety
     /// The caller took them with `lock_all`.

@@ -49,6 +49,8 @@
 //! ([`FreeError::DoubleFree`]: a freed object carries an address-keyed marker in its second word
 //! until it is handed out again). Large objects get the core's own header checks.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+// Under loom only the concurrent core is built (no TLS glue, no fork handlers).
+#![cfg_attr(loom, allow(dead_code, unused_imports))]
 
 mod backend;
 mod central;

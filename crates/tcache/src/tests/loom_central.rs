@@ -37,22 +37,33 @@ const STACK: usize = 1 << 20;
 /// Runs a model body on a thread with a stack big enough for a `Central` (loom's default is small).
 fn model<F: Fn() + Sync + Send + 'static>(f: F) {
     let f = std::sync::Arc::new(f);
-    loom::model(move || {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 100_000;
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = runs.clone();
+    builder.check(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let f = f.clone();
         spawn(move || f()).join().unwrap();
     });
+    // The model must really interleave the threads, not run one schedule.
+    let runs = runs.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("loom explored {runs} interleavings");
+    assert!(runs > 1);
 }
 
 /// Spawns a model thread with a roomy stack.
-fn spawn<T: 'static, F: FnOnce() -> T + 'static>(f: F) -> thread::JoinHandle<T> {
+fn spawn<T: Send + 'static, F: FnOnce() -> T + Send + 'static>(f: F) -> thread::JoinHandle<T> {
     thread::Builder::new().stack_size(STACK).spawn(f).unwrap()
 }
 
+/// After every thread has flushed, draining the class must give every span back.
 fn settle(central: &Central) {
-    central.release_memory();
-    let s = central.stats();
-    assert_eq!(s.backend.spans, 0, "a span was lost");
-    assert_eq!(s.transfer_bytes, 0);
+    central.release_class(C);
+    assert_eq!(central.transfer_bytes(C), 0);
+    let s = central.backend.stats();
+    assert_eq!(s.spans, 0, "a span was lost");
+    assert!(s.spans_created > 0);
 }
 
 #[test]
@@ -153,6 +164,39 @@ fn flush_on_exit_races_with_central_traffic() {
         // SAFETY: the object just taken goes back.
         unsafe { central.give(C, FreeObj::push(head.cast(), std::ptr::null_mut()), 1) };
         exiting.join().unwrap();
+        settle(&central);
+    });
+}
+
+#[test]
+fn three_threads_overflow_the_transfer_cache() {
+    model(|| {
+        let central = Arc::new(Central::new());
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let central = central.clone();
+                spawn(move || {
+                    let cache = LocalCache::new();
+                    // Five objects: more than two batches, so frees overflow the bin, fill the
+                    // two transfer slots and spill back to the spans.
+                    let objs: Vec<*mut u8> = (0..5).map(|_| alloc(&cache, &central)).collect();
+                    for (i, &p) in objs.iter().enumerate() {
+                        assert!(!p.is_null());
+                        assert!(
+                            objs[..i].iter().all(|&q| q != p),
+                            "an object was handed out twice"
+                        );
+                    }
+                    for p in objs {
+                        free(&cache, &central, p);
+                    }
+                    cache.flush(&central);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
         settle(&central);
     });
 }
