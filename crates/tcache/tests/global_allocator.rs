@@ -84,7 +84,7 @@ impl Drop for AllocatesOnDrop {
 }
 
 thread_local! {
-    static LATE: AllocatesOnDrop = AllocatesOnDrop(RefCell::new(Vec::new()));
+    static LATE: AllocatesOnDrop = const { AllocatesOnDrop(RefCell::new(Vec::new())) };
 }
 
 #[test]
