@@ -1,0 +1,323 @@
+//! The handle arena against its peers, measured in the same run so ratios mean something:
+//! - `handles/get`: `Arena::get` vs slotmap's `SlotMap::get` vs a raw pointer dereference;
+//! - `handles/insert_remove`: a batch of inserts then removes, arena vs slotmap;
+//! - `handles/compact`: compaction throughput (bytes moved per second) vs a plain memcpy of
+//!   the same bytes, as one copy and in blocks of the same size;
+//! - before the timed groups, a printed table: footprint after one fragmenting workload on the
+//!   arena (after `compact`), freespace-malloc's `Heap` and the system allocator.
+//!
+//! Run: `cargo bench --bench handles -- --warm-up-time 1 --measurement-time 3`
+
+use std::alloc::Layout;
+use std::hint::black_box;
+use std::ptr::NonNull;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
+use freespace::handles::{Arena, Compactor, GrowthPolicy, Handle, Sliding, TwoFinger};
+use freespace::malloc::Heap;
+use slotmap::{DefaultKey, SlotMap};
+
+/// Values read per `get` iteration.
+const GET_N: usize = 4096;
+
+fn get(c: &mut Criterion) {
+    let mut g = c.benchmark_group("handles/get");
+    g.throughput(Throughput::Elements(GET_N as u64));
+
+    let mut arena = Arena::new();
+    let hs: Vec<Handle<u64>> = (0..GET_N as u64).map(|i| arena.insert(i)).collect();
+    g.bench_function("arena", |b| {
+        b.iter(|| {
+            let arena = black_box(&arena);
+            let mut sum = 0u64;
+            for h in black_box(&hs) {
+                sum = sum.wrapping_add(*arena.get(*h).unwrap());
+            }
+            sum
+        })
+    });
+
+    let mut sm: SlotMap<DefaultKey, u64> = SlotMap::new();
+    let keys: Vec<DefaultKey> = (0..GET_N as u64).map(|i| sm.insert(i)).collect();
+    g.bench_function("slotmap", |b| {
+        b.iter(|| {
+            let sm = black_box(&sm);
+            let mut sum = 0u64;
+            for k in black_box(&keys) {
+                sum = sum.wrapping_add(*sm.get(*k).unwrap());
+            }
+            sum
+        })
+    });
+
+    let values: Vec<u64> = (0..GET_N as u64).collect();
+    let ptrs: Vec<*const u64> = values.iter().map(|v| v as *const u64).collect();
+    g.bench_function("raw_pointer", |b| {
+        b.iter(|| {
+            let mut sum = 0u64;
+            for p in black_box(&ptrs) {
+                // SAFETY: every pointer points into `values`, which outlives the benchmark.
+                sum = sum.wrapping_add(unsafe { **p });
+            }
+            sum
+        })
+    });
+    g.finish();
+}
+
+/// Inserts and removes per `insert_remove` iteration.
+const CHURN_N: usize = 1024;
+
+fn insert_remove(c: &mut Criterion) {
+    let mut g = c.benchmark_group("handles/insert_remove");
+    g.throughput(Throughput::Elements(CHURN_N as u64));
+    let mut hs = Vec::with_capacity(CHURN_N);
+
+    let mut arena = Arena::new();
+    arena.set_policy(GrowthPolicy::Manual);
+    g.bench_function("arena", |b| {
+        b.iter(|| {
+            for i in 0..CHURN_N as u64 {
+                hs.push(arena.insert(black_box(i)));
+            }
+            // Remove in insertion order: every remove leaves a hole below the top until the
+            // last, so the free-space index does real work.
+            for h in hs.drain(..) {
+                black_box(arena.remove(h));
+            }
+        })
+    });
+
+    let mut keys = Vec::with_capacity(CHURN_N);
+    let mut sm: SlotMap<DefaultKey, u64> = SlotMap::new();
+    g.bench_function("slotmap", |b| {
+        b.iter(|| {
+            for i in 0..CHURN_N as u64 {
+                keys.push(sm.insert(black_box(i)));
+            }
+            for k in keys.drain(..) {
+                black_box(sm.remove(k));
+            }
+        })
+    });
+    g.finish();
+}
+
+/// Builds an arena of `count` byte blocks of `len` bytes and frees every other one, so that a
+/// sliding pass moves half of them.
+fn fragmented<C: Compactor>(compactor: C, count: usize, len: usize) -> Arena<C> {
+    let config = freespace::handles::ArenaConfig::new()
+        .policy(GrowthPolicy::Manual)
+        .shrink_after_compaction(false);
+    let mut arena = Arena::with_config(config, compactor);
+    let hs: Vec<_> = (0..count).map(|_| arena.alloc_bytes(len, 16)).collect();
+    for (i, h) in hs.into_iter().enumerate() {
+        if i % 2 == 0 {
+            arena.free_bytes(h).unwrap();
+        } else {
+            arena.bytes_mut(h).unwrap().fill(i as u8);
+        }
+    }
+    arena
+}
+
+fn compact(c: &mut Criterion) {
+    // 16 MiB of blocks, half freed: 8 MiB of live data to move, larger than the caches.
+    const TOTAL: usize = 16 << 20;
+    for len in [256usize, 4096, 65536] {
+        let count = TOTAL / len;
+        let moved = fragmented(Sliding::new(), count, len).compact().bytes_moved;
+        let mut g = c.benchmark_group(format!("handles/compact/block_{len}"));
+        g.throughput(Throughput::Bytes(moved as u64));
+        g.sample_size(10);
+        g.bench_function("sliding", |b| {
+            b.iter_batched(
+                || fragmented(Sliding::new(), count, len),
+                |mut arena| {
+                    let r = arena.compact();
+                    assert_eq!(r.bytes_moved, moved);
+                    arena
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        let tf_moved = fragmented(TwoFinger::new(), count, len).compact().bytes_moved;
+        eprintln!("block {len}: sliding moves {moved} bytes, two-finger {tf_moved} bytes");
+        g.bench_function("two_finger", |b| {
+            b.iter_batched(
+                || fragmented(TwoFinger::new(), count, len),
+                |mut arena| {
+                    arena.compact();
+                    arena
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        let src = vec![1u8; moved];
+        let mut dst = vec![0u8; moved];
+        g.bench_function("memcpy_whole", |b| {
+            b.iter(|| dst.copy_from_slice(black_box(&src)))
+        });
+        g.bench_function(BenchmarkId::new("memcpy_blocks", len), |b| {
+            b.iter(|| {
+                for (d, s) in dst.chunks_mut(len).zip(black_box(&src).chunks(len)) {
+                    d.copy_from_slice(s);
+                }
+            })
+        });
+        g.finish();
+    }
+}
+
+/// An allocator under the fragmenting workload: allocate returns an id, free takes it.
+trait Subject {
+    fn alloc(&mut self, size: usize) -> usize;
+    fn free(&mut self, id: usize);
+}
+
+/// One fragmenting workload, replayed on any allocator: allocate 20 000 blocks of 16..1024
+/// bytes, free a random 60%, then allocate 4 000 blocks of 1..4 KiB, which the small holes
+/// cannot hold. Returns the live bytes requested.
+fn workload(subject: &mut impl Subject) -> usize {
+    let mut seed = 0x5eed_u64;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut ids = Vec::new();
+    for _ in 0..20_000 {
+        let size = 16 + (rand() % 1009) as usize;
+        ids.push((subject.alloc(size), size));
+    }
+    let mut live = 0;
+    for (id, size) in ids {
+        if rand() % 100 < 60 {
+            subject.free(id);
+        } else {
+            live += size;
+        }
+    }
+    for _ in 0..4_000 {
+        let size = 1024 + (rand() % 3073) as usize;
+        subject.alloc(size);
+        live += size;
+    }
+    live
+}
+
+struct ArenaSubject(Arena, Vec<Handle<[u8]>>);
+
+impl Subject for ArenaSubject {
+    fn alloc(&mut self, size: usize) -> usize {
+        self.1.push(self.0.alloc_bytes(size, 16));
+        self.1.len() - 1
+    }
+    fn free(&mut self, id: usize) {
+        self.0.free_bytes(self.1[id]).unwrap();
+    }
+}
+
+struct HeapSubject(Heap, Vec<NonNull<u8>>);
+
+impl Subject for HeapSubject {
+    fn alloc(&mut self, size: usize) -> usize {
+        let layout = Layout::from_size_align(size, 16).unwrap();
+        self.1.push(self.0.malloc(layout).unwrap());
+        self.1.len() - 1
+    }
+    fn free(&mut self, id: usize) {
+        // SAFETY: every id names a pointer this heap returned, and the workload frees each once.
+        unsafe { self.0.free(self.1[id]) }.unwrap();
+    }
+}
+
+struct SystemSubject(Vec<Option<Vec<u8>>>);
+
+impl Subject for SystemSubject {
+    fn alloc(&mut self, size: usize) -> usize {
+        self.0.push(Some(vec![1u8; size]));
+        self.0.len() - 1
+    }
+    fn free(&mut self, id: usize) {
+        self.0[id] = None;
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod glibc {
+    /// glibc's `struct mallinfo2`.
+    #[repr(C)]
+    pub struct MallInfo2 {
+        pub arena: usize,
+        pub ordblks: usize,
+        pub smblks: usize,
+        pub hblks: usize,
+        pub hblkhd: usize,
+        pub usmblks: usize,
+        pub fsmblks: usize,
+        pub uordblks: usize,
+        pub fordblks: usize,
+        pub keepcost: usize,
+    }
+    extern "C" {
+        pub fn mallinfo2() -> MallInfo2;
+    }
+
+    /// Bytes glibc holds from the OS (main arena plus mmapped chunks).
+    pub fn held() -> usize {
+        // SAFETY: mallinfo2 takes no arguments and returns a plain struct by value.
+        let m = unsafe { mallinfo2() };
+        m.arena + m.hblkhd
+    }
+}
+
+fn footprint_table() {
+    let mut rows: Vec<(&str, usize, usize)> = Vec::new();
+
+    let mut arena = ArenaSubject(Arena::new(), Vec::new());
+    let live = workload(&mut arena);
+    rows.push(("arena, before compact", live, arena.0.stats().footprint));
+    arena.0.compact();
+    let s = arena.0.stats();
+    rows.push(("arena, after compact", live, s.footprint));
+    rows.push(("arena, + handle table", live, s.footprint + s.table_bytes));
+
+    let mut heap = HeapSubject(Heap::new(), Vec::new());
+    let live = workload(&mut heap);
+    rows.push(("freespace-malloc Heap", live, heap.0.stats().heap_bytes));
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let before = glibc::held();
+        let mut system = SystemSubject(Vec::new());
+        let live = workload(&mut system);
+        let after = glibc::held();
+        rows.push(("system (glibc)", live, after.saturating_sub(before)));
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = SystemSubject(Vec::new());
+
+    println!("\nfootprint after the fragmenting workload (lower is better)");
+    println!(
+        "{:<24} {:>12} {:>12} {:>8}",
+        "allocator", "live bytes", "footprint", "ratio"
+    );
+    for (name, live, fp) in &rows {
+        println!(
+            "{name:<24} {live:>12} {fp:>12} {:>8.3}",
+            *fp as f64 / *live as f64
+        );
+    }
+    println!();
+}
+
+fn main() {
+    footprint_table();
+    let mut c = Criterion::default().configure_from_args();
+    get(&mut c);
+    insert_remove(&mut c);
+    compact(&mut c);
+    c.final_summary();
+}
