@@ -48,7 +48,9 @@ impl Region {
     /// A region of `len` bytes whose first byte is 4096-aligned. Every byte is written once
     /// here, so no contender pays for first-touch page faults inside the timed code.
     pub fn new(len: usize) -> Self {
-        let buf = vec![0u8; len + 4096];
+        let mut buf = vec![0u8; len + 4096];
+        // `vec!` of zeroes maps untouched pages; write them so that they are really there.
+        buf.iter_mut().for_each(|b| *b = 0xA5);
         let offset = buf.as_ptr().align_offset(4096);
         Region { buf, offset, len }
     }
@@ -419,6 +421,63 @@ pub fn replay<C: Contender>(c: &mut C, script: &Script, slots: &mut Slots) -> us
         }
     }
     failed
+}
+
+/// What a replay did, counted outside any timed run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplayCounts {
+    /// Reallocs served in place (same pointer back).
+    pub realloc_in_place: usize,
+    /// Reallocs that moved the block (and copied it).
+    pub realloc_moved: usize,
+    /// Bytes those moves had to copy (the smaller of old and new size).
+    pub bytes_copied: usize,
+    /// Actions that failed or were skipped.
+    pub failed: usize,
+}
+
+/// Replays `script` like [`replay`] and counts what the reallocs did.
+pub fn replay_counting<C: Contender>(
+    c: &mut C,
+    script: &Script,
+    slots: &mut Slots,
+) -> ReplayCounts {
+    let mut n = ReplayCounts::default();
+    slots.0.iter_mut().for_each(|s| *s = None);
+    for &action in &script.actions {
+        match action {
+            Action::Alloc { slot, layout } => {
+                slots.0[slot as usize] = c.alloc(layout).map(|p| (p, layout));
+                n.failed += slots.0[slot as usize].is_none() as usize;
+            }
+            Action::Free { slot } => match slots.0[slot as usize].take() {
+                // SAFETY: the slot holds a live block of `c` with its layout.
+                Some((p, l)) => unsafe { c.dealloc(p, l) },
+                None => n.failed += 1,
+            },
+            Action::Realloc { slot, new_size } => match slots.0[slot as usize] {
+                Some((p, l)) => {
+                    // SAFETY: the slot holds a live block of `c` with its layout.
+                    match unsafe { c.realloc(p, l, new_size) } {
+                        Some(np) => {
+                            if np == p {
+                                n.realloc_in_place += 1;
+                            } else {
+                                n.realloc_moved += 1;
+                                n.bytes_copied += l.size().min(new_size);
+                            }
+                            let nl =
+                                Layout::from_size_align(new_size, l.align()).expect("valid layout");
+                            slots.0[slot as usize] = Some((np, nl));
+                        }
+                        None => n.failed += 1,
+                    }
+                }
+                None => n.failed += 1,
+            },
+        }
+    }
+    n
 }
 
 /// talc's heap-efficiency method, one trial: allocate (50%, sizes `1..max_size`, talc's

@@ -1,0 +1,135 @@
+//! `random_actions` as interleaved rounds, for ratios that survive a busy machine: every round
+//! replays the same seeded script once on each contender in turn, and each contender's time is
+//! the median over the rounds. Also prints what the reallocs did (in place or moved, bytes
+//! copied), which explains most of the differences. Prints a table; no criterion.
+//!
+//! Run: `cargo bench --bench malloc_ratios` (`-- --rounds N` to change the number of rounds,
+//! `-- --only NAME` to run only the contenders whose name contains NAME, e.g. under `perf`).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+mod malloc_peers;
+use malloc_peers::{
+    best_fit, first_fit, next_fit, replay, replay_counting, segregated, worst_fit, Buddy,
+    Contender, LinkedList, Region, Rlsf, Script, Slots, Talc,
+};
+
+/// Bytes in the region every contender runs on (as in `benches/malloc.rs`).
+const REGION: usize = 64 << 20;
+/// Actions per replay.
+const ACTIONS: usize = 20_000;
+/// The script's seed (as in `benches/malloc.rs`).
+const SEED: u64 = 0xF4EE_5BACE;
+/// Largest allocation size of each script.
+const MAX_SIZES: &[usize] = &[1000, 10_000];
+
+/// One contender: a name and a function that times one replay on a fresh instance.
+struct Entry {
+    name: &'static str,
+    run: fn(&mut Region, &Script, &mut Slots) -> Duration,
+    count: fn(&mut Region, &Script, &mut Slots) -> malloc_peers::ReplayCounts,
+    times: Vec<Duration>,
+}
+
+fn timed<C: Contender>(
+    make: fn(&mut Region) -> C,
+) -> impl Fn(&mut Region, &Script, &mut Slots) -> Duration {
+    move |region, script, slots| {
+        let start = Instant::now();
+        let mut heap = make(region);
+        black_box(replay(&mut heap, black_box(script), slots));
+        start.elapsed()
+    }
+}
+
+macro_rules! entry {
+    ($name:expr, $make:expr) => {
+        Entry {
+            name: $name,
+            run: |r, s, sl| timed($make)(r, s, sl),
+            count: |r, s, sl| replay_counting(&mut ($make)(r), s, sl),
+            times: Vec::new(),
+        }
+    };
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut rounds = 31;
+    let mut only = String::new();
+    while let Some(a) = args.next() {
+        if a == "--rounds" {
+            rounds = args
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("--rounds takes a number");
+        } else if a == "--only" {
+            only = args.next().expect("--only takes a name");
+        }
+    }
+    let mut region = Region::new(REGION);
+    for &max in MAX_SIZES {
+        let script = Script::random_actions(SEED, ACTIONS, max);
+        let mut slots = Slots::for_script(&script);
+        let mut entries = vec![
+            entry!("SegregatedFit", segregated),
+            entry!("talc", Talc::new),
+            entry!("rlsf", Rlsf::new),
+            entry!("linked_list_allocator", LinkedList::new),
+            entry!("BuddyHeap", Buddy::new),
+            entry!("FirstFit (address order)", first_fit),
+            entry!("NextFit (address order)", next_fit),
+            entry!("BestFit (address order)", best_fit),
+            entry!("WorstFit (address order)", worst_fit),
+        ];
+        if !only.is_empty() {
+            // talc stays first among the rest: it is the yardstick.
+            entries.retain(|e| e.name == "talc" || e.name.contains(only.as_str()));
+        }
+        let talc_at = entries
+            .iter()
+            .position(|e| e.name == "talc")
+            .expect("talc is always run");
+        for round in 0..rounds + 1 {
+            for e in entries.iter_mut() {
+                let t = (e.run)(&mut region, &script, &mut slots);
+                if round > 0 {
+                    e.times.push(t); // round 0 warms caches and is dropped
+                }
+            }
+        }
+        let median = |e: &Entry| {
+            let mut t = e.times.clone();
+            t.sort_unstable();
+            t[t.len() / 2]
+        };
+        let talc = median(&entries[talc_at]);
+        println!("random_actions, max size {max}: {ACTIONS} actions per replay, {rounds} interleaved rounds, median");
+        println!();
+        println!(
+            "| {:<26} | {:>9} | {:>10} | {:>14} | {:>14} | {:>12} |",
+            "allocator", "ns/action", "vs talc", "realloc moved", "copied MB", "failed"
+        );
+        println!(
+            "| {:-<26} | {:->9} | {:->10} | {:->14} | {:->14} | {:->12} |",
+            "", "", "", "", "", ""
+        );
+        for e in &entries {
+            let m = median(e);
+            let n = (e.count)(&mut region, &script, &mut slots);
+            let total = n.realloc_moved + n.realloc_in_place;
+            println!(
+                "| {:<26} | {:>9.1} | {:>9.2}x | {:>6} of {:>5} | {:>14.1} | {:>12} |",
+                e.name,
+                m.as_nanos() as f64 / ACTIONS as f64,
+                talc.as_secs_f64() / m.as_secs_f64(),
+                n.realloc_moved,
+                total,
+                n.bytes_copied as f64 / 1e6,
+                n.failed
+            );
+        }
+        println!();
+    }
+}
