@@ -264,6 +264,95 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
 mod tests {
     use super::*;
 
+    fn errno() -> i32 {
+        // SAFETY: __errno_location always returns this thread's errno.
+        unsafe { *libc::__errno_location() }
+    }
+
+    #[test]
+    fn overflowing_requests_fail_with_enomem() {
+        set_errno(0);
+        assert!(calloc(usize::MAX / 2, 3).is_null());
+        assert_eq!(errno(), libc::ENOMEM);
+        set_errno(0);
+        assert!(malloc(usize::MAX).is_null());
+        assert_eq!(errno(), libc::ENOMEM);
+        set_errno(0);
+        assert!(pvalloc(usize::MAX - 10).is_null());
+        assert_eq!(errno(), libc::ENOMEM);
+        let p = malloc(40).cast::<u8>();
+        // SAFETY: `p` is a live 40-byte block.
+        unsafe { p.write_bytes(7, 40) };
+        set_errno(0);
+        // SAFETY: `p` is live; the call fails and leaves it alone.
+        assert!(unsafe { reallocarray(p.cast(), usize::MAX / 4, 8) }.is_null());
+        assert_eq!(errno(), libc::ENOMEM);
+        // SAFETY: `p` is still live and 40 bytes long.
+        assert!(unsafe { core::slice::from_raw_parts(p, 40) }
+            .iter()
+            .all(|&b| b == 7));
+        // SAFETY: `p` is live and not used again.
+        unsafe { free(p.cast()) };
+    }
+
+    #[test]
+    fn posix_memalign_refuses_bad_alignments_without_touching_out() {
+        for bad in [0, 3, 4, 24, 100] {
+            let mut out = 1usize as *mut c_void;
+            // SAFETY: `out` is a valid place for one pointer.
+            assert_eq!(unsafe { posix_memalign(&mut out, bad, 8) }, libc::EINVAL);
+            assert_eq!(out as usize, 1, "alignment {bad}");
+        }
+        let mut a = 8;
+        while a <= 1 << 16 {
+            let mut out = ptr::null_mut();
+            // SAFETY: as above.
+            assert_eq!(unsafe { posix_memalign(&mut out, a, a + 1) }, 0);
+            assert_eq!(out as usize % a, 0);
+            // SAFETY: `out` is live.
+            assert!(unsafe { malloc_usable_size(out) } > a);
+            // SAFETY: `out` is live and not used again.
+            unsafe { free(out) };
+            a *= 2;
+        }
+        set_errno(0);
+        assert!(aligned_alloc(48, 8).is_null());
+        assert_eq!(errno(), libc::EINVAL);
+    }
+
+    #[test]
+    fn realloc_keeps_contents_growing_and_shrinking() {
+        // SAFETY: realloc(NULL, n) is malloc(n).
+        let mut p = unsafe { realloc(ptr::null_mut(), 8) }.cast::<u8>();
+        // SAFETY: `p` has 8 bytes.
+        unsafe { p.copy_from(b"freespac".as_ptr(), 8) };
+        for size in [8, 200, 5000, 100_000, 3_000_000, 70_000, 64, 8] {
+            // SAFETY: `p` is live; on success only the result is used.
+            p = unsafe { realloc(p.cast(), size) }.cast();
+            assert!(!p.is_null());
+            // SAFETY: the block has at least 8 bytes.
+            assert_eq!(unsafe { core::slice::from_raw_parts(p, 8) }, b"freespac");
+        }
+        // SAFETY: realloc(p, 0) frees `p`, as glibc does.
+        assert!(unsafe { realloc(p.cast(), 0) }.is_null());
+    }
+
+    #[test]
+    fn obsolete_page_functions_align_to_pages() {
+        let page = page_size();
+        let v = valloc(1);
+        let pv = pvalloc(1);
+        assert_eq!(v as usize % page, 0);
+        assert_eq!(pv as usize % page, 0);
+        // SAFETY: both are live blocks.
+        assert!(unsafe { malloc_usable_size(pv) } >= page);
+        // SAFETY: live, not used again.
+        unsafe {
+            free(v);
+            free(pv);
+        }
+    }
+
     #[test]
     fn memalign_rounds_like_glibc() {
         assert_eq!(memalign_alignment(0), Some(0));

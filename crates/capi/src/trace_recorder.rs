@@ -569,6 +569,59 @@ pub(crate) fn postfork_child() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace_format::MAGIC;
+
+    #[test]
+    fn a_recorded_trace_holds_exactly_the_counted_records() {
+        let path = std::env::temp_dir().join(format!("capi-unit-{}.fstrace", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: `c` is NUL-terminated.
+        assert_eq!(unsafe { start(c.as_ptr()) }, 0);
+        // SAFETY: as above.
+        assert_eq!(unsafe { start(c.as_ptr()) }, libc::EBUSY);
+        let workers: Vec<_> = (0..3)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for i in 0..3000usize {
+                        alloc(
+                            Call::Malloc,
+                            (0x1000 + t * 0x100_0000 + i * 16) as *mut u8,
+                            i,
+                            0,
+                        );
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert_eq!(stop(), 0);
+        assert_eq!(stop(), libc::EINVAL);
+        let counted = counters().records;
+        let bytes = std::fs::read(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let (mut at, mut records, mut seqs) = (0, 0u64, Vec::new());
+        while at < bytes.len() {
+            assert_eq!(bytes[at..at + 8], MAGIC);
+            let count = u32::from_le_bytes(bytes[at + 12..at + 16].try_into().unwrap()) as usize;
+            for r in 0..count {
+                let rec = at + CHUNK_HEADER_SIZE + r * RECORD_SIZE;
+                seqs.push(u64::from_le_bytes(
+                    bytes[rec + 8..rec + 16].try_into().unwrap(),
+                ));
+            }
+            records += count as u64;
+            at += CHUNK_HEADER_SIZE + count * RECORD_SIZE;
+        }
+        assert_eq!(at, bytes.len(), "the file ends on a chunk boundary");
+        assert_eq!(records, counted);
+        assert!(records >= 9000, "the three workers' records are all there");
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs.len() as u64, records, "sequence numbers are unique");
+    }
 
     #[test]
     fn percent_p_becomes_the_pid() {
