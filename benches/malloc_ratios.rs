@@ -1,7 +1,8 @@
 //! `random_actions` as interleaved rounds, for ratios that survive a busy machine: every round
 //! replays the same seeded script once on each contender in turn. Each contender's time is the
 //! fastest of its rounds (the run least disturbed by other processes), with the median beside it. Also prints what the reallocs did (in place or moved, bytes
-//! copied), which explains most of the differences. Prints a table; no criterion.
+//! copied), which explains most of the differences. Before each timed replay the same contender
+//! replays once untimed, so no contender inherits a cache state left by another. Prints a table; no criterion.
 //!
 //! Run: `cargo bench --bench malloc_ratios` (`-- --rounds N` to change the number of rounds,
 //! `-- --only NAME` to run only the contenders whose name contains NAME, e.g. under `perf`).
@@ -36,6 +37,9 @@ fn timed<C: Contender>(
     make: fn(&mut Region) -> C,
 ) -> impl Fn(&mut Region, &Script, &mut Slots) -> Duration {
     move |region, script, slots| {
+        // An untimed replay first, so that the caches hold this contender's own layout of the
+        // region and not the previous contender's.
+        black_box(replay(&mut make(region), black_box(script), slots));
         let start = Instant::now();
         let mut heap = make(region);
         black_box(replay(&mut heap, black_box(script), slots));
@@ -110,7 +114,7 @@ fn main() {
         println!("random_actions, max size {max}: {ACTIONS} actions per replay, {rounds} interleaved rounds");
         println!();
         println!(
-            "| {:<26} | {:>11} | {:>10} | {:>13} | {:>12} | {:>14} | {:>9} | {:>6} |",
+            "| {:<26} | {:>11} | {:>10} | {:>13} | {:>12} | {:>14} | {:>9} | {:>12} | {:>6} |",
             "allocator",
             "best ns/act",
             "vs talc",
@@ -118,18 +122,19 @@ fn main() {
             "median ratio",
             "realloc moved",
             "copied MB",
+            "footprint MB",
             "failed"
         );
         println!(
-            "| {:-<26} | {:->11} | {:->10} | {:->13} | {:->12} | {:->14} | {:->9} | {:->6} |",
-            "", "", "", "", "", "", "", ""
+            "| {:-<26} | {:->11} | {:->10} | {:->13} | {:->12} | {:->14} | {:->9} | {:->12} | {:->6} |",
+            "", "", "", "", "", "", "", "", ""
         );
         let per_action = |d: Duration| d.as_nanos() as f64 / ACTIONS as f64;
         for e in &entries {
             let (b, m) = (best(e), median(e));
             let n = (e.count)(&mut region, &script, &mut slots);
             println!(
-                "| {:<26} | {:>11.1} | {:>9.2}x | {:>13.1} | {:>11.2}x | {:>5} of {:>5} | {:>9.1} | {:>6} |",
+                "| {:<26} | {:>11.1} | {:>9.2}x | {:>13.1} | {:>11.2}x | {:>5} of {:>5} | {:>9.1} | {:>12.1} | {:>6} |",
                 e.name,
                 per_action(b),
                 talc.as_secs_f64() / b.as_secs_f64(),
@@ -138,6 +143,7 @@ fn main() {
                 n.realloc_moved,
                 n.realloc_moved + n.realloc_in_place,
                 n.bytes_copied as f64 / 1e6,
+                n.footprint() as f64 / 1e6,
                 n.failed
             );
         }

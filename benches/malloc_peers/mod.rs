@@ -434,6 +434,28 @@ pub struct ReplayCounts {
     pub bytes_copied: usize,
     /// Actions that failed or were skipped.
     pub failed: usize,
+    /// Lowest payload address handed out.
+    pub lowest: usize,
+    /// Highest payload end address handed out.
+    pub highest: usize,
+}
+
+impl ReplayCounts {
+    fn saw(&mut self, p: NonNull<u8>, size: usize) {
+        let a = p.as_ptr() as usize;
+        self.lowest = if self.lowest == 0 {
+            a
+        } else {
+            self.lowest.min(a)
+        };
+        self.highest = self.highest.max(a + size);
+    }
+
+    /// Bytes between the lowest payload and the highest payload end: how much of the region
+    /// the contender spread its blocks over.
+    pub fn footprint(&self) -> usize {
+        self.highest.saturating_sub(self.lowest)
+    }
 }
 
 /// Replays `script` like [`replay`] and counts what the reallocs did.
@@ -448,7 +470,10 @@ pub fn replay_counting<C: Contender>(
         match action {
             Action::Alloc { slot, layout } => {
                 slots.0[slot as usize] = c.alloc(layout).map(|p| (p, layout));
-                n.failed += slots.0[slot as usize].is_none() as usize;
+                match slots.0[slot as usize] {
+                    Some((p, l)) => n.saw(p, l.size()),
+                    None => n.failed += 1,
+                }
             }
             Action::Free { slot } => match slots.0[slot as usize].take() {
                 // SAFETY: the slot holds a live block of `c` with its layout.
@@ -460,6 +485,7 @@ pub fn replay_counting<C: Contender>(
                     // SAFETY: the slot holds a live block of `c` with its layout.
                     match unsafe { c.realloc(p, l, new_size) } {
                         Some(np) => {
+                            n.saw(np, new_size);
                             if np == p {
                                 n.realloc_in_place += 1;
                             } else {
