@@ -38,24 +38,40 @@ PY=$(command -v python3)
 mkdir -p "$WORK/src"
 for i in $(seq 1 2000); do printf 'file %d\n%s\n' "$i" "$(seq 1 $((i % 300)))" >"$WORK/src/f$i.txt"; done
 
-# name | command (run by bash -c in $WORK, with LD_PRELOAD set for every process it starts)
+# label | setup (untimed, under glibc) | command (timed; run by bash -c in $WORK with LD_PRELOAD
+# set for every process it starts)
 WORKLOADS=(
-  "python3 threads (PYTHONMALLOC=malloc)|PYTHONMALLOC=malloc $PY $PROGRAMS/alloc_heavy.py"
-  "python3 threads (pymalloc)|$PY $PROGRAMS/alloc_heavy.py"
-  "sqlite3 100k rows|rm -f t.db; sqlite3 t.db < $PROGRAMS/sqlite_100k.sql"
-  "git init+add+commit, 2000 files|rm -rf r && cp -r src r && cd r && git init -q . && git add . && git -c user.name=b -c user.email=b@example.invalid commit -qm m"
+  "python3 threads, PYTHONMALLOC=malloc||PYTHONMALLOC=malloc $PY $PROGRAMS/alloc_heavy.py"
+  "python3 threads, pymalloc||$PY $PROGRAMS/alloc_heavy.py"
+  "sqlite3 100k rows|rm -f t.db|sqlite3 t.db < $PROGRAMS/sqlite_100k.sql"
+  "git init+add+commit, 2000 files|rm -rf r && cp -r src r|cd r && git init -q . && git add . && git -c user.name=b -c user.email=b@example.invalid commit -qm m"
 )
 
-# Prints "seconds kilobytes" for one run; the output of the program itself is discarded.
+# Appends "wall_seconds peak_kib cpu_seconds" for one run to $3.
 run_once() {
-  local preload=$1 cmd=$2
-  (cd "$WORK" && LD_PRELOAD=$preload /usr/bin/time -f '%e %M' -o "$WORK/time.out" \
+  local preload=$1 cmd=$2 out=$3
+  (cd "$WORK" && LD_PRELOAD=$preload /usr/bin/time -f '%e %M %U %S' -o "$WORK/time.out" \
      bash -c "$cmd" >/dev/null 2>"$WORK/err.out") || { cat "$WORK/err.out" >&2; return 1; }
-  cat "$WORK/time.out"
+  awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$WORK/time.out" >>"$out"
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# One row of ratios: to glibc (the first value) and to the best (smallest) value.
+ratio_row() {
+  local label=$1 name=$2; shift 2
+  local vals=("$@") best
+  best=$(printf '%s\n' "${vals[@]}" | sort -g | head -1)
+  printf '| %s | %s |' "$label" "$name"
+  for v in "${vals[@]}"; do
+    awk -v v="$v" -v g="${vals[0]}" -v b="$best" 'BEGIN {
+      r = (g > 0) ? v / g : 0; s = (b > 0) ? v / b : 0; printf " %.2f (%.2f) |", r, s }'
+  done
+  printf '\n'
+}
+
+printf 'Each cell: ratio to glibc (ratio to the best of the row); lower is better. Median of %s runs,\n' "$REPEATS"
+printf 'the allocators taking turns within each repetition.\n\n'
 printf '| workload | metric |'
 for n in "${NAMES[@]}"; do printf ' %s |' "$n"; done
 printf '\n|---|---|'
@@ -63,26 +79,26 @@ for _ in "${NAMES[@]}"; do printf -- '---|'; done
 printf '\n'
 for w in "${WORKLOADS[@]}"; do
   label=${w%%|*}
-  cmd=${w#*|}
-  declare -a T=() M=()
-  for i in "${!NAMES[@]}"; do
-    : >"$WORK/runs"
-    for _ in $(seq 1 "$REPEATS"); do run_once "${PRELOADS[$i]}" "$cmd" >>"$WORK/runs"; done
-    T[$i]=$(cut -d' ' -f1 "$WORK/runs" | median)
-    M[$i]=$(cut -d' ' -f2 "$WORK/runs" | median)
-  done
-  for metric in time rss; do
-    if [ $metric = time ]; then vals=("${T[@]}"); name="wall time"; else vals=("${M[@]}"); name="peak RSS"; fi
-    best=$(printf '%s\n' "${vals[@]}" | sort -g | head -1)
-    printf '| %s | %s (x glibc; x best) |' "$label" "$name"
-    for v in "${vals[@]}"; do
-      awk -v v="$v" -v g="${vals[0]}" -v b="$best" 'BEGIN {
-        r = (g > 0) ? v / g : 0; s = (b > 0) ? v / b : 0;
-        printf " %.2f; %.2f |", r, s }'
+  rest=${w#*|}
+  setup=${rest%%|*}
+  cmd=${rest#*|}
+  for i in "${!NAMES[@]}"; do : >"$WORK/runs.$i"; done
+  for _ in $(seq 1 "$REPEATS"); do
+    for i in "${!NAMES[@]}"; do
+      [ -z "$setup" ] || (cd "$WORK" && bash -c "$setup")
+      run_once "${PRELOADS[$i]}" "$cmd" "$WORK/runs.$i"
     done
-    printf '\n'
   done
-  printf '| %s | absolute (glibc) | %ss, %s KiB |' "$label" "${T[0]}" "${M[0]}"
+  T=() M=() C=()
+  for i in "${!NAMES[@]}"; do
+    T[$i]=$(cut -d' ' -f1 "$WORK/runs.$i" | median)
+    M[$i]=$(cut -d' ' -f2 "$WORK/runs.$i" | median)
+    C[$i]=$(cut -d' ' -f3 "$WORK/runs.$i" | median)
+  done
+  ratio_row "$label" "wall time" "${T[@]}"
+  ratio_row "$label" "cpu time (user+sys)" "${C[@]}"
+  ratio_row "$label" "peak RSS" "${M[@]}"
+  printf '| %s | glibc absolute | %ss wall, %ss cpu, %s KiB |' "$label" "${T[0]}" "${C[0]}" "${M[0]}"
   for _ in "${NAMES[@]:1}"; do printf ' |'; done
   printf '\n'
 done
