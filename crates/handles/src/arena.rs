@@ -147,8 +147,8 @@ impl<C: Compactor> Arena<C> {
             None
         };
         let index = self.place(size_of::<T>(), align_of::<T>(), TypeId::of::<T>(), drop)?;
-        let slot = &self.store.table.slots[index as usize];
-        let p = self.store.block_ptr(slot).cast::<T>();
+        let slot = self.store.table.slot(index);
+        let p = self.store.block_ptr(&slot).cast::<T>();
         // SAFETY: `place` reserved size_of::<T>() bytes at an offset aligned to align_of::<T>()
         // inside the buffer (or gave a dangling aligned address for a ZST), and nothing else
         // refers to that space.
@@ -238,34 +238,40 @@ impl<C: Compactor> Arena<C> {
     /// pointer add.
     #[inline]
     pub fn get<T: 'static>(&self, h: Handle<T>) -> Option<&T> {
-        let slot = self.store.table.slots.get(h.index() as usize)?;
-        if slot.generation != h.generation().get() || slot.type_id != TypeId::of::<T>() {
-            return None;
-        }
-        if size_of::<T>() == 0 {
-            // SAFETY: a dangling, aligned pointer is a valid reference to a zero-sized value,
-            // and the generation check proved such a value is live in the arena.
-            return Some(unsafe { NonNull::<T>::dangling().as_ref() });
-        }
-        // SAFETY: the generation matched, so the slot is occupied; its type is T, so the block
-        // holds an initialised T at an aligned offset inside the buffer. The reference borrows
-        // `self`, so no compaction (which needs `&mut self`) can move it while it lives.
-        Some(unsafe { &*self.store.buffer.ptr().add(slot.offset).cast::<T>() })
+        let p = self.resolve::<T>(h)?;
+        // SAFETY: `resolve` proved the slot holds a live, initialised T at p, aligned, inside
+        // the buffer (or p is dangling and T is zero-sized). The reference borrows `self`, so
+        // no compaction (which needs `&mut self`) can move the value while it lives.
+        Some(unsafe { &*p })
     }
 
     /// A mutable reference to the value `h` names, or `None` if `h` is stale.
     #[inline]
     pub fn get_mut<T: 'static>(&mut self, h: Handle<T>) -> Option<&mut T> {
-        let slot = self.store.table.slots.get(h.index() as usize)?;
-        if slot.generation != h.generation().get() || slot.type_id != TypeId::of::<T>() {
+        let p = self.resolve::<T>(h)?;
+        // SAFETY: as in `get`, and `&mut self` makes this the only reference into the buffer.
+        Some(unsafe { &mut *p })
+    }
+
+    /// The fast path shared by `get` and `get_mut`: the slot's hot entry, a generation
+    /// compare, a type compare and a pointer add.
+    #[inline(always)]
+    fn resolve<T: 'static>(&self, h: Handle<T>) -> Option<*mut T> {
+        let table = &self.store.table;
+        let hot = table.hot.get(h.index() as usize)?;
+        if hot.generation != h.generation().get() {
+            return None;
+        }
+        // SAFETY: the generation matched and handles carry odd generations, so the slot is
+        // occupied, and an occupied slot's type index names an entry of `types`.
+        let ty = unsafe { table.types.get_unchecked(hot.type_index as usize) };
+        if ty.id != TypeId::of::<T>() {
             return None;
         }
         if size_of::<T>() == 0 {
-            // SAFETY: as in `get`; a zero-sized &mut aliases no memory.
-            return Some(unsafe { NonNull::<T>::dangling().as_mut() });
+            return Some(NonNull::<T>::dangling().as_ptr());
         }
-        // SAFETY: as in `get`, and `&mut self` makes this the only reference into the buffer.
-        Some(unsafe { &mut *self.store.buffer.ptr().add(slot.offset).cast::<T>() })
+        Some(self.store.buffer.ptr().wrapping_add(hot.offset).cast::<T>())
     }
 
     /// Removes the value `h` names and returns it. `None` if `h` is stale, or if the value is
@@ -288,7 +294,7 @@ impl<C: Compactor> Arena<C> {
     /// Checks `h` names a live, unpinned block of type `type_id`, frees its slot and space, and
     /// returns the block's address (still holding its bytes). Does not drop anything.
     fn vacate(&mut self, h: RawHandle, type_id: TypeId) -> Result<*mut u8, ArenaError> {
-        let slot = *self
+        let slot = self
             .store
             .table
             .find(h.index(), h.generation())
@@ -304,7 +310,7 @@ impl<C: Compactor> Arena<C> {
 
     /// Frees an occupied slot and its space (pinned or not), keeping the counters right.
     fn free_slot(&mut self, index: u32) {
-        let slot = self.store.table.slots[index as usize];
+        let slot = self.store.table.slot(index);
         if slot.len > 0 {
             self.store.space.remove_live(slot.offset);
             self.store.space.release(slot.offset, slot.reserved());
@@ -341,9 +347,9 @@ impl<C: Compactor> Arena<C> {
         align: usize,
     ) -> Result<Handle<[u8]>, ArenaError> {
         let index = self.place(len, align, TypeId::of::<[u8]>(), None)?;
-        let slot = &self.store.table.slots[index as usize];
+        let slot = self.store.table.slot(index);
         if len > 0 {
-            let p = self.store.block_ptr(slot);
+            let p = self.store.block_ptr(&slot);
             // SAFETY: `place` reserved len bytes at p inside the buffer.
             unsafe { ptr::write_bytes(p, 0, len) };
         }
@@ -359,7 +365,7 @@ impl<C: Compactor> Arena<C> {
         if slot.type_id != TypeId::of::<[u8]>() {
             return None;
         }
-        let p = self.store.block_ptr(slot);
+        let p = self.store.block_ptr(&slot);
         // SAFETY: the slot is a live byte block of slot.len initialised bytes at p (zeroed at
         // allocation, copied on every move); the borrow of self keeps it in place.
         Some(unsafe { core::slice::from_raw_parts(p, slot.len) })
@@ -372,7 +378,7 @@ impl<C: Compactor> Arena<C> {
         if slot.type_id != TypeId::of::<[u8]>() {
             return None;
         }
-        let p = self.store.block_ptr(slot);
+        let p = self.store.block_ptr(&slot);
         // SAFETY: as in `bytes`, and `&mut self` makes this the only reference.
         Some(unsafe { core::slice::from_raw_parts_mut(p, slot.len) })
     }
@@ -388,7 +394,7 @@ impl<C: Compactor> Arena<C> {
     /// place when the space after it is free, and moves otherwise (the handle stays valid).
     /// A pinned block may only change in place, and may not shrink to zero.
     pub fn resize(&mut self, h: Handle<[u8]>, new_len: usize) -> Result<(), ArenaError> {
-        let slot = *self
+        let slot = self
             .store
             .table
             .find(h.index(), h.generation())
@@ -439,7 +445,7 @@ impl<C: Compactor> Arena<C> {
         // Move: take new space while the old block still holds its bytes. Compaction inside
         // `alloc_space` may move the old block, so its offset is re-read afterwards.
         let new_off = self.alloc_space(new_res, align)?;
-        let old_off = self.store.table.slots[index as usize].offset;
+        let old_off = self.store.table.slot(index).offset;
         let base = self.store.buffer.ptr();
         if len > 0 {
             // SAFETY: the old block [old_off, +len) and the new space [new_off, +new_res) are
@@ -458,11 +464,11 @@ impl<C: Compactor> Arena<C> {
     }
 
     fn set_len(&mut self, index: u32, offset: usize, new_len: usize) {
-        let slot = &mut self.store.table.slots[index as usize];
-        let old_res = slot.reserved();
-        slot.len = new_len;
-        slot.offset = offset;
-        self.store.live_bytes = self.store.live_bytes - old_res + slot.reserved();
+        let old_res = self.store.table.slot(index).reserved();
+        self.store.table.set_len(index, new_len);
+        self.store.table.set_offset(index, offset);
+        let new_res = self.store.table.slot(index).reserved();
+        self.store.live_bytes = self.store.live_bytes - old_res + new_res;
     }
 
     // ----- handles in general -----
@@ -478,7 +484,7 @@ impl<C: Compactor> Arena<C> {
     pub fn address_of(&self, h: impl Into<RawHandle>) -> Option<NonNull<u8>> {
         let h = h.into();
         let slot = self.store.table.find(h.index(), h.generation())?;
-        NonNull::new(self.store.block_ptr(slot))
+        NonNull::new(self.store.block_ptr(&slot))
     }
 
     /// Pins the block `h` names (counted: each `pin` needs an `unpin`) and returns its address,
@@ -490,10 +496,11 @@ impl<C: Compactor> Arena<C> {
         let slot = self
             .store
             .table
-            .find_mut(h.index(), h.generation())
+            .find(h.index(), h.generation())
             .ok_or(ArenaError::Stale)?;
-        slot.pins = slot.pins.checked_add(1).ok_or(ArenaError::PinOverflow)?;
-        let first = slot.pins == 1;
+        let pins = slot.pins.checked_add(1).ok_or(ArenaError::PinOverflow)?;
+        self.store.table.set_pins(h.index(), pins);
+        let first = pins == 1;
         let in_buffer = slot.len > 0;
         if first {
             self.store.pinned_blocks += 1;
@@ -510,10 +517,11 @@ impl<C: Compactor> Arena<C> {
         let slot = self
             .store
             .table
-            .find_mut(h.index(), h.generation())
+            .find(h.index(), h.generation())
             .ok_or(ArenaError::Stale)?;
-        slot.pins = slot.pins.checked_sub(1).ok_or(ArenaError::NotPinned)?;
-        if slot.pins == 0 {
+        let pins = slot.pins.checked_sub(1).ok_or(ArenaError::NotPinned)?;
+        self.store.table.set_pins(h.index(), pins);
+        if pins == 0 {
             let in_buffer = slot.len > 0;
             self.store.pinned_blocks -= 1;
             if in_buffer {
@@ -535,8 +543,8 @@ impl<C: Compactor> Arena<C> {
     /// Drops every unpinned value and frees every unpinned byte block; their handles become
     /// stale. Pinned blocks stay, since their addresses are in use outside the arena.
     pub fn clear(&mut self) {
-        for index in 0..self.store.table.slots.len() as u32 {
-            let slot = self.store.table.slots[index as usize];
+        for index in 0..self.store.table.len() as u32 {
+            let slot = self.store.table.slot(index);
             if slot.is_occupied() && slot.pins == 0 {
                 let p = self.store.block_ptr(&slot);
                 self.free_slot(index);
@@ -687,12 +695,13 @@ impl<C: Compactor> Arena<C> {
 
 impl<C: Compactor> Drop for Arena<C> {
     fn drop(&mut self) {
-        for slot in &self.store.table.slots {
+        for index in 0..self.store.table.len() as u32 {
+            let slot = self.store.table.slot(index);
             if slot.is_occupied() {
                 if let Some(drop) = slot.drop {
                     // SAFETY: an occupied slot with drop glue holds a live value of the glue's
                     // type at this address; the arena is going away, so it is dropped once.
-                    unsafe { drop(self.store.block_ptr(slot)) };
+                    unsafe { drop(self.store.block_ptr(&slot)) };
                 }
             }
         }

@@ -207,6 +207,16 @@ impl Space {
             .map(|(&off, &(len, slot))| (off, len, slot))
     }
 
+    /// Live blocks starting at or after `at`, in address order.
+    pub(crate) fn live_from_iter(
+        &self,
+        at: usize,
+    ) -> impl Iterator<Item = (usize, usize, u32)> + '_ {
+        self.live
+            .range(at..)
+            .map(|(&off, &(len, slot))| (off, len, slot))
+    }
+
     /// The last live block starting strictly before `at`.
     pub(crate) fn live_before(&self, at: usize) -> Option<(usize, usize, u32)> {
         self.live
@@ -231,6 +241,41 @@ impl Space {
         self.by_size
             .range((min_len, 0)..)
             .map(|&(len, off)| off..off + len)
+    }
+
+    /// Replaces everything from `start` up (a block or hole boundary) with the given live
+    /// blocks and holes, both sorted by offset and tiling `[start, top)`, and sets `top`. Used
+    /// by the bulk slide; costs O(n) for the rebuilt part instead of a dozen tree operations
+    /// per moved block.
+    pub(crate) fn replace_from(
+        &mut self,
+        start: usize,
+        live: Vec<(usize, usize, u32)>,
+        holes: Vec<(usize, usize)>,
+        top: usize,
+    ) {
+        let _ = self.live.split_off(&start);
+        let dropped = self.holes.split_off(&start);
+        if dropped.len() > self.holes.len() {
+            // Most holes were above start: rebuilding the size index from the survivors (a
+            // sort and a bulk build) beats removing each dropped hole from it.
+            self.by_size = self.holes.iter().map(|(&off, &len)| (len, off)).collect();
+            self.hole_bytes = self.holes.values().sum();
+        } else {
+            for (off, len) in dropped {
+                self.by_size.remove(&(len, off));
+                self.hole_bytes -= len;
+            }
+        }
+        let mut rebuilt: BTreeMap<usize, (usize, u32)> = live
+            .into_iter()
+            .map(|(off, len, slot)| (off, (len, slot)))
+            .collect();
+        self.live.append(&mut rebuilt);
+        for (off, len) in holes {
+            self.add_hole_raw(off, len);
+        }
+        self.top = top;
     }
 
     /// Live blocks in address order: (offset, length, slot).

@@ -69,9 +69,54 @@ impl Store {
         self.space.release(from, len);
         self.space.claim(to, len);
         self.space.insert_live(to, len, index);
-        self.table.slots[index as usize].offset = to;
+        self.table.set_offset(index, to);
         self.total_moves += 1;
         self.total_bytes_moved += len as u64;
+    }
+
+    /// Slides every block starting at or after `at` down into the free space below it, in
+    /// address order, pinned blocks staying put as barriers; then rebuilds the space map above
+    /// the first hole in one go. Returns (blocks moved, bytes moved).
+    pub(crate) fn slide_from(&mut self, at: usize) -> (usize, usize) {
+        let blocks: Vec<(usize, usize, u32)> = self.space.live_from_iter(at).collect();
+        let Some(&(first, _, _)) = blocks.first() else {
+            return (0, 0);
+        };
+        let start = self.space.hole_ending_at(first).map_or(first, |h| h.start);
+        let base = self.buffer.ptr();
+        let mut dst = start;
+        let mut holes = Vec::new();
+        let mut live = Vec::with_capacity(blocks.len());
+        let (mut moves, mut bytes) = (0, 0);
+        for (off, len, index) in blocks {
+            let slot = self.table.slot(index);
+            // dst never passes off: it is the end of the previous block's new place, which is
+            // at or below that block's old end; off is aligned, so aligning dst up stays <= off.
+            let to = if slot.pins > 0 {
+                off
+            } else {
+                (dst + slot.align - 1) & !(slot.align - 1)
+            };
+            debug_assert!(dst <= to && to <= off);
+            if to > dst {
+                holes.push((dst, to - dst));
+            }
+            if to != off {
+                // SAFETY: [off, off + len) is a live block inside the buffer and
+                // [to, to + len) lies below it inside [start, off + len), in space that is free
+                // or was vacated by blocks already slid; ptr::copy allows overlap.
+                unsafe { core::ptr::copy(base.add(off), base.add(to), len) };
+                self.table.set_offset(index, to);
+                moves += 1;
+                bytes += len;
+            }
+            live.push((to, len, index));
+            dst = to + len;
+        }
+        self.space.replace_from(start, live, holes, dst);
+        self.total_moves += moves as u64;
+        self.total_bytes_moved += bytes as u64;
+        (moves, bytes)
     }
 
     pub(crate) fn check(&self) -> Result<(), String> {
@@ -85,7 +130,8 @@ impl Store {
         }
         let (mut live_bytes, mut live_blocks, mut pinned, mut pinned_in_buffer, mut in_space) =
             (0, 0, 0, 0, 0);
-        for (i, slot) in self.table.slots.iter().enumerate() {
+        for i in 0..self.table.len() {
+            let slot = self.table.slot(i as u32);
             if !slot.is_occupied() {
                 continue;
             }

@@ -161,7 +161,7 @@ impl<'a> Relocator<'a> {
     }
 
     fn info(&self, (offset, len, index): (usize, usize, u32)) -> BlockInfo {
-        let slot = &self.store.table.slots[index as usize];
+        let slot = self.store.table.slot(index);
         BlockInfo {
             offset,
             len,
@@ -173,6 +173,23 @@ impl<'a> Relocator<'a> {
     /// Whether this step's budget is spent. Compactors check it before each move.
     pub fn exhausted(&self) -> bool {
         self.meter.exhausted()
+    }
+
+    /// The budget of this step.
+    pub fn budget(&self) -> Budget {
+        self.meter.budget
+    }
+
+    /// Slides every unpinned block starting at or after `at` as far down as it can go, keeping
+    /// address order, with pinned blocks as barriers, in one bulk operation that ignores the
+    /// budget (use it when the budget is [`Budget::Unlimited`]). It rebuilds the space map
+    /// once instead of updating it per move, so it runs near memmove speed. Returns the blocks
+    /// and bytes moved.
+    pub fn slide_all_from(&mut self, at: usize) -> (usize, usize) {
+        let (moves, bytes) = self.store.slide_from(at);
+        self.meter.moves += moves;
+        self.meter.bytes += bytes;
+        (moves, bytes)
     }
 
     /// The first live block starting at or after `at`.
@@ -221,7 +238,7 @@ impl<'a> Relocator<'a> {
             .live_from(from)
             .filter(|&(off, _, _)| off == from)
             .ok_or(MoveError::NoBlock)?;
-        let slot = &self.store.table.slots[index as usize];
+        let slot = self.store.table.slot(index);
         if slot.pins > 0 {
             return Err(MoveError::Pinned);
         }

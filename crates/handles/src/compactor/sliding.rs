@@ -5,7 +5,7 @@
 //! slide down only as far as its end. Invariant of the cursor `scan`: at the last step's end,
 //! no hole below `scan` could take a block from above it without passing a barrier.
 
-use super::{Compactor, Progress, Relocator};
+use super::{Budget, Compactor, Progress, Relocator};
 use crate::free_space::align_up;
 
 /// Order-preserving sliding compaction (the default). With nothing pinned, a full pass leaves
@@ -28,6 +28,12 @@ impl Compactor for Sliding {
     }
 
     fn step(&mut self, heap: &mut Relocator<'_>) -> Progress {
+        if heap.budget() == Budget::Unlimited {
+            // The whole rest of the pass in one bulk slide.
+            heap.slide_all_from(self.scan);
+            self.scan = heap.top();
+            return Progress::Done;
+        }
         loop {
             if heap.exhausted() {
                 return Progress::Paused;

@@ -47,14 +47,14 @@ impl Compactor for TwoFinger {
             if block.pinned {
                 continue;
             }
+            // The lowest hole below the block that fits it: first fit in address order.
             let target = heap
-                .holes_by_size(block.len)
-                .filter(|hole| hole.start < block.offset)
-                .filter_map(|hole| {
+                .holes()
+                .take_while(|hole| hole.start < block.offset)
+                .find_map(|hole| {
                     let start = align_up(hole.start, block.align)?;
                     (start + block.len <= hole.end).then_some(start)
-                })
-                .min();
+                });
             if let Some(to) = target {
                 // A failed move (impossible for a fitting hole) just leaves the block in place.
                 let _ = heap.move_block(block.offset, to);
