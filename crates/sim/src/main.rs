@@ -70,7 +70,7 @@ struct GenArgs {
 
 /// Flags of malloc.py. Integers are read as optparse reads them (`010` is octal, `0x10` hex).
 #[derive(Debug, Args)]
-#[command(infer_long_args = true)]
+#[command(infer_long_args = true, args_override_self = true)]
 struct OstepArgs {
     /// the random seed
     #[arg(

@@ -33,7 +33,7 @@ pub fn render_table(r: &Replay) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<24} {:>12} {:>12} {:>9} {:>9} {:>13} {:>12} {:>10}",
+        "{:<28} {:>12} {:>12} {:>9} {:>9} {:>13} {:>12} {:>10}",
         "allocator",
         "peak bytes",
         "final bytes",
@@ -53,7 +53,7 @@ pub fn render_table(r: &Replay) -> String {
         let ms = row.elapsed.as_secs_f64() * 1000.0;
         let _ = writeln!(
             out,
-            "{:<24} {:>12} {:>12} {:>9.3} {:>9.3} {:>13} {:>12} {:>7.2} ms",
+            "{:<28} {:>12} {:>12} {:>9.3} {:>9.3} {:>13} {:>12} {:>7.2} ms",
             row.name,
             row.peak_footprint,
             row.final_footprint,
