@@ -67,3 +67,19 @@ impl Default for HeapConfig {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_change_one_field_each() {
+        let c = HeapConfig::new()
+            .with_coalescing(Coalescing::Never)
+            .with_trim_threshold(4096);
+        assert_eq!(c.coalescing, Coalescing::Never);
+        assert_eq!(c.trim_threshold, 4096);
+        assert_eq!(HeapConfig::default(), HeapConfig::new());
+        assert_eq!(HeapConfig::new().coalescing, Coalescing::Immediate);
+    }
+}

@@ -449,7 +449,11 @@ impl<St: Space, P: Policy> Engine<St, P> {
             let mut x = self.policy.list_head(list);
             let mut back = NIL;
             while x != NIL {
-                if !self.space.owns(x) || self.space.is_used(x) {
+                // A listed block must lie wholly inside the heap before its links are read.
+                if !self.space.owns(x)
+                    || !self.space.owns(x + self.space.min_block() - 1)
+                    || self.space.is_used(x)
+                {
                     return Err(Corruption::FreeListMismatch { addr: x });
                 }
                 if self.space.prev(x) != back {

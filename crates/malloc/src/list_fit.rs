@@ -168,6 +168,16 @@ impl FreeList {
         if last != self.tail {
             return Err(Corruption::BadLink { addr: last });
         }
+        if self.rover != NIL {
+            // The rover must name a block on the list.
+            let mut x = self.head;
+            while x != NIL && x != self.rover {
+                x = links.next(x);
+            }
+            if x == NIL {
+                return Err(Corruption::BadLink { addr: self.rover });
+            }
+        }
         Ok(())
     }
 }
