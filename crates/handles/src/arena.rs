@@ -172,13 +172,18 @@ impl<C: Compactor> Arena<C> {
         if !self.store.table.can_occupy() {
             return Err(ArenaError::OutOfMemory);
         }
+        let type_index = self
+            .store
+            .table
+            .register(type_id, drop)
+            .ok_or(ArenaError::TooManyTypes)?;
         let reserved = reserved_checked(len, align).ok_or(ArenaError::OutOfMemory)?;
         let offset = if len == 0 {
             0
         } else {
             self.alloc_space(reserved, align)?
         };
-        let (index, _) = self.store.table.occupy(offset, len, align, type_id, drop);
+        let (index, _) = self.store.table.occupy(offset, len, align, type_index);
         if len > 0 {
             self.store.space.insert_live(offset, reserved, index);
         }
@@ -234,13 +239,14 @@ impl<C: Compactor> Arena<C> {
 
     /// A shared reference to the value `h` names, or `None` if `h` is stale.
     ///
-    /// This is the fast path: an index into the table, a generation and type compare, and a
-    /// pointer add.
+    /// This is the fast path: an index into the table, one compare of the generation key
+    /// (which also carries the type), and a pointer add.
     #[inline]
     pub fn get<T: 'static>(&self, h: Handle<T>) -> Option<&T> {
         let p = self.resolve::<T>(h)?;
-        // SAFETY: `resolve` proved the slot holds a live, initialised T at p, aligned, inside
-        // the buffer (or p is dangling and T is zero-sized). The reference borrows `self`, so
+        // SAFETY: `resolve` matched the handle's key, so the slot is occupied (odd counter) by
+        // a value whose type tag is T's, i.e. a live, initialised T at p, aligned, inside the
+        // buffer (or p is dangling and T is zero-sized). The reference borrows `self`, so
         // no compaction (which needs `&mut self`) can move the value while it lives.
         Some(unsafe { &*p })
     }
@@ -253,19 +259,16 @@ impl<C: Compactor> Arena<C> {
         Some(unsafe { &mut *p })
     }
 
-    /// The fast path shared by `get` and `get_mut`: the slot's hot entry, a generation
-    /// compare, a type compare and a pointer add.
+    /// The fast path shared by `get` and `get_mut`: the slot's hot entry, one key compare and
+    /// a pointer add.
     #[inline(always)]
     fn resolve<T: 'static>(&self, h: Handle<T>) -> Option<*mut T> {
         let table = &self.store.table;
         let hot = table.hot.get(h.index() as usize)?;
+        // One compare checks both: the key's counter proves the slot was not reused, and its
+        // type tag (process-wide, one per TypeId) proves the slot holds a T, even if `h` came
+        // from another arena.
         if hot.generation != h.generation().get() {
-            return None;
-        }
-        // SAFETY: the generation matched and handles carry odd generations, so the slot is
-        // occupied, and an occupied slot's type index names an entry of `types`.
-        let ty = unsafe { table.types.get_unchecked(hot.type_index as usize) };
-        if ty.id != TypeId::of::<T>() {
             return None;
         }
         if size_of::<T>() == 0 {
@@ -688,8 +691,8 @@ impl<C: Compactor> Arena<C> {
     }
 
     #[cfg(all(test, not(loom)))]
-    pub(crate) fn force_generation(&mut self, index: u32, generation: u32) {
-        self.store.table.force_generation(index, generation);
+    pub(crate) fn force_counter(&mut self, index: u32, counter: u32) {
+        self.store.table.force_counter(index, counter);
     }
 }
 

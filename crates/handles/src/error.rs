@@ -24,6 +24,9 @@ pub enum ArenaError {
     PinOverflow,
     /// The block is not pinned, so it cannot be unpinned.
     NotPinned,
+    /// The process has stored more distinct types in arenas than a handle's type tag can
+    /// name (4096).
+    TooManyTypes,
 }
 
 impl fmt::Display for ArenaError {
@@ -38,6 +41,7 @@ impl fmt::Display for ArenaError {
             ArenaError::BadAlignment(a) => write!(f, "unsupported alignment {a}"),
             ArenaError::PinOverflow => f.write_str("pin count overflow"),
             ArenaError::NotPinned => f.write_str("the block is not pinned"),
+            ArenaError::TooManyTypes => f.write_str("too many distinct types in arenas"),
         }
     }
 }

@@ -1,8 +1,11 @@
 //! Handles: the names an arena hands out instead of addresses.
 //!
-//! A handle is a slot index into the master-pointer table plus the generation the slot had when
-//! the handle was made. Invariant: a handle's generation is always odd (occupied slots carry odd
-//! generations, vacant ones even), so it is never zero and `Option<Handle<T>>` costs nothing.
+//! A handle is a slot index into the master-pointer table plus the generation key the slot had
+//! when the handle was made: the value type's process-wide tag in the high bits and the slot's
+//! reuse counter in the low bits. Invariants: a handle's counter is always odd (occupied slots
+//! carry odd counters, vacant ones even), so the key is never zero and `Option<Handle<T>>` costs
+//! nothing; and a `Handle<T>` is only ever made by the arena for a value of type `T`, so its key
+//! carries `T`'s tag.
 
 use core::fmt;
 use core::hash::{Hash, Hasher};
@@ -53,7 +56,8 @@ impl<T: ?Sized> Handle<T> {
         self.index
     }
 
-    /// The generation the slot had when this handle was made (always odd).
+    /// The generation key the slot had when this handle was made: type tag and reuse counter
+    /// (the counter, in the low bits, is always odd).
     #[inline]
     pub fn generation(self) -> NonZeroU32 {
         self.generation
@@ -76,7 +80,7 @@ impl RawHandle {
         self.index
     }
 
-    /// The generation the slot had when this handle was made (always odd).
+    /// The generation key the slot had when this handle was made.
     #[inline]
     pub fn generation(self) -> NonZeroU32 {
         self.generation

@@ -54,10 +54,12 @@
 //!   steps; its protocol is model-checked with loom (`.ci/loom-handles`).
 //!
 //! # Safety and correctness
-//! - A handle carries its slot's generation; removal bumps it, so a stale handle is refused,
-//!   never aliased. A slot whose generation would wrap is retired.
-//! - Each slot also records its value's `TypeId`, so a handle used on the wrong arena can at
-//!   worst find another value of the same type, never reinterpret bytes.
+//! - A handle carries its slot's generation key; removal bumps the key's counter, so a stale
+//!   handle is refused, never aliased. A slot whose counter (20 bits) would overflow is retired.
+//! - The key's high 12 bits are the value type's process-wide tag, so the same single compare
+//!   that checks the generation also checks the type: a handle used on the wrong arena can at
+//!   worst find another value of the same type, never reinterpret bytes. A process may store up
+//!   to 4096 distinct types in arenas ([`ArenaError::TooManyTypes`] beyond).
 //! - Drop glue runs exactly once: on `remove` (the value is returned), on `clear`, or when the
 //!   arena drops.
 //! - Alignments up to [`MAX_ALIGN`] (4096) are supported; the buffer's base is aligned to it.
@@ -68,7 +70,7 @@
 //!   that are `Send + Sync` through [`SharedArena`].
 //!
 //! # Performance
-//! `get` is an index into the table, a generation and type compare and a pointer add. See
+//! `get` is an index into the table (16-byte entries), one key compare and a pointer add. See
 //! `docs/benchmarks-handles.md` for measured ratios against slotmap and memcpy.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 

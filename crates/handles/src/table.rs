@@ -4,12 +4,18 @@
 //! alignment, its type, its pin count and its generation. The fields `get` reads sit in a
 //! 16-byte *hot* entry (generation, type index, offset), the rest in a *cold* entry, and each
 //! type's `TypeId` and drop glue once in a per-arena type list, so a lookup touches 16 bytes of
-//! table, like slotmap's slots. Invariants:
-//! - a slot is occupied iff its generation is odd; handles always carry odd generations;
-//! - an occupied slot's `type_index` names an entry of `types`;
-//! - vacant slots with a non-zero generation are on the free list (linked through the hot
-//!   entry's `offset` field); a slot whose generation would wrap is *retired*: its generation
-//!   becomes 0, which no handle carries, and it never returns to the free list;
+//! table, like slotmap's slots.
+//!
+//! A generation is a 32-bit key: the top [`TAG_BITS`] bits are the value type's process-wide
+//! *type tag* (from a global registry, one tag per `TypeId`), the low [`COUNTER_BITS`] bits a
+//! reuse counter. So one compare of the handle's key with the slot's proves both that the slot
+//! was not reused and that it holds the handle's type, even for a handle from another arena.
+//! Invariants:
+//! - a slot is occupied iff its counter is odd; handles always carry odd counters;
+//! - an occupied slot's key carries the tag of the type in `types[type_index]`;
+//! - vacant slots with a non-zero key are on the free list (linked through the hot entry's
+//!   `offset` field); a slot whose counter would overflow is *retired*: its key becomes 0, which
+//!   no handle carries, and it never returns to the free list;
 //! - `retired` counts the retired slots.
 
 use core::any::TypeId;
@@ -27,6 +33,30 @@ pub(crate) unsafe fn drop_glue<T>(p: *mut u8) {
 }
 
 const NO_SLOT: usize = u32::MAX as usize;
+
+/// Bits of a generation key that count reuses of a slot.
+pub(crate) const COUNTER_BITS: u32 = 20;
+/// Bits of a generation key that carry the type tag.
+pub(crate) const TAG_BITS: u32 = 32 - COUNTER_BITS;
+const COUNTER_MASK: u32 = (1 << COUNTER_BITS) - 1;
+
+/// The process-wide type tag of `id`, registering it on first use; `None` once all
+/// `2^TAG_BITS` tags are taken.
+fn global_tag(id: TypeId) -> Option<u32> {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    static TAGS: Mutex<BTreeMap<TypeId, u32>> = Mutex::new(BTreeMap::new());
+    let mut tags = TAGS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&tag) = tags.get(&id) {
+        return Some(tag);
+    }
+    let tag = tags.len() as u32;
+    if tag >= 1 << TAG_BITS {
+        return None;
+    }
+    tags.insert(id, tag);
+    Some(tag)
+}
 
 /// `len` rounded up to `align` (a power of two), or `None` on overflow.
 #[inline]
@@ -55,6 +85,8 @@ struct Cold {
 pub(crate) struct TypeEntry {
     pub(crate) id: TypeId,
     pub(crate) drop: Option<DropFn>,
+    /// The global type tag, already shifted into the key's tag bits.
+    tag_bits: u32,
 }
 
 /// A copy of everything the table knows about one slot.
@@ -115,26 +147,33 @@ impl Table {
         self.free_head != NO_SLOT || self.hot.len() < NO_SLOT
     }
 
-    fn type_index(&mut self, id: TypeId, drop: Option<DropFn>) -> u32 {
+    /// The arena's index for type `id`, registering it (and its global tag) on first use.
+    /// `None` if the process has used up all type tags.
+    pub(crate) fn register(&mut self, id: TypeId, drop: Option<DropFn>) -> Option<u32> {
         if let Some(&i) = self.type_lookup.get(&id) {
-            return i;
+            return Some(i);
         }
+        let tag = global_tag(id)?;
         let i = self.types.len() as u32;
-        self.types.push(TypeEntry { id, drop });
+        self.types.push(TypeEntry {
+            id,
+            drop,
+            tag_bits: tag << COUNTER_BITS,
+        });
         self.type_lookup.insert(id, i);
-        i
+        Some(i)
     }
 
-    /// Fills a vacant slot (reusing the free list first) and returns its index and generation.
+    /// Fills a vacant slot (reusing the free list first) with a block of the registered type
+    /// `type_index`, and returns its index and generation key.
     pub(crate) fn occupy(
         &mut self,
         offset: usize,
         len: usize,
         align: usize,
-        type_id: TypeId,
-        drop: Option<DropFn>,
+        type_index: u32,
     ) -> (u32, NonZeroU32) {
-        let type_index = self.type_index(type_id, drop);
+        let tag_bits = self.types[type_index as usize].tag_bits;
         let cold = Cold {
             len,
             align,
@@ -145,7 +184,7 @@ impl Table {
             let hot = &mut self.hot[index];
             debug_assert!(hot.generation & 1 == 0 && hot.generation != 0);
             self.free_head = hot.offset;
-            let generation = hot.generation + 1;
+            let generation = tag_bits | ((hot.generation & COUNTER_MASK) + 1);
             *hot = Hot {
                 generation,
                 type_index,
@@ -156,13 +195,14 @@ impl Table {
         } else {
             let index = self.hot.len();
             assert!(index < NO_SLOT, "handle table full");
+            let generation = tag_bits | 1;
             self.hot.push(Hot {
-                generation: 1,
+                generation,
                 type_index,
                 offset,
             });
             self.cold.push(cold);
-            (index as u32, NonZeroU32::MIN)
+            (index as u32, NonZeroU32::new(generation).expect("odd"))
         }
     }
 
@@ -212,9 +252,9 @@ impl Table {
         debug_assert!(self.hot[i].generation & 1 == 1);
         self.cold[i].pins = 0;
         let hot = &mut self.hot[i];
-        if hot.generation == u32::MAX {
-            // Reusing the slot would need generation u32::MAX + 1, which wraps to 0 and then to
-            // 1: old handles could match again. Retire the slot instead.
+        if hot.generation & COUNTER_MASK == COUNTER_MASK {
+            // Another reuse would overflow the counter into the tag bits (and, after a
+            // wrap, old handles could match again). Retire the slot instead.
             hot.generation = 0;
             self.retired += 1;
         } else {
@@ -224,10 +264,11 @@ impl Table {
         }
     }
 
-    /// Test hook: sets the generation a vacant slot will be reused with (minus one).
+    /// Test hook: sets the counter a vacant slot will be reused with (minus one).
     #[cfg(all(test, not(loom)))]
-    pub(crate) fn force_generation(&mut self, index: u32, generation: u32) {
-        self.hot[index as usize].generation = generation;
+    pub(crate) fn force_counter(&mut self, index: u32, counter: u32) {
+        let hot = &mut self.hot[index as usize];
+        hot.generation = (hot.generation & !COUNTER_MASK) | (counter & COUNTER_MASK);
     }
 
     pub(crate) fn bytes(&self) -> usize {
@@ -244,5 +285,26 @@ mod tests {
     #[test]
     fn the_hot_entry_is_sixteen_bytes() {
         assert_eq!(core::mem::size_of::<Hot>(), 16);
+    }
+
+    #[test]
+    fn type_tags_are_global_and_distinct() {
+        let a = global_tag(TypeId::of::<u32>()).unwrap();
+        let b = global_tag(TypeId::of::<i32>()).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(global_tag(TypeId::of::<u32>()), Some(a));
+        let mut t1 = Table::new();
+        let mut t2 = Table::new();
+        t2.register(TypeId::of::<i32>(), None).unwrap();
+        let i1 = t1.register(TypeId::of::<u32>(), None).unwrap();
+        let i2 = t2.register(TypeId::of::<u32>(), None).unwrap();
+        assert_ne!(i1, i2, "per-arena indices differ");
+        let (_, g1) = t1.occupy(0, 4, 4, i1);
+        let (_, g2) = t2.occupy(0, 4, 4, i2);
+        assert_eq!(
+            g1.get() >> COUNTER_BITS,
+            g2.get() >> COUNTER_BITS,
+            "tags agree"
+        );
     }
 }

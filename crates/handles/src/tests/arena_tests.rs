@@ -44,8 +44,9 @@ fn handles_from_another_arena_never_reinterpret_bytes() {
     let mut b = Arena::new();
     let ha = a.insert(0xdead_beef_u32);
     let hb = b.insert(String::from("not a u32"));
-    // Same index and generation, different type: refused.
+    // Same index and counter, different type: the type tag in the key tells them apart.
     assert_eq!(ha.index(), hb.index());
+    assert_ne!(ha.generation(), hb.generation());
     assert_eq!(b.get(ha), None);
     assert_eq!(a.get(hb), None);
 }
@@ -296,17 +297,20 @@ fn generation_wrap_retires_the_slot() {
     let mut a = Arena::new();
     let h = a.insert(1u8);
     a.remove(h);
-    // Pretend the slot has been reused almost 2^31 times: its next occupant gets u32::MAX.
-    a.force_generation(h.index(), u32::MAX - 1);
+    // Pretend the slot has been reused 2^19 - 1 times: its next occupant gets the last odd
+    // counter, and removing that one must retire the slot rather than wrap.
+    a.force_counter(h.index(), (1 << crate::table::COUNTER_BITS) - 2);
     let last = a.insert(2u8);
     assert_eq!(last.index(), h.index());
-    assert_eq!(last.generation().get(), u32::MAX);
+    let counter_mask = (1u32 << crate::table::COUNTER_BITS) - 1;
+    assert_eq!(last.generation().get() & counter_mask, counter_mask);
     a.remove(last);
     assert_eq!(a.stats().retired_slots, 1);
     let next = a.insert(3u8);
     assert_ne!(next.index(), h.index(), "a retired slot is never reused");
     assert_eq!(a.get(last), None);
     assert_eq!(a.get(h), None);
+    assert_eq!(a.get(next), Some(&3));
     a.check().unwrap();
 }
 
