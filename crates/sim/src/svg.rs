@@ -100,7 +100,7 @@ pub fn heap_map_svg(r: &Replay) -> String {
     let scale = plot_w / span as f64;
     let _ = writeln!(
         out,
-        r##"<text x="{MAP_LEFT}" y="38" fill="#555">address offset 0 to {} ({}); blue = used, orange = free</text>"##,
+        r##"<text x="{MAP_LEFT}" y="38" fill="#555">address offset 0 to {} ({}); blue = used, orange = free, mixed = both within one pixel</text>"##,
         span,
         escape(&human_bytes(span))
     );
@@ -113,18 +113,89 @@ pub fn heap_map_svg(r: &Replay) -> String {
             y + MAP_BAR - 4.0,
             escape(&row.name)
         );
-        for b in merge_runs(&row.final_map) {
-            let x = MAP_LEFT + b.offset as f64 * scale;
-            let w = (b.len as f64 * scale).max(0.5);
-            let _ = writeln!(
-                out,
-                r#"<rect x="{x:.2}" y="{y:.1}" width="{w:.2}" height="{MAP_BAR}" fill="{}"/>"#,
-                if b.used { USED } else { FREE }
-            );
+        let runs = merge_runs(&row.final_map);
+        if runs.len() as f64 <= plot_w {
+            for b in runs {
+                let x = MAP_LEFT + b.offset as f64 * scale;
+                let w = (b.len as f64 * scale).max(0.5);
+                let _ = writeln!(
+                    out,
+                    r#"<rect x="{x:.2}" y="{y:.1}" width="{w:.2}" height="{MAP_BAR}" fill="{}"/>"#,
+                    if b.used { USED } else { FREE }
+                );
+            }
+        } else {
+            // More runs than pixels: one rectangle per pixel column, its colour mixed from
+            // USED and FREE by the share of free bytes in that column.
+            let columns = pixel_columns(&runs, scale, plot_w as usize);
+            let mut x0 = 0;
+            while x0 < columns.len() {
+                let mut x1 = x0 + 1;
+                while x1 < columns.len() && columns[x1] == columns[x0] {
+                    x1 += 1;
+                }
+                if let Some(fill) = &columns[x0] {
+                    let _ = writeln!(
+                        out,
+                        r#"<rect x="{:.2}" y="{y:.1}" width="{}" height="{MAP_BAR}" fill="{fill}"/>"#,
+                        MAP_LEFT + x0 as f64,
+                        x1 - x0
+                    );
+                }
+                x0 = x1;
+            }
         }
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// The colour of each pixel column of a heap-map bar (`None` where no block reaches): USED and
+/// FREE mixed by the share of free bytes, in eight steps so that equal columns merge.
+fn pixel_columns(runs: &[MapBlock], scale: f64, width: usize) -> Vec<Option<String>> {
+    let mut used = vec![0f64; width];
+    let mut free = vec![0f64; width];
+    for b in runs {
+        let (start, end) = (b.offset as f64 * scale, (b.offset + b.len) as f64 * scale);
+        let mut x = start;
+        while x < end {
+            let col = x.floor() as usize;
+            if col >= width {
+                break;
+            }
+            let next = (col as f64 + 1.0).min(end);
+            let share = next - x;
+            if b.used {
+                used[col] += share;
+            } else {
+                free[col] += share;
+            }
+            x = next;
+        }
+    }
+    (0..width)
+        .map(|c| {
+            let total = used[c] + free[c];
+            if total <= 0.0 {
+                return None;
+            }
+            let step = (free[c] / total * 8.0).round() / 8.0;
+            Some(mix(USED, FREE, step))
+        })
+        .collect()
+}
+
+/// `a` blended towards `b` by `t` in [0, 1], as `#rrggbb`.
+fn mix(a: &str, b: &str, t: f64) -> String {
+    let parse = |hex: &str| {
+        let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap_or(0);
+        [(v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff]
+    };
+    let (pa, pb) = (parse(a), parse(b));
+    let c: Vec<u32> = (0..3)
+        .map(|i| (f64::from(pa[i]) + (f64::from(pb[i]) - f64::from(pa[i])) * t).round() as u32)
+        .collect();
+    format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
 }
 
 fn map_extent(map: &[MapBlock]) -> usize {
@@ -425,6 +496,20 @@ mod tests {
             b(12, 2, false),
         ]);
         assert_eq!(merged, vec![b(0, 8, true), b(8, 2, false), b(12, 2, false)]);
+    }
+
+    #[test]
+    fn columns_mix_colours_by_free_share() {
+        let b = |offset, len, used| MapBlock { offset, len, used };
+        // Scale 1: column 0 all used, column 1 half free, column 2 all free, column 3 empty.
+        let runs = [b(0, 1, true), b(1, 1, true), b(1, 0, false), b(2, 1, false)];
+        let cols = pixel_columns(&runs, 1.0, 4);
+        assert_eq!(cols[0].as_deref(), Some(USED));
+        assert_eq!(cols[2].as_deref(), Some(FREE));
+        assert_eq!(cols[3], None);
+        let half = pixel_columns(&[b(0, 1, true), b(1, 1, false)], 0.5, 1);
+        assert_eq!(half[0], Some(mix(USED, FREE, 0.5)));
+        assert_eq!(mix("#000000", "#ffffff", 0.5), "#808080");
     }
 
     #[test]
