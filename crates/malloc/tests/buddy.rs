@@ -315,6 +315,15 @@ fn verify(r: &Region, live: &[Live], seed: u64, step: usize) {
         heap.managed_len(),
         "{ctx}"
     );
+    // Every block's pattern is checked when it is freed or resized; all of them, every 16 steps
+    // and at the last one, so that a write into a neighbour is caught soon after it happens.
+    if step % 16 == 15 {
+        assert_patterns(live);
+    }
+}
+
+/// Panics unless every live block still holds its pattern.
+fn assert_patterns(live: &[Live]) {
     for l in live {
         // SAFETY: each live block holds its pattern over its requested size.
         unsafe { assert_pattern(l.ptr, l.layout.size(), l.seed) };
@@ -386,6 +395,7 @@ fn random_run(seed: u64, len: usize, skip: usize, steps: usize) {
         }
         verify(&r, &live, seed, step);
     }
+    assert_patterns(&live);
     for l in live.drain(..) {
         // SAFETY: every remaining block is live.
         unsafe { r.heap.free(l.ptr).unwrap() };
