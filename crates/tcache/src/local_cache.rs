@@ -15,13 +15,11 @@ use core::ptr;
 /// Slow-path events between two scavenges of idle bins.
 const SCAVENGE_PERIOD: u32 = 4096;
 
-/// One class's free list.
+/// One class's free list: 16 bytes, so four bins share a cache line.
 pub(crate) struct Bin {
     head: Cell<*mut FreeObj>,
     count: Cell<u32>,
     max: Cell<u32>,
-    /// Slow-path events on this bin since the last scavenge.
-    events: Cell<u32>,
 }
 
 impl Bin {
@@ -30,7 +28,6 @@ impl Bin {
             head: Cell::new(ptr::null_mut()),
             count: Cell::new(0),
             max: Cell::new(0),
-            events: Cell::new(0),
         }
     }
 
@@ -56,6 +53,8 @@ impl Bin {
 /// A thread's per-class free lists.
 pub(crate) struct LocalCache {
     bins: [Bin; NUM_CLASSES],
+    /// Slow-path events per bin since the last scavenge (kept apart from the hot bins).
+    events: [Cell<u32>; NUM_CLASSES],
     slow_events: Cell<u32>,
 }
 
@@ -70,6 +69,7 @@ impl LocalCache {
     pub(crate) const fn new() -> LocalCache {
         LocalCache {
             bins: [const { Bin::new() }; NUM_CLASSES],
+            events: [const { Cell::new(0) }; NUM_CLASSES],
             slow_events: Cell::new(0),
         }
     }
@@ -109,8 +109,8 @@ impl LocalCache {
     }
 
     fn note_slow_event(&self, central: &Central, c: usize) {
-        let bin = &self.bins[c];
-        bin.events.set(bin.events.get().saturating_add(1));
+        let events = &self.events[c];
+        events.set(events.get().saturating_add(1));
         let n = self.slow_events.get() + 1;
         if n >= SCAVENGE_PERIOD {
             self.slow_events.set(0);
@@ -122,15 +122,15 @@ impl LocalCache {
 
     /// Gives back half of every bin that saw no slow-path traffic since the last scavenge.
     fn scavenge(&self, central: &Central) {
-        for (c, bin) in self.bins.iter().enumerate() {
-            if bin.events.get() == 0 && bin.count.get() > 0 {
+        for (c, (bin, events)) in self.bins.iter().zip(&self.events).enumerate() {
+            if events.get() == 0 && bin.count.get() > 0 {
                 let n = bin.count.get().div_ceil(2);
                 let list = bin.cut(n);
                 // SAFETY: the cut objects are class `c` objects this cache owned.
                 unsafe { central.give(c, list, n) };
                 bin.max.set((bin.max.get() / 2).max(CLASSES[c].batch));
             }
-            bin.events.set(0);
+            events.set(0);
         }
     }
 
@@ -192,7 +192,7 @@ impl LocalCache {
                 unsafe { central.give(c, list, n) };
             }
             bin.max.set(0);
-            bin.events.set(0);
+            self.events[c].set(0);
         }
     }
 

@@ -42,6 +42,32 @@ pub const fn class_size(c: usize) -> usize {
 /// Size 0 maps to the smallest class.
 #[inline]
 pub const fn size_to_class(size: usize) -> Option<usize> {
+    if size <= LUT_MAX {
+        Some(SMALL_LUT[size.div_ceil(16)] as usize)
+    } else {
+        size_to_class_computed(size)
+    }
+}
+
+/// Sizes up to this are mapped through [`SMALL_LUT`], one load instead of a few shifts.
+const LUT_MAX: usize = 1024;
+
+/// `SMALL_LUT[(size + 15) / 16]` is the class of `size`, for `size <= LUT_MAX`.
+const SMALL_LUT: [u8; LUT_MAX / 16 + 1] = {
+    let mut t = [0u8; LUT_MAX / 16 + 1];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = match size_to_class_computed(i * 16) {
+            Some(c) => c as u8,
+            None => 0,
+        };
+        i += 1;
+    }
+    t
+};
+
+/// The class of `size` by arithmetic (the definition the lookup table is built from).
+const fn size_to_class_computed(size: usize) -> Option<usize> {
     if size <= 128 {
         Some(if size == 0 { 0 } else { size.div_ceil(16) - 1 })
     } else if size <= MAX_SMALL {
@@ -205,6 +231,13 @@ mod tests {
         }
         assert!(worst > 0.1, "the bound is tight, not vacuous: {worst}");
         assert_eq!(size_to_class(MAX_SMALL + 1), None);
+        for size in 0..=LUT_MAX + 64 {
+            assert_eq!(
+                size_to_class(size),
+                size_to_class_computed(size),
+                "size {size}"
+            );
+        }
     }
 
     #[test]

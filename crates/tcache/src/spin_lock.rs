@@ -38,6 +38,9 @@ mod spin {
     use crate::sync::{spin_hint, AtomicBool, MutPtr, Ordering, UnsafeCell};
     use core::ops::{Deref, DerefMut};
 
+    /// Busy-wait rounds before a waiter starts yielding its time slice.
+    const SPINS_BEFORE_YIELD: u32 = 100;
+
     /// A test-and-test-and-set lock around a `T`. Critical sections in this crate are a few dozen
     /// instructions, so spinning beats parking (which would allocate on first use).
     pub(crate) struct SpinLock<T> {
@@ -73,12 +76,21 @@ mod spin {
         /// Takes the lock without making a guard; [`SpinLock::raw_unlock`] releases it. Used by the
         /// fork handlers, which hold every lock across `fork()`.
         pub(crate) fn raw_lock(&self) {
+            let mut spins = 0u32;
             loop {
                 if !self.locked.swap(true, Ordering::Acquire) {
                     return;
                 }
                 while self.locked.load(Ordering::Relaxed) {
-                    spin_hint();
+                    // Spin briefly, then give the CPU away: when threads outnumber cores the holder
+                    // may be descheduled, and spinning would only delay it. `yield_now` is a plain
+                    // `sched_yield` and never allocates.
+                    if spins < SPINS_BEFORE_YIELD {
+                        spins += 1;
+                        spin_hint();
+                    } else {
+                        std::thread::yield_now();
+                    }
                 }
             }
         }
