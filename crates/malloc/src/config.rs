@@ -29,11 +29,14 @@ impl Coalescing {
 pub struct HeapConfig {
     /// When free neighbours are merged.
     pub coalescing: Coalescing,
-    /// A free block at the end of a region that is at least this large is handed back to the
-    /// source (whole pages; the whole region if the block fills it) at `free` time. Half of the
-    /// threshold stays mapped, so that a heap hovering around one size does not map and unmap
-    /// on every call. `usize::MAX` disables trimming on free;
-    /// [`Heap::release_free_memory`](crate::Heap::release_free_memory) still trims on demand.
+    /// When a `free` leaves a free block of at least this many bytes at the end of a region,
+    /// memory goes back to the source: the whole region if the block fills it (never the first
+    /// region), and otherwise the pages the block has touched beyond its first half-threshold,
+    /// dropped in place (madvise for the OS source; the region keeps its size, so regions stay
+    /// few). Pages are dropped at least half a threshold at a time, so a heap hovering around one
+    /// size does not make a system call on every free. `usize::MAX` disables trimming on free;
+    /// [`Heap::release_free_memory`](crate::Heap::release_free_memory) still gives back memory
+    /// on demand, and unmaps region tails.
     pub trim_threshold: usize,
 }
 

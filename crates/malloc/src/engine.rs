@@ -235,20 +235,22 @@ impl<St: Space, P: Policy> Engine<St, P> {
         }
         self.space.set_free(start, total);
         if total >= self.config.trim_threshold && self.space.can_trim() {
-            self.trim_then_file(start, total, self.config.trim_threshold / 2);
+            self.trim_then_file(start, total, self.config.trim_threshold / 2, false);
         } else {
             self.insert_free(start, total);
         }
     }
 
-    /// Trims a free block (on no list) if it ends its region, then files what is left.
+    /// Trims a free block (on no list) if it ends its region, then files what is left. At free
+    /// time (`shrink` false) only whole free regions are unmapped and other pages are dropped
+    /// in place, so regions keep their size and stay few.
     #[cold]
-    fn trim_then_file(&mut self, block: usize, size: usize, keep: usize) {
+    fn trim_then_file(&mut self, block: usize, size: usize, keep: usize, shrink: bool) {
         if self.space.next_block(block).is_some() {
             self.insert_free(block, size);
             return;
         }
-        match self.space.trim(block, size, keep) {
+        match self.space.trim(block, size, keep, shrink) {
             Trim::Kept => self.insert_free(block, size),
             Trim::Shrunk { new_size } => self.insert_free(block, new_size),
             Trim::Released => {}
@@ -361,7 +363,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
             if !self.space.is_used(block) && self.space.next_block(block).is_none() {
                 let size = self.space.block_size(block);
                 self.remove_free(block, size);
-                self.trim_then_file(block, size, 0);
+                self.trim_then_file(block, size, 0, true);
             }
             cur = next;
         }

@@ -2,7 +2,11 @@
 //! inside the blocks themselves, and region bookkeeping inside the regions.
 //!
 //! Layout. A region starts with a 16-byte region header (next region, length) and ends with a
-//! 16-byte sentinel header (size 0, used), so walking or coalescing never leaves the region.
+//! 16-byte sentinel header (size 0, used), so walking or coalescing never leaves the region. The
+//! sentinel's second word is the region's *purge mark*: no page from the mark to the sentinel
+//! has been touched since it was mapped or last dropped with madvise. Handing out the region's
+//! trailing block raises the mark; trimming at `free` drops pages only below it and lowers it,
+//! so the OS is asked about each page once, not on every free.
 //! Every block starts with a 16-byte header:
 //!
 //! ```text
@@ -46,8 +50,10 @@ pub(crate) const MIN_BLOCK: usize = 32;
 pub(crate) const ALIGN: usize = 16;
 const SIZE_MASK: u64 = !(ALIGN as u64 - 1);
 const PREV_MASK: u64 = Flags::PREV_FREE.bits() | Flags::PREV_SMALL.bits();
+/// The region header: next region, length.
+const REGION_HEADER: usize = 16;
 /// Region header plus end sentinel.
-const REGION_OVERHEAD: usize = 32;
+const REGION_OVERHEAD: usize = REGION_HEADER + HEADER;
 /// Mixed into every magic number.
 const KEY: u64 = 0x5bd1_e995_2545_f491;
 /// A header absorbed into a neighbour carries its magic number xor this, so that a second free
@@ -117,9 +123,19 @@ impl<S: Source> RawSpace<S> {
         None
     }
 
-    fn write_sentinel(&mut self, s: usize) {
+    /// Writes the end sentinel at `s`, with a purge mark of `mark` (fresh pages are untouched).
+    fn write_sentinel(&mut self, s: usize, mark: usize) {
         self.wr(s, Flags::USED.bits());
-        self.wr(s + 8, magic(s, 0) as u64);
+        self.wr(s + 8, mark as u64);
+    }
+
+    /// The header at `next` is a sentinel: pages up to `touched` may now be resident, so raise
+    /// its purge mark that far.
+    #[inline]
+    fn raise_mark(&mut self, next: usize, touched: usize) {
+        if self.rd(next + 8) < touched as u64 {
+            self.wr(next + 8, touched as u64);
+        }
     }
 
     /// Unlinks region `r` (whose next is `next`) from the sorted list.
@@ -237,6 +253,10 @@ impl<S: Source> Space for RawSpace<S> {
         let next = block + size;
         let w = self.rd(next);
         self.wr(next, w & !PREV_MASK);
+        if w & SIZE_MASK == 0 {
+            // The block runs up to the sentinel: all of it may be touched.
+            self.raise_mark(next, next);
+        }
     }
     #[inline]
     fn set_requested(&mut self, block: usize, requested: usize) {
@@ -258,6 +278,10 @@ impl<S: Source> Space for RawSpace<S> {
         let next = block + size;
         let w = self.rd(next);
         self.wr(next, (w & !PREV_MASK) | bits);
+        if w & SIZE_MASK == 0 {
+            // The region's trailing block: everything before it may have been handed out.
+            self.raise_mark(next, block + MIN_BLOCK);
+        }
     }
     #[inline]
     fn discard(&mut self, block: usize) {
@@ -284,7 +308,7 @@ impl<S: Source> Space for RawSpace<S> {
     fn lookup(&self, user: usize) -> Result<usize, FreeError> {
         let (r, len) = self.region_of(user).ok_or(FreeError::NotInHeap)?;
         let sentinel = r + len - HEADER;
-        if user % ALIGN != 0 || user < r + 16 + HEADER || user >= sentinel {
+        if user % ALIGN != 0 || user < r + REGION_HEADER + HEADER || user >= sentinel {
             return Err(FreeError::Misaligned);
         }
         let block = user - HEADER;
@@ -312,7 +336,13 @@ impl<S: Source> Space for RawSpace<S> {
     }
     fn grow(&mut self, block_size: usize) -> Option<(usize, usize)> {
         let min = block_size.checked_add(REGION_OVERHEAD + ALIGN)?;
-        let (p, len) = self.source.grow(min)?;
+        // Ask for at least half the heap again, so that a heap of n bytes has O(log n) regions
+        // (a free looks its region up by walking the list). Untouched pages cost no memory.
+        let (p, len) = match self.source.grow(min.max(self.heap_bytes / 2)) {
+            Some(region) => region,
+            None if min < self.heap_bytes / 2 => self.source.grow(min)?,
+            None => return None,
+        };
         let start = p.as_ptr() as usize;
         let r = align_up(start, ALIGN);
         let end = start.checked_add(len)? & !(ALIGN - 1);
@@ -320,7 +350,7 @@ impl<S: Source> Space for RawSpace<S> {
             return None;
         }
         let sentinel = end - HEADER;
-        let first = r + 16;
+        let first = r + REGION_HEADER;
         self.wr(r + 8, (end - r) as u64);
         // Insert the region in address order.
         let mut before = 0usize;
@@ -338,7 +368,7 @@ impl<S: Source> Space for RawSpace<S> {
         if self.primary == 0 {
             self.primary = r;
         }
-        self.write_sentinel(sentinel);
+        self.write_sentinel(sentinel, first);
         self.wr(first, 0);
         let size = sentinel - first;
         self.heap_bytes += len;
@@ -348,16 +378,17 @@ impl<S: Source> Space for RawSpace<S> {
     fn can_trim(&self) -> bool {
         self.source.can_release()
     }
-    fn trim(&mut self, block: usize, size: usize, keep: usize) -> Trim {
+    fn trim(&mut self, block: usize, size: usize, keep: usize, shrink: bool) -> Trim {
+        let sentinel = block + size;
         let Some((r, len)) = self.region_of(block) else {
             return Trim::Kept;
         };
         let end = r + len;
-        debug_assert_eq!(block + size, end - HEADER);
+        debug_assert_eq!(sentinel, end - HEADER);
         let Some(start) = NonNull::new(r as *mut u8) else {
             return Trim::Kept;
         };
-        if block == r + 16 && r != self.primary {
+        if block == r + REGION_HEADER && r != self.primary {
             let next = self.rd(r) as usize;
             // SAFETY: the region holds only this free block, which is on no list, so nothing
             // uses it; `r` and `len` describe the region as `grow` (and any shrinking) left it.
@@ -370,6 +401,23 @@ impl<S: Source> Space for RawSpace<S> {
             return Trim::Kept;
         }
         let page = self.source.page_size();
+        if !shrink {
+            // Drop the pages between what is kept and the purge mark, if there are enough.
+            let from = align_up(block + keep.max(MIN_BLOCK), page);
+            let mark = self.rd(sentinel + 8) as usize;
+            let to = align_up(mark, page).min(sentinel & !(page - 1));
+            if to > from && to - from >= keep.max(page) {
+                let Some(p) = NonNull::new(from as *mut u8) else {
+                    return Trim::Kept;
+                };
+                // SAFETY: whole pages inside the free block (which is on no list), past its
+                // header and links and before the page holding its boundary tag.
+                if unsafe { self.source.purge(p, to - from) } {
+                    self.wr(sentinel + 8, from as u64);
+                }
+            }
+            return Trim::Kept;
+        }
         let new_end = align_up(block + keep.max(MIN_BLOCK) + HEADER, page);
         if new_end >= end || r % page != 0 {
             return Trim::Kept;
@@ -379,7 +427,7 @@ impl<S: Source> Space for RawSpace<S> {
             return Trim::Kept;
         }
         self.wr(r + 8, (new_end - r) as u64);
-        self.write_sentinel(new_end - HEADER);
+        self.write_sentinel(new_end - HEADER, new_end - HEADER);
         let new_size = new_end - HEADER - block;
         self.set_free(block, new_size);
         self.heap_bytes -= end - new_end;
@@ -411,7 +459,7 @@ impl<S: Source> Space for RawSpace<S> {
         self.overhead
     }
     fn walk_first(&self) -> Option<Cursor> {
-        (self.regions != 0).then(|| (self.regions, self.regions + 16))
+        (self.regions != 0).then(|| (self.regions, self.regions + REGION_HEADER))
     }
     #[inline]
     fn walk_next(&self, (r, block): Cursor) -> Option<Cursor> {
@@ -419,7 +467,7 @@ impl<S: Source> Space for RawSpace<S> {
             Some(n) => Some((r, n)),
             None => {
                 let next = self.rd(r) as usize;
-                (next != 0).then_some((next, next + 16))
+                (next != 0).then_some((next, next + REGION_HEADER))
             }
         }
     }
@@ -432,13 +480,11 @@ impl<S: Source> Space for RawSpace<S> {
             let len = self.rd(r + 8) as usize;
             let sentinel = r + len - HEADER;
             let s = self.rd(sentinel);
-            if s & SIZE_MASK != 0
-                || s & Flags::USED.bits() == 0
-                || self.rd(sentinel + 8) as u32 != magic(sentinel, 0)
-            {
+            let mark = self.rd(sentinel + 8) as usize;
+            if s & SIZE_MASK != 0 || s & Flags::USED.bits() == 0 || mark < r || mark > sentinel {
                 return Err(Corruption::BadTiling { addr: sentinel });
             }
-            let mut block = r + 16;
+            let mut block = r + REGION_HEADER;
             let mut last_free = false;
             while block < sentinel {
                 let size = self.block_size(block);
@@ -448,7 +494,7 @@ impl<S: Source> Space for RawSpace<S> {
                 if self.rd(block + 8) as u32 != magic(block, size as u64) {
                     return Err(Corruption::BadMagic { addr: block });
                 }
-                visit(block, block == r + 16)?;
+                visit(block, block == r + REGION_HEADER)?;
                 last_free = !self.is_used(block);
                 block += size;
             }
@@ -518,7 +564,7 @@ mod tests {
         let mut buf = vec![0u128; 64];
         let mut s = space(&mut buf);
         let (first, size) = s.grow(32).unwrap();
-        assert_eq!(first, buf.as_ptr() as usize + 16);
+        assert_eq!(first, buf.as_ptr() as usize + REGION_HEADER);
         assert_eq!(size, 64 * 16 - REGION_OVERHEAD);
         assert_eq!(s.overhead_bytes(), REGION_OVERHEAD);
         assert!(s.grow(32).is_none(), "a fixed region is handed out once");

@@ -183,7 +183,7 @@ impl Space for SimSpace {
     fn can_trim(&self) -> bool {
         false
     }
-    fn trim(&mut self, _block: usize, _size: usize, _keep: usize) -> Trim {
+    fn trim(&mut self, _block: usize, _size: usize, _keep: usize, _shrink: bool) -> Trim {
         Trim::Kept
     }
     fn purge(&mut self, _block: usize, _size: usize) -> usize {

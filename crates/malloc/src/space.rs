@@ -83,9 +83,11 @@ pub(crate) trait Space: FreeLinks {
     fn grow(&mut self, block_size: usize) -> Option<(usize, usize)>;
     /// Whether `trim` can ever give memory back.
     fn can_trim(&self) -> bool;
-    /// Gives back memory under a free block that ends its region (the block is on no list).
-    /// Keeps at least `keep` bytes of the block unless the whole region can go.
-    fn trim(&mut self, block: usize, size: usize, keep: usize) -> Trim;
+    /// Gives back memory under a free block that ends its region (the block is on no list): the
+    /// whole region if the block fills it (and it is not the first region); otherwise, with
+    /// `shrink`, the region's tail (unmapped), and without, the pages the block has touched past
+    /// its first `keep` bytes (dropped, at least `keep` bytes at a time, the region stays).
+    fn trim(&mut self, block: usize, size: usize, keep: usize, shrink: bool) -> Trim;
     /// Lets the source drop the whole pages inside a free block (its header, links and boundary
     /// tag stay). Returns the bytes dropped.
     fn purge(&mut self, block: usize, size: usize) -> usize;

@@ -54,14 +54,23 @@ fn pages_go_back_to_the_os() {
     // Trailing pages of the first region: many small blocks, all freed, then trimmed.
     let config = HeapConfig::new().with_trim_threshold(256 << 10);
     let mut trimmed = Heap::with_parts(OsSource::new(), SegregatedFit::new(), config);
-    let ptrs: Vec<_> = (0..4000)
+    let ptrs: Vec<_> = (0..40_000)
         .map(|_| {
-            trimmed
+            let p = trimmed
                 .malloc(Layout::from_size_align(200, 16).unwrap())
-                .unwrap()
+                .unwrap();
+            // SAFETY: `p` has 200 payload bytes; touching them makes the pages resident.
+            unsafe { p.as_ptr().write_bytes(1, 200) };
+            p
         })
         .collect();
     let grown = trimmed.source().mapped_bytes();
+    let regions = trimmed.region_count();
+    assert!(
+        regions < 10,
+        "{regions} regions for 9 MB: growth is not geometric"
+    );
+    let resident = rss();
     for p in ptrs {
         // SAFETY: each pointer is live and freed once.
         unsafe { trimmed.free(p) }.unwrap();
@@ -71,6 +80,13 @@ fn pages_go_back_to_the_os() {
         trimmed.source().mapped_bytes() < grown,
         "free-time trimming gave nothing back"
     );
+    assert_eq!(trimmed.region_count(), 1, "wholly free regions stay mapped");
+    if let (Some(before), Some(after)) = (resident, rss()) {
+        assert!(
+            after + (4 << 20) < before,
+            "resident set went from {before} to only {after}"
+        );
+    }
     trimmed.release_free_memory();
     trimmed.check().unwrap();
     assert!(

@@ -1,0 +1,133 @@
+//! Giving memory back at `free` time without a system call per free: a counting source shows
+//! how often the heap asks, and the heap's own numbers show what it gave.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use freespace_malloc::{Heap, HeapConfig, OsSource, SegregatedFit, Source};
+
+/// The OS source, counting the calls the heap makes.
+#[derive(Default)]
+struct Counting {
+    os: OsSource,
+    purges: usize,
+    purged: usize,
+    releases: usize,
+    shrinks: usize,
+}
+
+// SAFETY: every call is forwarded to `OsSource`, which keeps the contract.
+unsafe impl Source for Counting {
+    fn grow(&mut self, min_bytes: usize) -> Option<(NonNull<u8>, usize)> {
+        self.os.grow(min_bytes)
+    }
+    fn can_release(&self) -> bool {
+        true
+    }
+    unsafe fn release(&mut self, start: NonNull<u8>, len: usize) -> bool {
+        self.releases += 1;
+        // SAFETY: forwarded from the caller.
+        unsafe { self.os.release(start, len) }
+    }
+    unsafe fn shrink(&mut self, start: NonNull<u8>, len: usize, new_len: usize) -> bool {
+        self.shrinks += 1;
+        // SAFETY: forwarded from the caller.
+        unsafe { self.os.shrink(start, len, new_len) }
+    }
+    unsafe fn purge(&mut self, start: NonNull<u8>, len: usize) -> bool {
+        self.purges += 1;
+        self.purged += len;
+        // SAFETY: forwarded from the caller.
+        unsafe { self.os.purge(start, len) }
+    }
+    fn page_size(&self) -> usize {
+        self.os.page_size()
+    }
+}
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 16).unwrap()
+}
+
+#[test]
+fn trailing_pages_are_dropped_in_batches_not_per_free() {
+    const THRESHOLD: usize = 128 << 10;
+    let config = HeapConfig::new().with_trim_threshold(THRESHOLD);
+    let mut heap = Heap::with_parts(Counting::default(), SegregatedFit::new(), config);
+    let keep = heap.malloc(layout(64)).unwrap();
+    let ptrs: Vec<_> = (0..3000)
+        .map(|_| heap.malloc(layout(200)).unwrap())
+        .collect();
+    assert_eq!(heap.region_count(), 1);
+    let touched = 3000 * 224;
+    // Free from the end backwards: every free merges into the region's trailing block.
+    for p in ptrs.into_iter().rev() {
+        // SAFETY: live, freed once.
+        unsafe { heap.free(p) }.unwrap();
+    }
+    heap.check().unwrap();
+    let s = heap.source();
+    assert!(s.purges >= 1, "nothing was dropped");
+    assert!(
+        s.purges <= touched / (THRESHOLD / 2) + 1,
+        "{} purges for {touched} bytes: not batched",
+        s.purges
+    );
+    assert!(
+        s.purged >= touched - THRESHOLD,
+        "only {} of {touched} touched bytes dropped",
+        s.purged
+    );
+    assert_eq!(
+        (s.releases, s.shrinks),
+        (0, 0),
+        "the first region is never unmapped at free time"
+    );
+    let purges = s.purges;
+
+    // Allocating and freeing in the kept part touches nothing new: no more system calls.
+    for _ in 0..1000 {
+        let p = heap.malloc(layout(1000)).unwrap();
+        // SAFETY: live, freed once.
+        unsafe { heap.free(p) }.unwrap();
+    }
+    assert_eq!(
+        heap.source().purges,
+        purges,
+        "a heap hovering around one size made system calls"
+    );
+
+    // Touch the dropped pages again, free them: they are dropped again.
+    let big = heap.malloc(layout(600 << 10)).unwrap();
+    // SAFETY: `big` has 600 KiB of payload.
+    unsafe { big.as_ptr().write_bytes(3, 600 << 10) };
+    // SAFETY: live, freed once.
+    unsafe { heap.free(big) }.unwrap();
+    assert!(heap.source().purges > purges);
+    heap.check().unwrap();
+
+    // An explicit release unmaps the region's tail.
+    heap.release_free_memory();
+    assert_eq!(heap.source().shrinks, 1);
+    heap.check().unwrap();
+    // SAFETY: live, freed once.
+    unsafe { heap.free(keep) }.unwrap();
+    heap.check().unwrap();
+}
+
+#[test]
+fn wholly_free_regions_are_unmapped_at_free_time() {
+    let config = HeapConfig::new().with_trim_threshold(256 << 10);
+    let mut heap = Heap::with_parts(Counting::default(), SegregatedFit::new(), config);
+    let small = heap.malloc(layout(64)).unwrap();
+    let big = heap.malloc(layout(4 << 20)).unwrap();
+    assert_eq!(heap.region_count(), 2);
+    // SAFETY: live, freed once.
+    unsafe { heap.free(big) }.unwrap();
+    assert_eq!(heap.region_count(), 1);
+    assert_eq!(heap.source().releases, 1);
+    // SAFETY: live, freed once.
+    unsafe { heap.free(small) }.unwrap();
+    assert_eq!(heap.region_count(), 1, "the first region stays");
+    heap.check().unwrap();
+}
