@@ -72,6 +72,7 @@ pub(crate) struct SimSpace {
     base: usize,
     size: usize,
     header: usize,
+    min_block: usize,
     given: bool,
     map: BTreeMap<usize, SimBlock>,
 }
@@ -125,7 +126,7 @@ impl Space for SimSpace {
         self.header
     }
     fn min_block(&self) -> usize {
-        1
+        self.min_block
     }
     fn natural_align(&self) -> usize {
         1
@@ -256,12 +257,22 @@ pub struct SimHeap {
 }
 
 impl SimHeap {
-    /// A simulated heap shaped by `cfg`, starting as one free block.
+    /// A simulated heap shaped by `cfg`, starting as one free block. Any remainder of a split
+    /// stays a free block, however small, as in `malloc.py`.
     pub fn new(cfg: SimConfig) -> Self {
+        Self::with_min_block(cfg, 1)
+    }
+
+    /// A simulated heap whose blocks are never smaller than `min_block` bytes (header
+    /// included), as in a real allocator, where a free block must hold its header and links: a
+    /// remainder smaller than that is not split off but left inside the allocated block, where
+    /// it shows up as internal fragmentation.
+    pub fn with_min_block(cfg: SimConfig, min_block: usize) -> Self {
         let space = SimSpace {
             base: cfg.base,
             size: cfg.size,
             header: cfg.header_size,
+            min_block: min_block.max(1),
             given: false,
             map: BTreeMap::new(),
         };
@@ -297,7 +308,8 @@ impl SimHeap {
             .ok_or(AllocError::TooLarge)?;
         let need = rounded
             .checked_add(self.config.header_size)
-            .ok_or(AllocError::TooLarge)?;
+            .ok_or(AllocError::TooLarge)?
+            .max(self.engine.space.min_block);
         self.engine.alloc_block(need, 0, size)
     }
 
@@ -396,6 +408,25 @@ mod tests {
             (s.allocated_bytes, s.requested_bytes, s.header_bytes),
             (8, 3, 4)
         );
+    }
+
+    #[test]
+    fn a_minimum_block_turns_small_remainders_into_internal_fragmentation() {
+        let cfg = SimConfig {
+            base: 0,
+            size: 30,
+            fit: Fit::First,
+            ..SimConfig::new()
+        };
+        let mut h = SimHeap::with_min_block(cfg, 8);
+        assert_eq!(h.malloc(3), Ok((0, 1)), "rounded up to the minimum block");
+        assert_eq!(h.malloc(17), Ok((8, 1)));
+        // 5 bytes would be left: too small to be a block, so the request takes all 22.
+        assert_eq!(h.free_list(), []);
+        let s = h.stats();
+        assert_eq!((s.allocated_bytes, s.requested_bytes), (30, 20));
+        assert!(s.internal_fragmentation() > 0.3);
+        h.check().unwrap();
     }
 
     #[test]

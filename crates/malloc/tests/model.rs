@@ -306,7 +306,8 @@ fn sim_heap_agrees_with_a_model() {
                         order,
                         coalescing,
                     };
-                    let mut heap = SimHeap::new(cfg);
+                    let min_block = [1, 1, 4, 8][rng.below(4)];
+                    let mut heap = SimHeap::with_min_block(cfg, min_block);
                     let mut live: Vec<(usize, usize)> = Vec::new();
                     for step in 0..300 {
                         if rng.below(2) == 0 || live.is_empty() {
@@ -322,7 +323,8 @@ fn sim_heap_agrees_with_a_model() {
                                 }
                                 Err(AllocError::OutOfMemory) => {
                                     // Out of memory must mean no free block is big enough.
-                                    let need = size.next_multiple_of(align) + header_size;
+                                    let need =
+                                        (size.next_multiple_of(align) + header_size).max(min_block);
                                     assert!(
                                         heap.free_list().iter().all(|&(_, s)| s < need)
                                             || coalescing == Coalescing::Deferred,
