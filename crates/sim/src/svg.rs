@@ -277,14 +277,28 @@ impl Chart<'_> {
         if points.is_empty() {
             return;
         }
+        // Pixel coordinates at a tenth of a pixel, simplified to within 0.3 pixel, so long
+        // traces still make small files.
+        let px: Vec<(i64, i64)> = points
+            .iter()
+            .map(|(e, v)| {
+                (
+                    (self.x(*e) * 10.0).round() as i64,
+                    (self.y(*v) * 10.0).round() as i64,
+                )
+            })
+            .collect();
+        let kept = simplify(&px, 3.0);
         let mut d = String::new();
-        for (i, (e, v)) in points.iter().enumerate() {
+        for (i, (x, y)) in kept.iter().enumerate() {
             let _ = write!(
                 d,
-                "{}{:.1},{:.1} ",
+                "{}{}.{},{}.{} ",
                 if i == 0 { "M" } else { "L" },
-                self.x(*e),
-                self.y(*v)
+                x / 10,
+                x % 10,
+                y / 10,
+                y % 10
             );
         }
         let _ = writeln!(
@@ -315,6 +329,44 @@ impl Chart<'_> {
             escape(label)
         );
     }
+}
+
+/// Ramer-Douglas-Peucker: the fewest points of `pts` such that no dropped point lies farther
+/// than `tolerance` from the polyline through the kept ones.
+fn simplify(pts: &[(i64, i64)], tolerance: f64) -> Vec<(i64, i64)> {
+    if pts.len() < 3 {
+        return pts.to_vec();
+    }
+    let mut keep = vec![false; pts.len()];
+    keep[0] = true;
+    keep[pts.len() - 1] = true;
+    let mut stack = vec![(0, pts.len() - 1)];
+    while let Some((a, b)) = stack.pop() {
+        let (pa, pb) = (pts[a], pts[b]);
+        let (dx, dy) = ((pb.0 - pa.0) as f64, (pb.1 - pa.1) as f64);
+        let len = (dx * dx + dy * dy).sqrt();
+        let mut worst = (0.0, a);
+        for (i, p) in pts.iter().enumerate().take(b).skip(a + 1) {
+            let (px, py) = ((p.0 - pa.0) as f64, (p.1 - pa.1) as f64);
+            let dist = if len == 0.0 {
+                (px * px + py * py).sqrt()
+            } else {
+                (px * dy - py * dx).abs() / len
+            };
+            if dist > worst.0 {
+                worst = (dist, i);
+            }
+        }
+        if worst.0 > tolerance {
+            keep[worst.1] = true;
+            stack.push((a, worst.1));
+            stack.push((worst.1, b));
+        }
+    }
+    pts.iter()
+        .zip(keep)
+        .filter_map(|(p, k)| k.then_some(*p))
+        .collect()
 }
 
 fn colour(i: usize) -> &'static str {
@@ -510,6 +562,21 @@ mod tests {
         let half = pixel_columns(&[b(0, 1, true), b(1, 1, false)], 0.5, 1);
         assert_eq!(half[0], Some(mix(USED, FREE, 0.5)));
         assert_eq!(mix("#000000", "#ffffff", 0.5), "#808080");
+    }
+
+    #[test]
+    fn simplify_keeps_corners_and_drops_straight_runs() {
+        let line: Vec<(i64, i64)> = (0..100).map(|i| (i * 10, i * 5)).collect();
+        assert_eq!(simplify(&line, 3.0), vec![(0, 0), (990, 495)]);
+        // A right angle keeps its corner.
+        let mut corner: Vec<(i64, i64)> = (0..50).map(|i| (i * 10, 0)).collect();
+        corner.extend((0..50).map(|i| (490, i * 10)));
+        let kept = simplify(&corner, 3.0);
+        assert!(kept.contains(&(490, 0)), "{kept:?}");
+        // A smooth curve is not flattened: every dropped point stays within the tolerance.
+        let curve: Vec<(i64, i64)> = (0..200).map(|i| (i * 10, (i * i) / 4)).collect();
+        let kept = simplify(&curve, 3.0);
+        assert!(kept.len() > 5, "{kept:?}");
     }
 
     #[test]
