@@ -181,6 +181,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
                 pad = align_up(payload + min, align) - payload;
             }
             if pad != 0 {
+                self.space.fresh(block + pad);
                 self.space.set_free(block, pad);
                 self.insert_free(block, pad);
                 block += pad;
@@ -189,8 +190,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
         }
         let rest = size - need;
         if rest >= min {
-            self.space.set_used(block, need, requested);
-            self.space.set_free(block + need, rest);
+            self.split(block, need, requested, rest);
             self.insert_free(block + need, rest);
             size = need;
         } else {
@@ -201,6 +201,16 @@ impl<St: Space, P: Policy> Engine<St, P> {
         self.counts.live_blocks += 1;
         self.counts.allocations += 1;
         block
+    }
+
+    /// Makes `block` a used block of `need` bytes followed by a free block of `rest` bytes
+    /// (which the caller files). The remainder's header is written first, so that every header
+    /// the space reads is one it wrote.
+    #[inline]
+    fn split(&mut self, block: usize, need: usize, requested: usize, rest: usize) {
+        self.space.fresh(block + need);
+        self.space.set_free(block + need, rest);
+        self.space.set_used(block, need, requested);
     }
 
     /// Frees a used block (already validated by `Space::lookup`).
@@ -282,8 +292,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
                         self.dirty |= self.config.coalescing == Coalescing::Deferred;
                     }
                 }
-                self.space.set_used(block, need, requested);
-                self.space.set_free(block + need, tail);
+                self.split(block, need, requested, tail);
                 self.insert_free(block + need, tail);
                 self.counts.allocated -= rest;
             } else {
@@ -300,8 +309,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
             self.space.discard(n);
             let rest = total - need;
             if rest >= min {
-                self.space.set_used(block, need, requested);
-                self.space.set_free(block + need, rest);
+                self.split(block, need, requested, rest);
                 self.insert_free(block + need, rest);
                 self.counts.allocated += need - size;
             } else {

@@ -245,6 +245,10 @@ impl<S: Source> Space for RawSpace<S> {
         payload.saturating_sub((self.rd(block + 8) >> 32) as usize)
     }
     #[inline]
+    fn fresh(&mut self, block: usize) {
+        self.wr(block, 0);
+    }
+    #[inline]
     fn set_used(&mut self, block: usize, size: usize, requested: usize) {
         let prev_bits = self.rd(block) & PREV_MASK;
         self.wr(block, size as u64 | Flags::USED.bits() | prev_bits);

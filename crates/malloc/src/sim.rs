@@ -137,6 +137,7 @@ impl Space for SimSpace {
     fn requested(&self, block: usize) -> usize {
         self.at(block).requested
     }
+    fn fresh(&mut self, _block: usize) {}
     fn set_used(&mut self, block: usize, size: usize, requested: usize) {
         self.set(block, size, true, requested);
     }

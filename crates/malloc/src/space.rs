@@ -59,8 +59,12 @@ pub(crate) trait Space: FreeLinks {
     fn is_used(&self, block: usize) -> bool;
     /// The bytes the caller asked for when the (used) block was handed out.
     fn requested(&self, block: usize) -> usize;
+    /// Starts a new block header at `block`, inside bytes that held no header (a split): its
+    /// block before it counts as used until `set_free` of that block says otherwise.
+    fn fresh(&mut self, block: usize);
     /// Marks the block used with the given size. Keeps the block's knowledge of its previous
-    /// neighbour and tells the following block that its previous neighbour is now used.
+    /// neighbour and tells the following block (whose header must exist: a block, a `fresh`
+    /// header or the end of the region) that its previous neighbour is now used.
     fn set_used(&mut self, block: usize, size: usize, requested: usize);
     /// Changes only the requested size of a used block.
     fn set_requested(&mut self, block: usize, requested: usize);
