@@ -274,3 +274,46 @@ fn bad_flags_give_one_line_and_no_output() {
         assert_eq!(err, *want, "{args:?}");
     }
 }
+
+/// `--engine core` prints the same format, and where the core differs from the textbook
+/// model it does so for the reasons the guide gives: it merges neighbours in memory, not in
+/// the list, and keeps a size-sorted list sorted after a split.
+#[test]
+fn core_engine_merges_memory_neighbours_and_keeps_size_order() {
+    let list = "+10,+10,+10,-1,-2";
+    let args = format!("-S 40 -b 0 -p FIRST -l INSERT-FRONT -C -A {list} -c");
+    let textbook = ostep(&args);
+    let core = ostep(&format!("{args} --engine core"));
+    let header = header(40, 0, 0, "FIRST", "INSERT-FRONT", true, list);
+    assert!(textbook.starts_with(&header) && core.starts_with(&header));
+    assert!(textbook.ends_with(
+        "Free List [ Size 3 ]: [ addr:20 sz:10 ][ addr:10 sz:10 ][ addr:30 sz:10 ]\n\n"
+    ));
+    assert!(
+        core.ends_with("Free List [ Size 1 ]: [ addr:10 sz:30 ]\n\n"),
+        "{core}"
+    );
+
+    let args = "-S 50 -b 0 -p BEST -l SIZESORT+ -A +5,+10,-0,+33 -c";
+    assert!(ostep(args).ends_with("Free List [ Size 2 ]: [ addr:0 sz:5 ][ addr:48 sz:2 ]\n\n"));
+    assert!(ostep(&format!("{args} --engine core"))
+        .ends_with("Free List [ Size 2 ]: [ addr:48 sz:2 ][ addr:0 sz:5 ]\n\n"));
+}
+
+/// On the chapter's own examples the two engines agree.
+#[test]
+fn core_engine_agrees_on_the_chapter_examples() {
+    for args in [
+        "-S 30 -b 0 -p FIRST -A +10,+10,+10,-0,-2,+1 -c",
+        "-S 30 -b 0 -p FIRST -C -A +10,+10,+10,-0,-2,-1 -c",
+        "-S 75 -b 0 -p BEST -A +10,+5,+30,+5,+20,+5,-0,-2,-4,+15 -c",
+        "-S 75 -b 0 -p WORST -A +10,+5,+30,+5,+20,+5,-0,-2,-4,+15 -c",
+        "-S 4096 -b 16384 -H 8 -p FIRST -A +100,+100,+100,-1 -c",
+    ] {
+        assert_eq!(
+            ostep(args),
+            ostep(&format!("{args} --engine core")),
+            "{args}"
+        );
+    }
+}
