@@ -141,7 +141,9 @@ fn compact(c: &mut Criterion) {
                 BatchSize::PerIteration,
             )
         });
-        let tf_moved = fragmented(TwoFinger::new(), count, len).compact().bytes_moved;
+        let tf_moved = fragmented(TwoFinger::new(), count, len)
+            .compact()
+            .bytes_moved;
         eprintln!("block {len}: sliding moves {moved} bytes, two-finger {tf_moved} bytes");
         g.bench_function("two_finger", |b| {
             b.iter_batched(
