@@ -135,24 +135,44 @@ impl Space {
         }
     }
 
-    /// Marks `[start, start + len)` (currently used) as free: it becomes a hole, merged with its
-    /// neighbours, or the tail is trimmed if it reaches `top`.
+    /// Marks `[start, start + len)` (currently used) as free: it joins the hole before and/or
+    /// after it, becomes a new hole, or, if it reaches `top`, lowers `top` (taking the hole
+    /// below with it). Each case touches only the entries that change.
     pub(crate) fn release(&mut self, start: usize, len: usize) {
-        debug_assert!(start + len <= self.top);
-        self.add_hole_raw(start, len);
-        let merged = self.coalesce_left(start);
-        // Merge with the hole that follows, if any.
-        let (m_off, m_len) = (merged, self.holes[&merged]);
-        let end = m_off + m_len;
-        if let Some(&next_len) = self.holes.get(&end) {
-            self.remove_hole_raw(end, next_len);
-            self.remove_hole_raw(m_off, m_len);
-            self.add_hole_raw(m_off, m_len + next_len);
+        let end = start + len;
+        debug_assert!(end <= self.top);
+        let prev = self
+            .holes
+            .range(..start)
+            .next_back()
+            .map(|(&off, &len)| (off, len))
+            .filter(|&(off, len)| off + len == start);
+        if end == self.top {
+            // The tail: trim instead of making a hole, and absorb the hole just below.
+            self.top = match prev {
+                Some((off, len)) => {
+                    self.remove_hole_raw(off, len);
+                    off
+                }
+                None => start,
+            };
+            return;
         }
-        let m_len = self.holes[&m_off];
-        if m_off + m_len == self.top {
-            self.remove_hole_raw(m_off, m_len);
-            self.top = m_off;
+        let next = self.holes.get(&end).copied();
+        if let Some(next_len) = next {
+            self.remove_hole_raw(end, next_len);
+        }
+        let tail = next.unwrap_or(0);
+        match prev {
+            Some((off, prev_len)) => {
+                // Grow the hole below in place: its address key stays, its size key changes.
+                let merged = prev_len + len + tail;
+                self.by_size.remove(&(prev_len, off));
+                self.by_size.insert((merged, off));
+                *self.holes.get_mut(&off).expect("hole") = merged;
+                self.hole_bytes += len + tail;
+            }
+            None => self.add_hole_raw(start, len + tail),
         }
     }
 

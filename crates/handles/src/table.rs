@@ -120,6 +120,8 @@ pub(crate) struct Table {
     cold: Vec<Cold>,
     pub(crate) types: Vec<TypeEntry>,
     type_lookup: HashMap<TypeId, u32>,
+    /// The last type registered or looked up, to skip the hash lookup on repeated inserts.
+    last_type: Option<(TypeId, u32)>,
     free_head: usize,
     pub(crate) retired: usize,
 }
@@ -131,6 +133,7 @@ impl Table {
             cold: Vec::new(),
             types: Vec::new(),
             type_lookup: HashMap::new(),
+            last_type: None,
             free_head: NO_SLOT,
             retired: 0,
         }
@@ -150,7 +153,13 @@ impl Table {
     /// The arena's index for type `id`, registering it (and its global tag) on first use.
     /// `None` if the process has used up all type tags.
     pub(crate) fn register(&mut self, id: TypeId, drop: Option<DropFn>) -> Option<u32> {
+        if let Some((last, i)) = self.last_type {
+            if last == id {
+                return Some(i);
+            }
+        }
         if let Some(&i) = self.type_lookup.get(&id) {
+            self.last_type = Some((id, i));
             return Some(i);
         }
         let tag = global_tag(id)?;
@@ -161,6 +170,7 @@ impl Table {
             tag_bits: tag << COUNTER_BITS,
         });
         self.type_lookup.insert(id, i);
+        self.last_type = Some((id, i));
         Some(i)
     }
 
