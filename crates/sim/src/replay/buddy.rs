@@ -11,6 +11,7 @@ use std::ptr::NonNull;
 
 use freespace_malloc::BuddyHeap;
 
+use super::core_heap::room_would_help;
 use super::region::Region;
 use super::{holes_below, Family, MapBlock, Subject, SubjectError, TraceProfile};
 
@@ -22,6 +23,7 @@ pub struct BuddySubject {
     _region: Option<Region>,
     live: HashMap<u64, (NonNull<u8>, usize)>,
     ends: BTreeSet<usize>,
+    out_of_room: bool,
 }
 
 impl std::fmt::Debug for BuddySubject {
@@ -46,6 +48,7 @@ impl BuddySubject {
             _region: region,
             live: HashMap::new(),
             ends: BTreeSet::new(),
+            out_of_room: false,
         }
     }
 
@@ -79,9 +82,16 @@ impl Subject for BuddySubject {
         let layout = Layout::from_size_align(size, align)
             .map_err(|e| SubjectError(format!("bad layout: {e}")))?;
         let heap = self.heap_mut()?;
-        let ptr = heap
-            .malloc(layout)
-            .map_err(|e| SubjectError(format!("allocation of {size} bytes failed: {e:?}")))?;
+        let ptr = match heap.malloc(layout) {
+            Ok(ptr) => ptr,
+            Err(e) => {
+                self.out_of_room = room_would_help(e);
+                return Err(SubjectError(format!(
+                    "allocation of {size} bytes failed: {e}"
+                )));
+            }
+        };
+        let heap = self.heap_mut()?;
         let end = Self::end_of(heap, ptr);
         self.live.insert(id, (ptr, end));
         self.ends.insert(end);
@@ -110,8 +120,14 @@ impl Subject for BuddySubject {
         let heap = self.heap_mut()?;
         // SAFETY: `ptr` is live in this heap; on success the old pointer is replaced in the map
         // and never used again, on failure it stays valid.
-        let new = unsafe { heap.realloc(ptr, layout) }
-            .map_err(|e| SubjectError(format!("realloc to {size} bytes failed: {e:?}")))?;
+        let new = match unsafe { heap.realloc(ptr, layout) } {
+            Ok(new) => new,
+            Err(e) => {
+                self.out_of_room = room_would_help(e);
+                return Err(SubjectError(format!("realloc to {size} bytes failed: {e}")));
+            }
+        };
+        let heap = self.heap_mut()?;
         let new_end = Self::end_of(heap, new);
         self.ends.remove(&end);
         self.ends.insert(new_end);
@@ -141,6 +157,10 @@ impl Subject for BuddySubject {
         None
     }
 
+    fn ran_out_of_room(&self) -> bool {
+        self.out_of_room
+    }
+
     fn heap_map(&self) -> Vec<MapBlock> {
         let Some(heap) = self.heap.as_ref() else {
             return Vec::new();
@@ -164,6 +184,7 @@ mod tests {
     #[test]
     fn buddy_subject_tracks_the_highest_live_block() {
         let profile = TraceProfile {
+            room: super::super::DEFAULT_ROOM,
             peak_live: 4096,
             largest: 1000,
             max_align: 8,

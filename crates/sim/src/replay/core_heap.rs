@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ptr::NonNull;
 
 use freespace_malloc::{
-    AnyPolicy, BlockState, Coalescing, Fit, FixedRegion, Heap, HeapConfig, ListOrder,
+    AllocError, AnyPolicy, BlockState, Coalescing, Fit, FixedRegion, Heap, HeapConfig, ListOrder,
 };
 
 use super::region::Region;
@@ -24,6 +24,7 @@ pub struct CoreSubject {
     label: String,
     live: HashMap<u64, (NonNull<u8>, usize)>,
     ends: BTreeSet<usize>,
+    out_of_room: bool,
 }
 
 impl std::fmt::Debug for CoreSubject {
@@ -33,6 +34,11 @@ impl std::fmt::Debug for CoreSubject {
             .field("live", &self.live.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Whether a larger region could have served a request that failed with `e`.
+pub(super) fn room_would_help(e: AllocError) -> bool {
+    matches!(e, AllocError::OutOfMemory | AllocError::TooLarge)
 }
 
 /// The row label of a fit: `first-fit`, `segregated`, ...
@@ -92,6 +98,7 @@ impl CoreSubject {
             label,
             live: HashMap::new(),
             ends: BTreeSet::new(),
+            out_of_room: false,
         }
     }
 
@@ -132,10 +139,15 @@ impl Subject for CoreSubject {
     fn alloc(&mut self, id: u64, size: usize, align: usize) -> Result<(), SubjectError> {
         let layout = Layout::from_size_align(size, align)
             .map_err(|e| SubjectError(format!("bad layout: {e}")))?;
-        let ptr = self
-            .heap_mut()?
-            .malloc(layout)
-            .map_err(|e| SubjectError(format!("allocation of {size} bytes failed: {e}")))?;
+        let ptr = match self.heap_mut()?.malloc(layout) {
+            Ok(ptr) => ptr,
+            Err(e) => {
+                self.out_of_room = room_would_help(e);
+                return Err(SubjectError(format!(
+                    "allocation of {size} bytes failed: {e}"
+                )));
+            }
+        };
         let end = self.end_of(ptr);
         self.live.insert(id, (ptr, end));
         self.ends.insert(end);
@@ -163,8 +175,13 @@ impl Subject for CoreSubject {
         let heap = self.heap_mut()?;
         // SAFETY: `ptr` is live in this heap; on success it is replaced in the map by the
         // pointer returned and never used again, on failure it stays valid.
-        let new = unsafe { heap.realloc(ptr, layout) }
-            .map_err(|e| SubjectError(format!("realloc to {size} bytes failed: {e}")))?;
+        let new = match unsafe { heap.realloc(ptr, layout) } {
+            Ok(new) => new,
+            Err(e) => {
+                self.out_of_room = room_would_help(e);
+                return Err(SubjectError(format!("realloc to {size} bytes failed: {e}")));
+            }
+        };
         let new_end = self.end_of(new);
         self.ends.remove(&end);
         self.ends.insert(new_end);
@@ -192,6 +209,10 @@ impl Subject for CoreSubject {
 
     fn bytes_moved(&self) -> Option<u64> {
         None
+    }
+
+    fn ran_out_of_room(&self) -> bool {
+        self.out_of_room
     }
 
     fn heap_map(&self) -> Vec<MapBlock> {

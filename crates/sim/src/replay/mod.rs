@@ -121,6 +121,26 @@ pub trait Subject {
     }
     /// The blocks in address order.
     fn heap_map(&self) -> Vec<MapBlock>;
+    /// Whether the last failure was the subject's fixed region running out of room (so a
+    /// larger region would help), rather than a request the allocator can never serve.
+    fn ran_out_of_room(&self) -> bool {
+        false
+    }
+}
+
+/// Why a subject's replay stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunError {
+    /// The failure, located at the event that caused it.
+    pub error: TraceError,
+    /// Whether a larger region would have helped (see [`Subject::ran_out_of_room`]).
+    pub out_of_room: bool,
+}
+
+impl From<RunError> for TraceError {
+    fn from(e: RunError) -> TraceError {
+        e.error
+    }
 }
 
 /// What one subject did with the whole trace.
@@ -161,7 +181,7 @@ pub fn run_subject(
     trace: &Trace,
     subject: &mut dyn Subject,
     tick: &mut dyn FnMut(u64),
-) -> Result<RunResult, TraceError> {
+) -> Result<RunResult, RunError> {
     let n = trace.events.len();
     let every = n.div_ceil(MAX_SAMPLES).max(1);
     let mut samples = Vec::with_capacity(n.min(MAX_SAMPLES) + 1);
@@ -173,9 +193,16 @@ pub fn run_subject(
             Op::Free { id } => subject.free(id),
             Op::Realloc { id, size } => subject.realloc(id, size),
         };
-        result.map_err(|SubjectError(msg)| {
-            TraceError::new(&trace.source, ev.line, format!("{}: {msg}", subject.name()))
-        })?;
+        if let Err(SubjectError(msg)) = result {
+            return Err(RunError {
+                error: TraceError::new(
+                    &trace.source,
+                    ev.line,
+                    format!("{}: {msg}", subject.name()),
+                ),
+                out_of_room: subject.ran_out_of_room(),
+            });
+        }
         let footprint = subject.footprint();
         peak = peak.max(footprint);
         for (before, after, bytes_moved) in subject.take_compactions() {
@@ -231,8 +258,10 @@ pub fn time_subject(trace: &Trace, subject: &mut dyn Subject) -> Result<Duration
 }
 
 /// Facts about a trace that size the fixed-region subjects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceProfile {
+    /// Regions get this many times the peak live bytes plus the largest request.
+    pub room: usize,
     /// The most bytes live at once.
     pub peak_live: usize,
     /// The largest single request.
@@ -246,7 +275,12 @@ impl TraceProfile {
     pub fn of(trace: &Trace) -> Self {
         let mut sizes: HashMap<u64, usize> = HashMap::new();
         let mut live = 0usize;
-        let mut p = TraceProfile::default();
+        let mut p = TraceProfile {
+            room: DEFAULT_ROOM,
+            peak_live: 0,
+            largest: 0,
+            max_align: 0,
+        };
         for ev in &trace.events {
             match ev.op {
                 Op::Alloc { id, size, align } => {
@@ -341,15 +375,40 @@ pub struct Replay {
     pub results: Vec<RunResult>,
 }
 
+/// The default room factor of [`TraceProfile`].
+pub const DEFAULT_ROOM: usize = 16;
+/// The largest room factor a replay retries with before it reports the failure.
+pub const MAX_ROOM: usize = 1024;
+
 /// Replays `trace` against every subject. `tick` is called with progress in events.
 pub fn replay(trace: &Trace, tick: &mut dyn FnMut(u64)) -> Result<Replay, TraceError> {
-    let profile = TraceProfile::of(trace);
+    replay_with_room(trace, DEFAULT_ROOM, tick)
+}
+
+/// As [`replay`], with regions of `room` times the trace's peak live bytes plus its largest
+/// request to begin with. A subject whose region fills up is replayed again from the start
+/// with four times the room, up to [`MAX_ROOM`]; the region's size changes no number in the
+/// table, only whether the trace fits.
+pub fn replay_with_room(
+    trace: &Trace,
+    room: usize,
+    tick: &mut dyn FnMut(u64),
+) -> Result<Replay, TraceError> {
+    let base = TraceProfile::of(trace);
     let mut results = Vec::new();
     for spec in all_specs() {
+        let mut profile = TraceProfile {
+            room: room.max(1),
+            ..base
+        };
         // One subject at a time: each is dropped, and its memory returned, before the next.
-        let mut result = {
+        let mut result = loop {
             let mut subject = spec.make(&profile);
-            run_subject(trace, subject.as_mut(), tick)?
+            match run_subject(trace, subject.as_mut(), tick) {
+                Ok(result) => break result,
+                Err(e) if e.out_of_room && profile.room < MAX_ROOM => profile.room *= 4,
+                Err(e) => return Err(e.error),
+            }
         };
         let mut fresh = spec.make(&profile);
         result.elapsed = time_subject(trace, fresh.as_mut())?;
@@ -361,4 +420,60 @@ pub fn replay(trace: &Trace, tick: &mut dyn FnMut(u64)) -> Result<Replay, TraceE
         allocations: trace.allocations(),
         results,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::read_trace;
+
+    /// 1100 blocks of 1040 bytes: with a room factor of 1 the region is 2 MiB, but buddy
+    /// rounds each block to 2048 bytes and needs 2.2 MB, so its first run fills the region and
+    /// the replay must retry it with more room. The numbers do not depend on the room.
+    #[test]
+    fn a_full_region_is_retried_with_more_room() {
+        let text: String = (1..=1100).map(|i| format!("a {i} 1040\n")).collect();
+        let trace = read_trace("full.trace", text.as_bytes()).unwrap();
+        let mut profile = TraceProfile::of(&trace);
+        profile.room = 1;
+        let mut tight = SubjectSpec::Buddy.make(&profile);
+        let err = run_subject(&trace, tight.as_mut(), &mut |_| {}).unwrap_err();
+        assert!(err.out_of_room, "{:?}", err.error);
+
+        let small = replay_with_room(&trace, 1, &mut |_| {}).unwrap();
+        let normal = replay(&trace, &mut |_| {}).unwrap();
+        for (a, b) in small.results.iter().zip(&normal.results) {
+            assert_eq!(
+                (
+                    a.name.as_str(),
+                    a.peak_footprint,
+                    a.final_footprint,
+                    a.final_map.len()
+                ),
+                (
+                    b.name.as_str(),
+                    b.peak_footprint,
+                    b.final_footprint,
+                    b.final_map.len()
+                )
+            );
+        }
+        let buddy = small.results.iter().find(|r| r.name == "buddy").unwrap();
+        assert_eq!(buddy.final_footprint, 1100 * 2048);
+    }
+
+    #[test]
+    fn holes_below_ignores_room_above_the_footprint() {
+        let b = |offset, len, used| MapBlock { offset, len, used };
+        let map = [
+            b(0, 10, true),
+            b(10, 10, false),
+            b(20, 10, true),
+            b(30, 30, false),
+            b(60, 100, false),
+        ];
+        // Below 60: holes of 10 and 30.
+        assert!((holes_below(&map, 60) - 0.25).abs() < 1e-12);
+        assert_eq!(holes_below(&map, 10), 0.0);
+    }
 }

@@ -41,15 +41,15 @@ impl Drop for Region {
 }
 
 impl Region {
-    /// Room for a trace: 16 times its peak live bytes plus its largest request (rounding to
-    /// powers of two can double a request, and holes can double it again), a power of two
+    /// Room for a trace: `room` times its peak live bytes plus its largest request (rounding
+    /// to powers of two can double a request, and holes can double it again), a power of two
     /// between 1 MiB and 1 TiB. The system zeroes pages on first touch, so room that is never
     /// used costs nothing.
     pub fn for_profile(profile: &TraceProfile) -> usize {
         profile
             .peak_live
             .saturating_add(profile.largest)
-            .saturating_mul(16)
+            .saturating_mul(profile.room)
             .checked_next_power_of_two()
             .unwrap_or(1 << 40)
             .clamp(1 << 20, 1 << 40)
