@@ -208,9 +208,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
     /// the space reads is one it wrote.
     #[inline]
     fn split(&mut self, block: usize, need: usize, requested: usize, rest: usize) {
-        self.space.fresh(block + need);
-        self.space.set_free(block + need, rest);
-        self.space.set_used(block, need, requested);
+        self.space.split_used(block, need, requested, rest);
     }
 
     /// Frees a used block (already validated by `Space::lookup`).

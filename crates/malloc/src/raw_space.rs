@@ -263,6 +263,29 @@ impl<S: Source> Space for RawSpace<S> {
         }
     }
     #[inline]
+    fn split_used(&mut self, block: usize, size: usize, requested: usize, rest: usize) {
+        // The used block keeps its PREV bits; the remainder's block before it is used.
+        let prev_bits = self.rd(block) & PREV_MASK;
+        self.wr(block, size as u64 | Flags::USED.bits() | prev_bits);
+        let slack = (size - HEADER - requested) as u64;
+        self.wr(block + 8, magic(block, size as u64) as u64 | slack << 32);
+        let rem = block + size;
+        self.wr(rem, rest as u64);
+        self.wr(rem + 8, magic(rem, rest as u64) as u64);
+        let mut bits = Flags::PREV_FREE.bits();
+        if rest == MIN_BLOCK {
+            bits |= Flags::PREV_SMALL.bits();
+        } else {
+            self.wr(rem + rest - 8, rest as u64);
+        }
+        let next = rem + rest;
+        let w = self.rd(next);
+        self.wr(next, (w & !PREV_MASK) | bits);
+        if w & SIZE_MASK == 0 {
+            self.raise_mark(next, rem + MIN_BLOCK);
+        }
+    }
+    #[inline]
     fn set_requested(&mut self, block: usize, requested: usize) {
         let size = self.block_size(block);
         let slack = (size - HEADER - requested) as u64;

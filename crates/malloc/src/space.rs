@@ -66,6 +66,14 @@ pub(crate) trait Space: FreeLinks {
     /// neighbour and tells the following block (whose header must exist: a block, a `fresh`
     /// header or the end of the region) that its previous neighbour is now used.
     fn set_used(&mut self, block: usize, size: usize, requested: usize);
+    /// Makes `block` a used block of `size` bytes followed by a new free block of `rest` bytes
+    /// (on no list yet). The same as `fresh`, `set_free` of the remainder, then `set_used`;
+    /// a space may do it in fewer steps.
+    fn split_used(&mut self, block: usize, size: usize, requested: usize, rest: usize) {
+        self.fresh(block + size);
+        self.set_free(block + size, rest);
+        self.set_used(block, size, requested);
+    }
     /// Changes only the requested size of a used block.
     fn set_requested(&mut self, block: usize, requested: usize);
     /// Marks the block free with the given size (header, boundary tag) and tells the following
