@@ -4,7 +4,7 @@
 
 /// The first eight bytes of every chunk: `FSTRACE` and the format version.
 pub const MAGIC: [u8; 8] = *b"FSTRACE\x01";
-/// Bytes in a chunk header: magic, pid (u32), record count (u32), record size (u32), reserved (u32).
+/// Bytes in a chunk header: magic, pid (u32), record count (u32), record size (u32), run (u32).
 pub const CHUNK_HEADER_SIZE: usize = 24;
 /// Bytes in one record.
 pub const RECORD_SIZE: usize = 40;
@@ -92,13 +92,16 @@ impl Record {
     }
 }
 
-/// Fills a chunk header for `count` records written by process `pid`.
-pub fn encode_chunk_header(pid: u32, count: u32, out: &mut [u8; CHUNK_HEADER_SIZE]) {
+/// Fills a chunk header for `count` records written by process `pid` during run `run`.
+///
+/// `run` tells apart the programs that one pid runs in turn: `execve` keeps the pid, and a new
+/// program starts its sequence numbers again, so the reader groups records by pid and run.
+pub fn encode_chunk_header(pid: u32, run: u32, count: u32, out: &mut [u8; CHUNK_HEADER_SIZE]) {
     out[0..8].copy_from_slice(&MAGIC);
     out[8..12].copy_from_slice(&pid.to_le_bytes());
     out[12..16].copy_from_slice(&count.to_le_bytes());
     out[16..20].copy_from_slice(&(RECORD_SIZE as u32).to_le_bytes());
-    out[20..24].copy_from_slice(&0u32.to_le_bytes());
+    out[20..24].copy_from_slice(&run.to_le_bytes());
 }
 
 #[cfg(test)]
@@ -135,10 +138,11 @@ mod tests {
     #[test]
     fn chunk_header_starts_with_the_magic() {
         let mut h = [0u8; CHUNK_HEADER_SIZE];
-        encode_chunk_header(42, 3, &mut h);
+        encode_chunk_header(42, 0xabcd, 3, &mut h);
         assert_eq!(&h[..8], b"FSTRACE\x01");
         assert_eq!(u32::from_le_bytes(h[8..12].try_into().unwrap()), 42);
         assert_eq!(u32::from_le_bytes(h[12..16].try_into().unwrap()), 3);
         assert_eq!(u32::from_le_bytes(h[16..20].try_into().unwrap()), 40);
+        assert_eq!(u32::from_le_bytes(h[20..24].try_into().unwrap()), 0xabcd);
     }
 }

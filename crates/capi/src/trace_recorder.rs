@@ -51,6 +51,8 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 static WRITE_THROUGH: AtomicBool = AtomicBool::new(false);
 static FD: AtomicI32 = AtomicI32::new(-1);
 static PID: AtomicU32 = AtomicU32::new(0);
+/// Tells this program's chunks from those of an earlier program under the same pid (`execve`).
+static RUN: AtomicU32 = AtomicU32::new(0);
 static SEQ: AtomicU64 = AtomicU64::new(0);
 static REGISTRY: AtomicPtr<Buf> = AtomicPtr::new(ptr::null_mut());
 /// Direct (unbuffered) writers in progress; `stop` waits for them before closing the file.
@@ -140,6 +142,8 @@ pub(crate) unsafe fn start(path: *const libc::c_char) -> i32 {
         fd
     };
     PID.store(pid, Ordering::Relaxed);
+    let t = now_nanos();
+    RUN.store((t ^ (t >> 32)) as u32 | 1, Ordering::Relaxed);
     FD.store(fd, Ordering::Release);
     ACTIVE.store(true, Ordering::Release);
     0
@@ -344,7 +348,12 @@ fn write_direct(bytes: &[u8; RECORD_SIZE]) {
     if ACTIVE.load(Ordering::SeqCst) {
         let mut chunk = [0u8; CHUNK_HEADER_SIZE + RECORD_SIZE];
         let mut header = [0u8; CHUNK_HEADER_SIZE];
-        encode_chunk_header(PID.load(Ordering::Relaxed), 1, &mut header);
+        encode_chunk_header(
+            PID.load(Ordering::Relaxed),
+            RUN.load(Ordering::Relaxed),
+            1,
+            &mut header,
+        );
         chunk[..CHUNK_HEADER_SIZE].copy_from_slice(&header);
         chunk[CHUNK_HEADER_SIZE..].copy_from_slice(bytes);
         RECORDS.fetch_add(1, Ordering::Relaxed);
@@ -391,7 +400,12 @@ unsafe fn flush_locked(buf: *mut Buf) {
             .add(CHUNK_AT)
             .cast::<[u8; CHUNK_HEADER_SIZE]>()
     };
-    encode_chunk_header(PID.load(Ordering::Relaxed), len as u32, header);
+    encode_chunk_header(
+        PID.load(Ordering::Relaxed),
+        RUN.load(Ordering::Relaxed),
+        len as u32,
+        header,
+    );
     let total = CHUNK_HEADER_SIZE + len * RECORD_SIZE;
     // SAFETY: the header and `len` records are initialised and contiguous in the mapping.
     let bytes = unsafe { core::slice::from_raw_parts(buf.cast::<u8>().add(CHUNK_AT), total) };

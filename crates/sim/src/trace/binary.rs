@@ -35,7 +35,8 @@ pub fn is_binary(bytes: &[u8]) -> bool {
 /// One decoded record and where it sits in the file.
 #[derive(Debug, Clone, Copy)]
 struct Raw {
-    pid: u32,
+    /// The program: its pid and the run number that tells apart programs one pid ran in turn.
+    program: (u32, u32),
     tid: u32,
     seq: u64,
     kind: u8,
@@ -68,19 +69,19 @@ impl BinaryReader {
             next_id: 1,
             foreign_frees: 0,
         };
-        let mut order: Vec<u32> = Vec::new();
-        let mut by_pid: HashMap<u32, Vec<Raw>> = HashMap::new();
+        let mut order: Vec<(u32, u32)> = Vec::new();
+        let mut by_program: HashMap<(u32, u32), Vec<Raw>> = HashMap::new();
         for r in raws {
-            by_pid
-                .entry(r.pid)
+            by_program
+                .entry(r.program)
                 .or_insert_with(|| {
-                    order.push(r.pid);
+                    order.push(r.program);
                     Vec::new()
                 })
                 .push(r);
         }
-        for pid in &order {
-            let mut records = by_pid.remove(pid).unwrap_or_default();
+        for program in &order {
+            let mut records = by_program.remove(program).unwrap_or_default();
             records.sort_by_key(|r| r.seq);
             builder.process(&records)?;
         }
@@ -98,7 +99,8 @@ impl BinaryReader {
         self.foreign_frees
     }
 
-    /// The number of processes that wrote to the trace.
+    /// The number of programs that wrote to the trace (processes, counting each program that
+    /// one process ran after `execve` on its own).
     pub fn processes(&self) -> usize {
         self.processes
     }
@@ -162,7 +164,7 @@ fn decode(source: &str, bytes: &[u8]) -> Result<Vec<Raw>, TraceError> {
                 ),
             ));
         }
-        let pid = u32_at(rest, 8);
+        let program = (u32_at(rest, 8), u32_at(rest, 20));
         let count = u32_at(rest, 12) as usize;
         let record_size = u32_at(rest, 16) as usize;
         if record_size != RECORD_SIZE {
@@ -231,7 +233,7 @@ fn decode(source: &str, bytes: &[u8]) -> Result<Vec<Raw>, TraceError> {
                 )
             };
             out.push(Raw {
-                pid,
+                program,
                 tid: u32_at(r, 4),
                 seq: u64_at(r, 8),
                 kind,
@@ -293,7 +295,7 @@ impl Builder<'_> {
                 return Err(self.err(
                     &pair[1],
                     format!(
-                        "sequence number {} repeats record {} (two runs under one process id?)",
+                        "sequence number {} repeats record {} (two traces with one pid and run?)",
                         pair[1].seq, pair[0].number
                     ),
                 ));
@@ -458,11 +460,15 @@ mod tests {
     }
 
     fn chunk(pid: u32, records: &[[u8; RECORD_SIZE]]) -> Vec<u8> {
+        chunk_of_run(pid, 1, records)
+    }
+
+    fn chunk_of_run(pid: u32, run: u32, records: &[[u8; RECORD_SIZE]]) -> Vec<u8> {
         let mut v = MAGIC.to_vec();
         v.extend_from_slice(&pid.to_le_bytes());
         v.extend_from_slice(&(records.len() as u32).to_le_bytes());
         v.extend_from_slice(&(RECORD_SIZE as u32).to_le_bytes());
-        v.extend_from_slice(&0u32.to_le_bytes());
+        v.extend_from_slice(&run.to_le_bytes());
         for r in records {
             v.extend_from_slice(r);
         }
@@ -578,6 +584,32 @@ mod tests {
     }
 
     #[test]
+    fn a_program_started_by_execve_is_a_process_of_its_own() {
+        // Same pid, a new run: its sequence numbers start again, and its addresses are its own.
+        let mut file = chunk_of_run(30, 5, &[rec(KIND_ALLOC, 30, 0, 0x700, 8, 0)]);
+        file.extend(chunk_of_run(30, 6, &[rec(KIND_ALLOC, 30, 0, 0x700, 9, 0)]));
+        let reader = BinaryReader::new("t.bin", &file).unwrap();
+        assert_eq!(reader.processes(), 2);
+        assert_eq!(
+            ops(&file).unwrap(),
+            vec![
+                Op::Alloc {
+                    id: 1,
+                    size: 8,
+                    align: DEFAULT_ALIGN
+                },
+                Op::Free { id: 1 },
+                Op::Alloc {
+                    id: 2,
+                    size: 9,
+                    align: DEFAULT_ALIGN
+                },
+                Op::Free { id: 2 },
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_magic_and_version_are_refused_at_their_offset() {
         let good = chunk(1, &[rec(KIND_ALLOC, 1, 0, 0x10, 8, 0)]);
         let mut bad = good.clone();
@@ -679,8 +711,8 @@ mod tests {
         );
         assert_eq!(
             err(&repeat),
-            "t.bin:2: byte offset 64: sequence number 4 repeats record 1 (two runs under one \
-             process id?)"
+            "t.bin:2: byte offset 64: sequence number 4 repeats record 1 (two traces with one pid \
+             and run?)"
         );
     }
 
