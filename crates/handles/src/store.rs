@@ -78,17 +78,17 @@ impl Store {
     /// address order, pinned blocks staying put as barriers; then rebuilds the space map above
     /// the first hole in one go. Returns (blocks moved, bytes moved).
     pub(crate) fn slide_from(&mut self, at: usize) -> (usize, usize) {
-        let blocks: Vec<(usize, usize, u32)> = self.space.live_from_iter(at).collect();
-        let Some(&(first, _, _)) = blocks.first() else {
+        let Some((first, _, _)) = self.space.live_from(at) else {
             return (0, 0);
         };
         let start = self.space.hole_ending_at(first).map_or(first, |h| h.start);
         let base = self.buffer.ptr();
         let mut dst = start;
         let mut holes = Vec::new();
-        let mut live = Vec::with_capacity(blocks.len());
+        let mut live = Vec::with_capacity(self.space.live_count());
         let (mut moves, mut bytes) = (0, 0);
-        for (off, len, index) in blocks {
+        // The space map is only read here (split borrows: the table and buffer change).
+        for (off, len, index) in self.space.live_from_iter(at) {
             let slot = self.table.slot(index);
             // dst never passes off: it is the end of the previous block's new place, which is
             // at or below that block's old end; off is aligned, so aligning dst up stays <= off.
