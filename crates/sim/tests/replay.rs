@@ -125,10 +125,12 @@ fn core_direct(
             .unwrap_or(0)
     };
     let mut live = HashMap::new();
+    let mut aligns = HashMap::new();
     let mut peak = 0;
     for ev in &trace.events {
         match ev.op {
             Op::Alloc { id, size, align } => {
+                aligns.insert(id, align);
                 live.insert(
                     id,
                     heap.malloc(Layout::from_size_align(size, align).unwrap())
@@ -139,11 +141,10 @@ fn core_direct(
             Op::Free { id } => unsafe { heap.free(live.remove(&id).unwrap()).unwrap() },
             Op::Realloc { id, size } => {
                 let p = live[&id];
+                // A resized block keeps the alignment it was allocated with.
+                let layout = Layout::from_size_align(size, aligns[&id]).unwrap();
                 // SAFETY: `p` is live; it is replaced by the result.
-                let q = unsafe {
-                    heap.realloc(p, Layout::from_size_align(size, 8).unwrap())
-                        .unwrap()
-                };
+                let q = unsafe { heap.realloc(p, layout).unwrap() };
                 live.insert(id, q);
             }
         }

@@ -21,7 +21,8 @@ pub struct BuddySubject {
     // only held, never read: it owns the memory the heap's pointers point into.
     heap: Option<BuddyHeap>,
     _region: Option<Region>,
-    live: HashMap<u64, (NonNull<u8>, usize)>,
+    /// Pointer, block end offset, and the alignment the trace asked for.
+    live: HashMap<u64, (NonNull<u8>, usize, usize)>,
     ends: BTreeSet<usize>,
     out_of_room: bool,
 }
@@ -93,13 +94,13 @@ impl Subject for BuddySubject {
         };
         let heap = self.heap_mut()?;
         let end = Self::end_of(heap, ptr);
-        self.live.insert(id, (ptr, end));
+        self.live.insert(id, (ptr, end, align));
         self.ends.insert(end);
         Ok(())
     }
 
     fn free(&mut self, id: u64) -> Result<(), SubjectError> {
-        let (ptr, end) = self
+        let (ptr, end, _) = self
             .live
             .remove(&id)
             .ok_or_else(|| SubjectError(format!("id {id} is not live")))?;
@@ -111,11 +112,12 @@ impl Subject for BuddySubject {
     }
 
     fn realloc(&mut self, id: u64, size: usize) -> Result<(), SubjectError> {
-        let (ptr, end) = *self
+        let (ptr, end, align) = *self
             .live
             .get(&id)
             .ok_or_else(|| SubjectError(format!("id {id} is not live")))?;
-        let layout = Layout::from_size_align(size, 16)
+        // A resized block keeps the alignment it was allocated with, as in the arena.
+        let layout = Layout::from_size_align(size, align)
             .map_err(|e| SubjectError(format!("bad layout: {e}")))?;
         let heap = self.heap_mut()?;
         // SAFETY: `ptr` is live in this heap; on success the old pointer is replaced in the map
@@ -131,7 +133,7 @@ impl Subject for BuddySubject {
         let new_end = Self::end_of(heap, new);
         self.ends.remove(&end);
         self.ends.insert(new_end);
-        self.live.insert(id, (new, new_end));
+        self.live.insert(id, (new, new_end, align));
         Ok(())
     }
 

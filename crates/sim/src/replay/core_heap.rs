@@ -22,7 +22,8 @@ pub struct CoreSubject {
     heap: Option<Heap<FixedRegion, AnyPolicy>>,
     region: Option<Region>,
     label: String,
-    live: HashMap<u64, (NonNull<u8>, usize)>,
+    /// Pointer, block end offset, and the alignment the trace asked for.
+    live: HashMap<u64, (NonNull<u8>, usize, usize)>,
     ends: BTreeSet<usize>,
     out_of_room: bool,
 }
@@ -149,13 +150,13 @@ impl Subject for CoreSubject {
             }
         };
         let end = self.end_of(ptr);
-        self.live.insert(id, (ptr, end));
+        self.live.insert(id, (ptr, end, align));
         self.ends.insert(end);
         Ok(())
     }
 
     fn free(&mut self, id: u64) -> Result<(), SubjectError> {
-        let (ptr, end) = self
+        let (ptr, end, _) = self
             .live
             .remove(&id)
             .ok_or_else(|| SubjectError(format!("id {id} is not live")))?;
@@ -166,11 +167,12 @@ impl Subject for CoreSubject {
     }
 
     fn realloc(&mut self, id: u64, size: usize) -> Result<(), SubjectError> {
-        let (ptr, end) = *self
+        let (ptr, end, align) = *self
             .live
             .get(&id)
             .ok_or_else(|| SubjectError(format!("id {id} is not live")))?;
-        let layout = Layout::from_size_align(size, 8)
+        // A resized block keeps the alignment it was allocated with, as in the arena.
+        let layout = Layout::from_size_align(size, align)
             .map_err(|e| SubjectError(format!("bad layout: {e}")))?;
         let heap = self.heap_mut()?;
         // SAFETY: `ptr` is live in this heap; on success it is replaced in the map by the
@@ -185,7 +187,7 @@ impl Subject for CoreSubject {
         let new_end = self.end_of(new);
         self.ends.remove(&end);
         self.ends.insert(new_end);
-        self.live.insert(id, (new, new_end));
+        self.live.insert(id, (new, new_end, align));
         Ok(())
     }
 
