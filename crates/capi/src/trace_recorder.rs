@@ -62,6 +62,9 @@ static KEY: AtomicU32 = AtomicU32::new(0);
 static RECORDS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
 static WRITE_ERRORS: AtomicU64 = AtomicU64::new(0);
+/// The identity of the trace file (device and inode), checked before every write.
+static FILE_DEV: AtomicU64 = AtomicU64::new(0);
+static FILE_INO: AtomicU64 = AtomicU64::new(0);
 
 /// The thread's buffer, or one of the markers below.
 const NO_BUF: usize = 0;
@@ -69,6 +72,9 @@ const DESTROYED: usize = 1;
 const ACQUIRING: usize = 2;
 
 thread_local! {
+    /// True while this thread is inside `record`: a signal handler that allocates then writes
+    /// its record directly instead of waiting for the buffer lock its own thread holds.
+    static IN_RECORD: Cell<bool> = const { Cell::new(false) };
     static SLOT: Cell<usize> = const { Cell::new(NO_BUF) };
     static TID: Cell<u32> = const { Cell::new(0) };
 }
@@ -141,6 +147,25 @@ pub(crate) unsafe fn start(path: *const libc::c_char) -> i32 {
     } else {
         fd
     };
+    // SAFETY: an all-zero `stat` is a valid value for fstat to overwrite.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` a valid out-pointer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        let e = errno();
+        // SAFETY: `fd` is ours.
+        unsafe { libc::close(fd) };
+        return e;
+    }
+    FILE_DEV.store(st.st_dev as u64, Ordering::Relaxed);
+    FILE_INO.store(st.st_ino as u64, Ordering::Relaxed);
+    // Records left from a trace that ended because its file was taken over are dropped.
+    for_each_buffer(|buf| {
+        // SAFETY: a live buffer.
+        let b = unsafe { &*buf };
+        lock(b);
+        b.len.store(0, Ordering::Relaxed);
+        unlock(b);
+    });
     PID.store(pid, Ordering::Relaxed);
     let t = now_nanos();
     RUN.store((t ^ (t >> 32)) as u32 | 1, Ordering::Relaxed);
@@ -285,6 +310,10 @@ fn record(kind: Kind, call: Call, addr: u64, size: u64, align: u64) {
     };
     let mut bytes = [0u8; RECORD_SIZE];
     rec.encode(&mut bytes);
+    if IN_RECORD.with(|r| r.replace(true)) {
+        write_direct(&bytes);
+        return;
+    }
     let slot = SLOT.with(|s| s.get());
     let buf = match slot {
         NO_BUF => acquire_buffer(),
@@ -293,6 +322,7 @@ fn record(kind: Kind, call: Call, addr: u64, size: u64, align: u64) {
     };
     if buf.is_null() {
         write_direct(&bytes);
+        IN_RECORD.with(|r| r.set(false));
         return;
     }
     // SAFETY: `buf` is this thread's live buffer (buffers are never unmapped).
@@ -311,6 +341,7 @@ fn record(kind: Kind, call: Call, addr: u64, size: u64, align: u64) {
         }
     }
     unlock(b);
+    IN_RECORD.with(|r| r.set(false));
 }
 
 /// The address of record `i` of `buf`.
@@ -362,9 +393,29 @@ fn write_direct(bytes: &[u8; RECORD_SIZE]) {
     IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
 }
 
+/// True if `fd` is still the trace file that `start` opened. A program may close descriptors it
+/// did not open (daemons close them all) and get the number back for a file of its own; the
+/// recorder must never write into that.
+fn still_ours(fd: i32) -> bool {
+    // SAFETY: an all-zero `stat` is a valid value for fstat to overwrite.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer; fstat allocates nothing.
+    let ok = unsafe { libc::fstat(fd, &mut st) } == 0;
+    ok && st.st_dev as u64 == FILE_DEV.load(Ordering::Relaxed)
+        && st.st_ino as u64 == FILE_INO.load(Ordering::Relaxed)
+}
+
+/// Writes `bytes` to the trace file, once per chunk. If the file is no longer ours, recording
+/// ends here: nothing more is written and the descriptor is left to its new owner.
 fn write_all(mut bytes: &[u8]) {
     let fd = FD.load(Ordering::Acquire);
     if fd < 0 {
+        return;
+    }
+    if !still_ours(fd) {
+        WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
+        ACTIVE.store(false, Ordering::SeqCst);
+        FD.store(-1, Ordering::Release);
         return;
     }
     while !bytes.is_empty() {

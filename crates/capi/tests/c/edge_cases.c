@@ -361,6 +361,40 @@ static void test_stats_and_trace(const char *dir) {
     }
 }
 
+/* A program that closes the trace's descriptor and reuses its number must never find trace
+ * records in its own file: the recorder checks the file's identity before every write. */
+static void test_trace_descriptor_taken_over(const char *dir) {
+    struct freespace_stats s;
+    CHECK(freespace_stats(&s) == 0);
+    if (s.tracing) return; /* a trace from the environment is not ours to disturb */
+    char path[4096], other[4096], link[64], target[4096];
+    snprintf(path, sizeof path, "%s/taken.fstrace", dir);
+    snprintf(other, sizeof other, "%s/program-file.txt", dir);
+    CHECK(freespace_trace_start(path) == 0);
+    int trace_fd = -1;
+    for (int fd = 3; fd < 4096 && trace_fd < 0; fd++) {
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n > 0) {
+            target[n] = 0;
+            if (strcmp(target, path) == 0) trace_fd = fd;
+        }
+    }
+    CHECK(trace_fd >= 3);
+    int mine = open(other, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(mine >= 0);
+    CHECK(dup2(mine, trace_fd) == trace_fd); /* the program's file now has the trace's number */
+    close(mine);
+    for (int i = 0; i < 5000; i++) free(malloc((size_t)i + 1)); /* fills and flushes a buffer */
+    CHECK(freespace_stats(&s) == 0);
+    CHECK(s.tracing == 0);
+    CHECK(s.trace_write_errors >= 1);
+    struct stat st;
+    CHECK(stat(other, &st) == 0 && st.st_size == 0);
+    close(trace_fd);
+    CHECK(freespace_trace_stop() == EINVAL);
+}
+
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : "/tmp";
     test_malloc_free();
@@ -370,6 +404,7 @@ int main(int argc, char **argv) {
     test_cross_thread();
     test_fork_while_allocating();
     test_stats_and_trace(dir);
+    test_trace_descriptor_taken_over(dir);
     printf("edge_cases: %d checks passed\n", checks);
     return 0;
 }
