@@ -84,6 +84,17 @@ impl<P: Policy> Heap<FixedRegion, P> {
     }
 }
 
+impl<S: Source, P: Policy> core::fmt::Debug for Heap<S, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Heap")
+            .field("policy", &self.engine.policy.name())
+            .field("config", &self.engine.config)
+            .field("regions", &self.region_count())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 /// The block size (header included) that serves `size` bytes.
 #[inline]
 fn block_size_for(size: usize) -> Result<usize, AllocError> {

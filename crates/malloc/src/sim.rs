@@ -257,6 +257,16 @@ pub struct SimHeap {
     last_searched: usize,
 }
 
+impl core::fmt::Debug for SimHeap {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimHeap")
+            .field("config", &self.config)
+            .field("free_list", &self.free_list())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
 impl SimHeap {
     /// A simulated heap shaped by `cfg`, starting as one free block. Any remainder of a split
     /// stays a free block, however small, as in `malloc.py`.
