@@ -530,3 +530,92 @@ impl<St: Space, P: Policy> Iterator for Blocks<'_, St, P> {
         })
     }
 }
+
+#[cfg(all(test, feature = "alloc"))]
+mod tests {
+    use super::*;
+    use crate::list_fit::FirstFit;
+    use crate::policy::ListOrder;
+    use crate::sim::SimSpace;
+    use std::vec::Vec;
+
+    /// An engine over a simulated 100-byte range at 1000, header 0, no minimum block.
+    fn engine(coalescing: Coalescing) -> Engine<SimSpace, FirstFit> {
+        let config = HeapConfig::new().with_coalescing(coalescing);
+        let mut e = Engine::new(
+            SimSpace::new(1000, 100, 0, 1),
+            FirstFit::new(ListOrder::AddressOrdered),
+            config,
+        );
+        assert!(e.grow(100));
+        e
+    }
+
+    fn layout(e: &Engine<SimSpace, FirstFit>) -> Vec<(usize, usize, BlockState)> {
+        e.blocks().map(|b| (b.addr, b.size, b.state)).collect()
+    }
+
+    use BlockState::{Free, Used};
+
+    #[test]
+    fn alignment_padding_becomes_a_free_block() {
+        let mut e = engine(Coalescing::Immediate);
+        let a = e.alloc_block(3, 0, 3).unwrap();
+        let b = e.alloc_block(10, 8, 10).unwrap();
+        assert_eq!((a, b), (1000, 1008), "payload aligned to 8");
+        assert_eq!(
+            layout(&e),
+            [
+                (1000, 3, Used),
+                (1003, 5, Free),
+                (1008, 10, Used),
+                (1018, 82, Free)
+            ]
+        );
+        e.check().unwrap();
+    }
+
+    #[test]
+    fn immediate_free_merges_both_neighbours() {
+        let mut e = engine(Coalescing::Immediate);
+        let blocks: Vec<usize> = (0..4).map(|_| e.alloc_block(10, 0, 10).unwrap()).collect();
+        e.free_block(blocks[0]);
+        e.free_block(blocks[2]);
+        e.free_block(blocks[1]);
+        assert_eq!(
+            layout(&e),
+            [(1000, 30, Free), (1030, 10, Used), (1040, 60, Free)]
+        );
+        e.check().unwrap();
+    }
+
+    #[test]
+    fn the_deferred_pass_merges_runs_and_keeps_the_counts() {
+        let mut e = engine(Coalescing::Deferred);
+        let blocks: Vec<usize> = (0..10).map(|_| e.alloc_block(10, 0, 10).unwrap()).collect();
+        for &b in &blocks[..9] {
+            e.free_block(b);
+        }
+        assert_eq!(e.stats().free_blocks, 9);
+        e.check().unwrap();
+        e.coalesce_all();
+        assert_eq!(layout(&e), [(1000, 90, Free), (1090, 10, Used)]);
+        assert_eq!(e.stats().free_bytes, 90);
+        e.check().unwrap();
+    }
+
+    #[test]
+    fn resizing_in_place_grows_into_the_next_block_and_shrinks_by_splitting() {
+        let mut e = engine(Coalescing::Immediate);
+        let a = e.alloc_block(10, 0, 10).unwrap();
+        assert!(e.resize_in_place(a, 40, 40));
+        assert_eq!(layout(&e), [(1000, 40, Used), (1040, 60, Free)]);
+        assert!(e.resize_in_place(a, 5, 5));
+        assert_eq!(layout(&e), [(1000, 5, Used), (1005, 95, Free)]);
+        let b = e.alloc_block(95, 0, 95).unwrap();
+        assert!(!e.resize_in_place(a, 6, 6), "a used block follows");
+        e.free_block(b);
+        assert_eq!(e.stats().requested_bytes, 5);
+        e.check().unwrap();
+    }
+}

@@ -78,6 +78,18 @@ pub(crate) struct SimSpace {
 }
 
 impl SimSpace {
+    /// An empty range `[base, base + size)` with the given header and minimum block sizes.
+    pub(crate) fn new(base: usize, size: usize, header: usize, min_block: usize) -> Self {
+        SimSpace {
+            base,
+            size,
+            header,
+            min_block: min_block.max(1),
+            given: false,
+            map: BTreeMap::new(),
+        }
+    }
+
     fn at(&self, block: usize) -> &SimBlock {
         &self.map[&block]
     }
@@ -279,14 +291,7 @@ impl SimHeap {
     /// remainder smaller than that is not split off but left inside the allocated block, where
     /// it shows up as internal fragmentation.
     pub fn with_min_block(cfg: SimConfig, min_block: usize) -> Self {
-        let space = SimSpace {
-            base: cfg.base,
-            size: cfg.size,
-            header: cfg.header_size,
-            min_block: min_block.max(1),
-            given: false,
-            map: BTreeMap::new(),
-        };
+        let space = SimSpace::new(cfg.base, cfg.size, cfg.header_size, min_block);
         let config = HeapConfig::new()
             .with_coalescing(cfg.coalescing)
             .with_trim_threshold(usize::MAX);
