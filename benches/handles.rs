@@ -11,6 +11,7 @@
 use std::alloc::Layout;
 use std::hint::black_box;
 use std::ptr::NonNull;
+use std::time::Instant;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use freespace::handles::{Arena, Compactor, GrowthPolicy, Handle, Sliding, TwoFinger};
@@ -315,8 +316,116 @@ fn footprint_table() {
     println!();
 }
 
+/// Best-of-N times of two closures run in alternation, so that a slow spell on a shared
+/// machine hits both: a steadier ratio than two separate criterion runs.
+fn interleaved(rounds: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64, f64) {
+    let (mut best_a, mut best_b) = (f64::MAX, f64::MAX);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        a();
+        best_a = best_a.min(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        b();
+        best_b = best_b.min(t.elapsed().as_secs_f64());
+    }
+    (best_a, best_b)
+}
+
+/// Interleaved ratios against slotmap for `get` and insert/remove, and against memcpy for a
+/// full sliding compaction.
+fn ratio_table() {
+    let mut arena = Arena::new();
+    let hs: Vec<Handle<u64>> = (0..GET_N as u64).map(|i| arena.insert(i)).collect();
+    let mut sm: SlotMap<DefaultKey, u64> = SlotMap::new();
+    let keys: Vec<DefaultKey> = (0..GET_N as u64).map(|i| sm.insert(i)).collect();
+    let (ta, ts) = interleaved(
+        3000,
+        || {
+            let arena = black_box(&arena);
+            let mut sum = 0u64;
+            for h in black_box(&hs) {
+                sum = sum.wrapping_add(*arena.get(*h).unwrap());
+            }
+            black_box(sum);
+        },
+        || {
+            let sm = black_box(&sm);
+            let mut sum = 0u64;
+            for k in black_box(&keys) {
+                sum = sum.wrapping_add(*sm.get(*k).unwrap());
+            }
+            black_box(sum);
+        },
+    );
+    println!("interleaved best-of-3000 ratios (lower is better for the arena)");
+    println!(
+        "get: arena {:.2} ns, slotmap {:.2} ns, ratio {:.2}",
+        ta * 1e9 / GET_N as f64,
+        ts * 1e9 / GET_N as f64,
+        ta / ts
+    );
+
+    let mut arena = Arena::new();
+    arena.set_policy(GrowthPolicy::Manual);
+    let mut sm: SlotMap<DefaultKey, u64> = SlotMap::new();
+    let (mut hs, mut keys) = (Vec::with_capacity(CHURN_N), Vec::with_capacity(CHURN_N));
+    let (ta, ts) = interleaved(
+        1000,
+        || {
+            for i in 0..CHURN_N as u64 {
+                hs.push(arena.insert(black_box(i)));
+            }
+            for h in hs.drain(..) {
+                black_box(arena.remove(h));
+            }
+        },
+        || {
+            for i in 0..CHURN_N as u64 {
+                keys.push(sm.insert(black_box(i)));
+            }
+            for k in keys.drain(..) {
+                black_box(sm.remove(k));
+            }
+        },
+    );
+    println!(
+        "insert+remove: arena {:.1} ns, slotmap {:.1} ns, ratio {:.1}",
+        ta * 1e9 / CHURN_N as f64,
+        ts * 1e9 / CHURN_N as f64,
+        ta / ts
+    );
+
+    for len in [256usize, 4096, 65536] {
+        let count = (16 << 20) / len;
+        let (mut best_c, mut best_m) = (f64::MAX, f64::MAX);
+        let mut moved = 0;
+        let mut src = Vec::new();
+        let mut dst = Vec::new();
+        for _ in 0..10 {
+            let mut arena = fragmented(Sliding::new(), count, len);
+            let t = Instant::now();
+            moved = black_box(arena.compact()).bytes_moved;
+            best_c = best_c.min(t.elapsed().as_secs_f64());
+            src.resize(moved, 1u8);
+            dst.resize(moved, 0u8);
+            let t = Instant::now();
+            dst.copy_from_slice(black_box(&src));
+            best_m = best_m.min(t.elapsed().as_secs_f64());
+            black_box(&dst);
+        }
+        println!(
+            "compact, {len}-byte blocks: {:.2} GB/s, memcpy {:.2} GB/s, ratio {:.2}",
+            moved as f64 / best_c / 1e9,
+            moved as f64 / best_m / 1e9,
+            best_m / best_c
+        );
+    }
+    println!();
+}
+
 fn main() {
     footprint_table();
+    ratio_table();
     let mut c = Criterion::default().configure_from_args();
     get(&mut c);
     insert_remove(&mut c);
