@@ -216,6 +216,15 @@ fn drive<S: Source, P: Policy>(
     heap
 }
 
+/// Runs `f`; if it panics, prints `label` (which names the seed) first, so the run can be
+/// replayed with `FREESPACE_SEED`.
+fn labelled(label: &str, f: impl FnOnce()) {
+    if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        eprintln!("failed: {label} (replay with FREESPACE_SEED)");
+        std::panic::resume_unwind(e);
+    }
+}
+
 fn policies() -> Vec<AnyPolicy> {
     let mut out = vec![AnyPolicy::new(Fit::Segregated, ListOrder::Lifo)];
     for fit in [Fit::First, Fit::Next, Fit::Best, Fit::Worst] {
@@ -242,13 +251,7 @@ fn every_policy_order_and_mode_in_a_fixed_region() {
                         HeapConfig::new().with_coalescing(coalescing),
                     )
                 };
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    drop(drive(heap, seed, 600, 3000))
-                }));
-                if let Err(e) = result {
-                    eprintln!("failed: {label}");
-                    std::panic::resume_unwind(e);
-                }
+                labelled(&label, || drop(drive(heap, seed, 600, 3000)));
                 drop(buf);
             }
         }
@@ -267,14 +270,12 @@ fn every_mode_on_os_memory_with_growth_and_trimming() {
                     .with_coalescing(coalescing)
                     .with_trim_threshold(64 * 1024);
                 let heap = Heap::with_parts(OsSource::new(), policy.clone(), config);
-                let mut heap = drive(heap, seed, 400, 3 << 20);
-                heap.release_free_memory();
-                heap.check().unwrap();
-                assert_eq!(
-                    heap.region_count(),
-                    1,
-                    "seed {seed}: free regions were not given back"
-                );
+                labelled(&format!("seed {seed}, {policy:?}, {coalescing:?}"), || {
+                    let mut heap = drive(heap, seed, 400, 3 << 20);
+                    heap.release_free_memory();
+                    heap.check().unwrap();
+                    assert_eq!(heap.region_count(), 1, "free regions were not given back");
+                });
             }
         }
     }
@@ -283,7 +284,9 @@ fn every_mode_on_os_memory_with_growth_and_trimming() {
 #[test]
 fn default_heap_under_load() {
     for seed in seeds() {
-        drive(Heap::new(), seed, 3000, 20_000);
+        labelled(&format!("seed {seed}"), || {
+            drop(drive(Heap::new(), seed, 3000, 20_000))
+        });
     }
 }
 
@@ -291,72 +294,77 @@ fn default_heap_under_load() {
 #[test]
 fn sim_heap_agrees_with_a_model() {
     for seed in seeds() {
-        let mut rng = Rng(seed);
-        for fit in Fit::ALL {
-            for order in ListOrder::ALL {
-                for coalescing in Coalescing::ALL {
-                    let header_size = [0, 4, 8][rng.below(3)];
-                    let align = [1, 1, 4, 8][rng.below(4)];
-                    let cfg = SimConfig {
-                        base: 1000,
-                        size: 100 + rng.below(400),
-                        header_size,
-                        align,
-                        fit,
-                        order,
-                        coalescing,
-                    };
-                    let min_block = [1, 1, 4, 8][rng.below(4)];
-                    let mut heap = SimHeap::with_min_block(cfg, min_block);
-                    let mut live: Vec<(usize, usize)> = Vec::new();
-                    for step in 0..300 {
-                        if rng.below(2) == 0 || live.is_empty() {
-                            let size = 1 + rng.below(20);
-                            match heap.malloc(size) {
-                                Ok((addr, searched)) => {
-                                    assert_eq!(searched, heap.last_searched());
-                                    assert!(
-                                        addr >= cfg.base + header_size
-                                            && addr + size <= cfg.base + cfg.size
-                                    );
-                                    live.push((addr, size));
-                                }
-                                Err(AllocError::OutOfMemory) => {
-                                    // Out of memory must mean no free block is big enough.
-                                    let need =
-                                        (size.next_multiple_of(align) + header_size).max(min_block);
-                                    assert!(
-                                        heap.free_list().iter().all(|&(_, s)| s < need)
-                                            || coalescing == Coalescing::Deferred,
-                                        "{cfg:?} step {step}: refused {size} with {:?}",
-                                        heap.free_list()
-                                    );
-                                }
-                                Err(e) => panic!("{e:?}"),
+        labelled(&format!("seed {seed}"), || sim_run(seed));
+    }
+}
+
+/// One seed's run of every fit, order and mode on small simulated heaps.
+fn sim_run(seed: u64) {
+    let mut rng = Rng(seed);
+    for fit in Fit::ALL {
+        for order in ListOrder::ALL {
+            for coalescing in Coalescing::ALL {
+                let header_size = [0, 4, 8][rng.below(3)];
+                let align = [1, 1, 4, 8][rng.below(4)];
+                let cfg = SimConfig {
+                    base: 1000,
+                    size: 100 + rng.below(400),
+                    header_size,
+                    align,
+                    fit,
+                    order,
+                    coalescing,
+                };
+                let min_block = [1, 1, 4, 8][rng.below(4)];
+                let mut heap = SimHeap::with_min_block(cfg, min_block);
+                let mut live: Vec<(usize, usize)> = Vec::new();
+                for step in 0..300 {
+                    if rng.below(2) == 0 || live.is_empty() {
+                        let size = 1 + rng.below(20);
+                        match heap.malloc(size) {
+                            Ok((addr, searched)) => {
+                                assert_eq!(searched, heap.last_searched());
+                                assert!(
+                                    addr >= cfg.base + header_size
+                                        && addr + size <= cfg.base + cfg.size
+                                );
+                                live.push((addr, size));
                             }
-                        } else {
-                            let (addr, _) = live.swap_remove(rng.below(live.len()));
-                            heap.free(addr).unwrap();
+                            Err(AllocError::OutOfMemory) => {
+                                // Out of memory must mean no free block is big enough.
+                                let need =
+                                    (size.next_multiple_of(align) + header_size).max(min_block);
+                                assert!(
+                                    heap.free_list().iter().all(|&(_, s)| s < need)
+                                        || coalescing == Coalescing::Deferred,
+                                    "{cfg:?} step {step}: refused {size} with {:?}",
+                                    heap.free_list()
+                                );
+                            }
+                            Err(e) => panic!("{e:?}"),
                         }
-                        heap.check()
-                            .unwrap_or_else(|e| panic!("{cfg:?} step {step}: {e}"));
-                        live.sort();
-                        for w in live.windows(2) {
-                            assert!(w[0].0 + w[0].1 + header_size <= w[1].0, "{cfg:?}: overlap");
-                        }
-                        let s = heap.stats();
-                        assert_eq!(s.requested_bytes, live.iter().map(|l| l.1).sum::<usize>());
-                        assert_eq!(s.live_blocks, live.len());
-                        assert_eq!(s.heap_bytes, cfg.size);
-                        assert_eq!(
-                            s.heap_bytes,
-                            s.allocated_bytes + s.free_bytes + s.header_bytes
-                        );
-                        let listed: usize = heap.free_list().iter().map(|f| f.1).sum();
-                        assert_eq!(listed, s.free_bytes);
-                        let blocks = heap.blocks();
-                        assert_eq!(blocks.iter().map(|b| b.size).sum::<usize>(), cfg.size);
+                    } else {
+                        let (addr, _) = live.swap_remove(rng.below(live.len()));
+                        heap.free(addr).unwrap();
                     }
+                    heap.check()
+                        .unwrap_or_else(|e| panic!("{cfg:?} step {step}: {e}"));
+                    live.sort();
+                    for w in live.windows(2) {
+                        assert!(w[0].0 + w[0].1 + header_size <= w[1].0, "{cfg:?}: overlap");
+                    }
+                    let s = heap.stats();
+                    assert_eq!(s.requested_bytes, live.iter().map(|l| l.1).sum::<usize>());
+                    assert_eq!(s.live_blocks, live.len());
+                    assert_eq!(s.heap_bytes, cfg.size);
+                    assert_eq!(
+                        s.heap_bytes,
+                        s.allocated_bytes + s.free_bytes + s.header_bytes
+                    );
+                    let listed: usize = heap.free_list().iter().map(|f| f.1).sum();
+                    assert_eq!(listed, s.free_bytes);
+                    let blocks = heap.blocks();
+                    assert_eq!(blocks.iter().map(|b| b.size).sum::<usize>(), cfg.size);
                 }
             }
         }
