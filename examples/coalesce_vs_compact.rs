@@ -164,6 +164,11 @@ fn run_arena(ops: &[Op]) -> (Row, Row) {
 }
 
 fn main() {
+    run();
+}
+
+/// Replays the trace on both allocators and prints the comparison (the tour calls this too).
+pub fn run() {
     let ops = trace();
     let allocs = ops.iter().filter(|o| matches!(o, Op::Alloc { .. })).count();
     println!(
