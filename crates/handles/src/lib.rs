@@ -53,6 +53,20 @@
 //! - [`SharedArena`]: concurrent readers under a reader-writer lock, compaction in bounded
 //!   steps; its protocol is model-checked with loom (`.ci/loom-handles`).
 //!
+//! # Comparison with similar crates
+//! - **slotmap**, **generational-arena**: the same generational handles, but every value of
+//!   one type lives in its own slot, so there is no shared buffer to fragment and nothing to
+//!   compact. Here values of any type and raw byte blocks share one buffer, the table maps
+//!   handles to offsets, and compaction gives the holes back. `get` costs about as much as
+//!   slotmap's (see `docs/benchmarks-handles.md`); insert and remove cost more, since they
+//!   keep the address-ordered indexes that compaction and best fit need.
+//! - **The classic Mac OS Memory Manager** (`NewHandle`, `HLock`, `MoveHHi`): the model for
+//!   master pointers, locking (here: counted [`Arena::pin`]) and compact-before-grow
+//!   ([`GrowthPolicy::CompactThenGrow`]).
+//! - **Compacting garbage collectors** (Lisp-2 sliding, two-finger): the two shipped
+//!   [`Compactor`]s. Unlike a collector, the arena does not trace: the program frees
+//!   explicitly, and compaction only closes the holes.
+//!
 //! # Safety and correctness
 //! - A handle carries its slot's generation key; removal bumps the key's counter, so a stale
 //!   handle is refused, never aliased. A slot whose counter (20 bits) would overflow is retired.
