@@ -42,7 +42,7 @@ pub(crate) fn format_message(call: &str, what: &str, addr: usize, out: &mut [u8;
 pub(crate) fn bad_pointer(call: &str, what: &str, addr: usize) -> ! {
     let mut buf = [0u8; 128];
     let n = format_message(call, what, addr, &mut buf);
-    crate::trace_recorder::flush_all();
+    crate::trace_recorder::flush_all_best_effort();
     // SAFETY: `buf[..n]` is initialised memory; write(2) and abort(3) allocate nothing.
     unsafe {
         libc::write(2, buf.as_ptr().cast(), n);

@@ -561,7 +561,7 @@ extern "C" fn thread_exit(value: *mut libc::c_void) {
     unlock(b);
 }
 
-/// Flushes every thread's buffer (at stop, at exit and before a fatal abort).
+/// Flushes every thread's buffer (at stop).
 pub(crate) fn flush_all() {
     for_each_buffer(|buf| {
         // SAFETY: a live buffer.
@@ -573,10 +573,33 @@ pub(crate) fn flush_all() {
     });
 }
 
+/// Flushes every buffer whose lock can be had soon. Used where the caller may itself hold a
+/// buffer lock without knowing it (`exit` or `abort` from a signal handler that interrupted a
+/// record): a buffer that stays locked is skipped rather than waited for forever.
+pub(crate) fn flush_all_best_effort() {
+    for_each_buffer(|buf| {
+        // SAFETY: a live buffer.
+        let b = unsafe { &*buf };
+        for _ in 0..1000 {
+            if b.lock
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                // SAFETY: we hold the lock.
+                unsafe { flush_locked(buf) };
+                unlock(b);
+                return;
+            }
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+    });
+}
+
 /// Process exit: flush everything, and write every later record at once.
 pub(crate) fn at_exit() {
     WRITE_THROUGH.store(true, Ordering::Release);
-    flush_all();
+    flush_all_best_effort();
 }
 
 fn own_buffer() -> *mut Buf {
