@@ -9,8 +9,47 @@
 //!
 //! Zero-length blocks occupy no range and do not appear here.
 
+use std::cell::Cell;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
+
+/// A live block's offset as a map key. The `Cell` lets an order-preserving slide rewrite the
+/// keys in place: `BTreeMap` only requires that keys keep their relative order, and a slide
+/// never reorders blocks. Anything that does reorder (a single move) removes and re-inserts.
+#[derive(Debug)]
+pub(crate) struct OffsetKey(Cell<usize>);
+
+impl OffsetKey {
+    fn new(offset: usize) -> OffsetKey {
+        OffsetKey(Cell::new(offset))
+    }
+
+    #[inline]
+    fn get(&self) -> usize {
+        self.0.get()
+    }
+}
+
+impl PartialEq for OffsetKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for OffsetKey {}
+
+impl PartialOrd for OffsetKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OffsetKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.get().cmp(&other.get())
+    }
+}
 
 #[inline]
 pub(crate) fn align_up(x: usize, align: usize) -> Option<usize> {
@@ -21,7 +60,8 @@ pub(crate) fn align_up(x: usize, align: usize) -> Option<usize> {
 #[derive(Default)]
 pub(crate) struct Space {
     /// Live blocks by start offset: (length, slot index).
-    live: BTreeMap<usize, (usize, u32)>,
+    #[allow(clippy::mutable_key_type)] // see OffsetKey: only order-preserving rewrites
+    live: BTreeMap<OffsetKey, (usize, u32)>,
     /// Holes by start offset: length.
     holes: BTreeMap<usize, usize>,
     /// The same holes as (length, start offset), for best-fit search.
@@ -204,17 +244,17 @@ impl Space {
     }
 
     pub(crate) fn insert_live(&mut self, off: usize, len: usize, slot: u32) {
-        let old = self.live.insert(off, (len, slot));
+        let old = self.live.insert(OffsetKey::new(off), (len, slot));
         debug_assert!(old.is_none());
     }
 
     pub(crate) fn remove_live(&mut self, off: usize) {
-        let old = self.live.remove(&off);
+        let old = self.live.remove(&OffsetKey::new(off));
         debug_assert!(old.is_some());
     }
 
     pub(crate) fn set_live_len(&mut self, off: usize, len: usize) {
-        if let Some(entry) = self.live.get_mut(&off) {
+        if let Some(entry) = self.live.get_mut(&OffsetKey::new(off)) {
             entry.0 = len;
         }
     }
@@ -222,27 +262,17 @@ impl Space {
     /// The first live block starting at or after `at`: (offset, length, slot).
     pub(crate) fn live_from(&self, at: usize) -> Option<(usize, usize, u32)> {
         self.live
-            .range(at..)
+            .range(OffsetKey::new(at)..)
             .next()
-            .map(|(&off, &(len, slot))| (off, len, slot))
-    }
-
-    /// Live blocks starting at or after `at`, in address order.
-    pub(crate) fn live_from_iter(
-        &self,
-        at: usize,
-    ) -> impl Iterator<Item = (usize, usize, u32)> + '_ {
-        self.live
-            .range(at..)
-            .map(|(&off, &(len, slot))| (off, len, slot))
+            .map(|(off, &(len, slot))| (off.get(), len, slot))
     }
 
     /// The last live block starting strictly before `at`.
     pub(crate) fn live_before(&self, at: usize) -> Option<(usize, usize, u32)> {
         self.live
-            .range(..at)
+            .range(..OffsetKey::new(at))
             .next_back()
-            .map(|(&off, &(len, slot))| (off, len, slot))
+            .map(|(off, &(len, slot))| (off.get(), len, slot))
     }
 
     /// The hole that ends exactly at `at`, if any.
@@ -263,18 +293,37 @@ impl Space {
             .map(|&(len, off)| off..off + len)
     }
 
-    /// Replaces everything from `start` up (a block or hole boundary) with the given live
-    /// blocks and holes, both sorted by offset and tiling `[start, top)`, and sets `top`. Used
-    /// by the bulk slide; costs O(n) for the rebuilt part instead of a dozen tree operations
-    /// per moved block.
-    pub(crate) fn replace_from(
+    /// Walks the live blocks from `at` up in address order, calls `f(offset, len, slot)` for
+    /// each, and rewrites the block's key in place to the offset `f` returns. Used by the bulk
+    /// slide, which never reorders blocks: each new offset is at or below the old one and
+    /// above the previous block's new offset (checked), so the tree stays ordered and needs no
+    /// rebuild.
+    pub(crate) fn slide_live_from(
+        &mut self,
+        at: usize,
+        mut f: impl FnMut(usize, usize, u32) -> usize,
+    ) {
+        let mut prev: Option<usize> = None;
+        for (key, &(len, slot)) in self.live.range(OffsetKey::new(at)..) {
+            let old = key.get();
+            let to = f(old, len, slot);
+            assert!(
+                to <= old && prev.map_or(true, |p| to > p),
+                "a slide must keep block order"
+            );
+            key.0.set(to);
+            prev = Some(to);
+        }
+    }
+
+    /// Replaces every hole from `start` up (a block or hole boundary) with `holes` (sorted,
+    /// between the slid blocks) and sets `top`.
+    pub(crate) fn replace_holes_from(
         &mut self,
         start: usize,
-        live: Vec<(usize, usize, u32)>,
         holes: Vec<(usize, usize)>,
         top: usize,
     ) {
-        let _ = self.live.split_off(&start);
         let dropped = self.holes.split_off(&start);
         if dropped.len() > self.holes.len() {
             // Most holes were above start: rebuilding the size index from the survivors (a
@@ -287,11 +336,6 @@ impl Space {
                 self.hole_bytes -= len;
             }
         }
-        let mut rebuilt: BTreeMap<usize, (usize, u32)> = live
-            .into_iter()
-            .map(|(off, len, slot)| (off, (len, slot)))
-            .collect();
-        self.live.append(&mut rebuilt);
         for (off, len) in holes {
             self.add_hole_raw(off, len);
         }
@@ -302,7 +346,7 @@ impl Space {
     pub(crate) fn live(&self) -> impl Iterator<Item = (usize, usize, u32)> + '_ {
         self.live
             .iter()
-            .map(|(&off, &(len, slot))| (off, len, slot))
+            .map(|(off, &(len, slot))| (off.get(), len, slot))
     }
 
     /// Validates every invariant listed at the top of this file.
@@ -313,7 +357,7 @@ impl Space {
         let mut prev_was_hole = false;
         let mut hole_sum = 0usize;
         loop {
-            let next_live = live.peek().map(|(&o, _)| o);
+            let next_live = live.peek().map(|(o, _)| o.get());
             let next_hole = holes.peek().map(|(&o, _)| o);
             let (off, len, is_hole) = match (next_live, next_hole) {
                 (None, None) => break,
@@ -322,7 +366,8 @@ impl Space {
                     (o, len, true)
                 }
                 (Some(_), _) => {
-                    let (&o, &(len, _)) = live.next().unwrap();
+                    let (o, &(len, _)) = live.next().unwrap();
+                    let o = o.get();
                     (o, len, false)
                 }
                 (None, Some(_)) => {

@@ -83,13 +83,12 @@ impl Store {
         };
         let start = self.space.hole_ending_at(first).map_or(first, |h| h.start);
         let base = self.buffer.ptr();
+        let table = &mut self.table;
         let mut dst = start;
         let mut holes = Vec::new();
-        let mut live = Vec::with_capacity(self.space.live_count());
         let (mut moves, mut bytes) = (0, 0);
-        // The space map is only read here (split borrows: the table and buffer change).
-        for (off, len, index) in self.space.live_from_iter(at) {
-            let slot = self.table.slot(index);
+        self.space.slide_live_from(at, |off, len, index| {
+            let slot = table.slot(index);
             // dst never passes off: it is the end of the previous block's new place, which is
             // at or below that block's old end; off is aligned, so aligning dst up stays <= off.
             let to = if slot.pins > 0 {
@@ -106,14 +105,14 @@ impl Store {
                 // [to, to + len) lies below it inside [start, off + len), in space that is free
                 // or was vacated by blocks already slid; ptr::copy allows overlap.
                 unsafe { core::ptr::copy(base.add(off), base.add(to), len) };
-                self.table.set_offset(index, to);
+                table.set_offset(index, to);
                 moves += 1;
                 bytes += len;
             }
-            live.push((to, len, index));
             dst = to + len;
-        }
-        self.space.replace_from(start, live, holes, dst);
+            to
+        });
+        self.space.replace_holes_from(start, holes, dst);
         self.total_moves += moves as u64;
         self.total_bytes_moved += bytes as u64;
         (moves, bytes)
