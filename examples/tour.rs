@@ -34,7 +34,7 @@ fn main() {
     println!("\n== 4. Coalescing against compaction ==\n");
     coalesce_vs_compact::run();
     println!(
-        "\nNext: `cargo run --release -p freespace-sim -- gen fragmenting > t.trace` and \
+        "\nNext: `cargo run --release -p freespace-sim -- gen fragment -o t.trace` and \
          `cargo run --release -p freespace-sim -- replay t.trace --svg out/` replay a trace \
          across every policy and draw the heap; docs/ answers the chapter's questions."
     );

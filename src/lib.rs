@@ -1,6 +1,9 @@
-//! freespace: free-space management, built for real.
+#![doc = include_str!("../README.md")]
 //!
-//! This facade re-exports the workspace's crates:
+//! # This crate
+//!
+//! The `freespace` package is a facade: it re-exports the workspace's crates under short names,
+//! and it owns the workspace's examples and benches.
 //! - [`malloc`]: the raw malloc core, which can only split and coalesce;
 //! - [`handles`]: the relocatable handle arena, which can compact;
 //! - [`tcache`]: the thread-cached front end, a real `#[global_allocator]`.
