@@ -4,7 +4,7 @@
 //! Usage: `tcache_<allocator> [WORKLOAD] [--scale F]`. With no workload every one runs in this
 //! process (a smoke run: peak RSS is then shared); `benches/tcache_compare.sh` runs one workload
 //! per process so that each peak RSS is its own. Each run prints one line:
-//! `RESULT <allocator> <workload> <ops per second> <peak RSS KiB>`.
+//! `RESULT <allocator> <workload> <ops per wall second> <peak RSS KiB> <ops per CPU second>`.
 
 use std::alloc::{alloc, dealloc, Layout};
 use std::collections::{BTreeMap, HashMap};
@@ -40,6 +40,18 @@ fn peak_rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU seconds (user + system, all threads, exited ones included) used by this process so far.
+/// On a loaded machine this is steadier than wall time, which counts time spent descheduled.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
 }
 
 fn layout(size: usize) -> Layout {
@@ -173,6 +185,7 @@ fn appmix(scale: f64) -> u64 {
 
 fn run_one(name: &str, allocator: &str, scale: f64) {
     let start = Instant::now();
+    let cpu_start = cpu_seconds();
     let ops = match name {
         "pairs" => pairs(scale),
         "window" => window(scale),
@@ -182,10 +195,12 @@ fn run_one(name: &str, allocator: &str, scale: f64) {
         other => panic!("unknown workload {other}"),
     };
     let secs = start.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds() - cpu_start).max(0.01);
     println!(
-        "RESULT {allocator} {name} {:.0} {}",
+        "RESULT {allocator} {name} {:.0} {} {:.0}",
         ops as f64 / secs,
-        peak_rss_kib()
+        peak_rss_kib(),
+        ops as f64 / cpu
     );
 }
 

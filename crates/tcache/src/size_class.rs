@@ -147,10 +147,10 @@ const fn class_info(c: usize) -> ClassInfo {
     };
     let span_pages = min_bytes.div_ceil(PAGE);
     let objects = (span_pages * PAGE - SPAN_META_RESERVE) / size;
-    let batch = clamp(16 * 1024 / size, 2, 32);
-    let bin_limit = clamp(256 * 1024 / size, 2 * batch, MAX_BIN_OBJECTS as usize);
+    let batch = clamp(32 * 1024 / size, 2, 32);
+    let bin_limit = clamp(512 * 1024 / size, 2 * batch, MAX_BIN_OBJECTS as usize);
     let transfer_slots = clamp(
-        128 * 1024 / (batch * size),
+        256 * 1024 / (batch * size),
         2,
         crate::central::MAX_TRANSFER_SLOTS,
     );
