@@ -42,6 +42,10 @@ struct ReplayArgs {
     /// Also write SVG pictures (heap maps, fragmentation and footprint, compactions) to DIR
     #[arg(long, value_name = "DIR")]
     svg: Option<std::path::PathBuf>,
+    /// Replay only the allocators named (comma-separated); a name also selects the rows it
+    /// begins, e.g. `first-fit`, `arena`, `best-fit lifo`, `segregated,buddy`
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// Parameters of a generated trace; the same values always give the same trace.
@@ -218,8 +222,15 @@ fn ostep_options(a: &OstepArgs) -> Result<OstepOptions, Failure> {
 /// Replays with a progress bar on long traces (hidden unless stderr is a terminal), and
 /// returns the table only once every subject has finished.
 fn replay_command(args: &ReplayArgs) -> Result<String, Failure> {
+    let specs = replay::select_specs(&args.only).map_err(|entry| {
+        let names: Vec<String> = replay::all_specs().iter().map(|s| s.name()).collect();
+        Failure(format!(
+            "--only: no allocator is called '{entry}' (allocators: {})",
+            names.join(", ")
+        ))
+    })?;
     let trace = read_trace_file(&args.trace).map_err(|e| Failure(e.to_string()))?;
-    let subjects = replay::subject_count();
+    let subjects = specs.len();
     let total = (trace.events.len() * subjects) as u64;
     let bar = if total >= 200_000 && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(total);
@@ -231,7 +242,7 @@ fn replay_command(args: &ReplayArgs) -> Result<String, Failure> {
     } else {
         ProgressBar::hidden()
     };
-    let result = replay::replay(&trace, &mut |n| bar.inc(n));
+    let result = replay::replay_specs(&trace, &specs, replay::DEFAULT_ROOM, &mut |n| bar.inc(n));
     bar.finish_and_clear();
     let result = result.map_err(|e| Failure(e.to_string()))?;
     let mut out = replay::render_table(&result);

@@ -206,6 +206,33 @@ fn missing_file_and_bad_flags() {
 }
 
 #[test]
+fn only_selects_rows_by_name() {
+    let trace = tmp("only.trace", b"a 1 100\na 2 200\nf 1\n");
+    let p = trace.to_str().unwrap();
+    let (code, out, err) = run(&["replay", p, "--only", "arena,segregated"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<&str> = out
+        .lines()
+        .skip(2)
+        .map(|l| l.split("  ").next().unwrap())
+        .collect();
+    assert_eq!(rows, ["segregated", "arena sliding", "arena two-finger"]);
+    let (code, out, err) = run(&["replay", p, "--only", "best-fit"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2 + 5, "{out}");
+    let (code, out, err) = run(&["replay", p, "--only", "tlsf"]);
+    assert_ne!(code, 0);
+    assert_eq!(out, "");
+    assert!(
+        err.starts_with(
+            "freespace: --only: no allocator is called 'tlsf' (allocators: first-fit addr, "
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
 fn no_subcommand_prints_usage_and_fails() {
     let (code, out, err) = run(&[]);
     assert_ne!(code, 0);

@@ -37,6 +37,22 @@ impl std::fmt::Debug for CoreSubject {
     }
 }
 
+/// The row label of a core configuration: `first-fit addr`, `first-fit addr no-coalesce`,
+/// `segregated`, ...
+pub fn core_label(fit: Fit, order: ListOrder, coalescing: Coalescing) -> String {
+    let mut label = if fit == Fit::Segregated {
+        fit_name(fit).to_string()
+    } else {
+        format!("{} {}", fit_name(fit), order_name(order))
+    };
+    match coalescing {
+        Coalescing::Immediate => {}
+        Coalescing::Deferred => label.push_str(" deferred"),
+        Coalescing::Never => label.push_str(" no-coalesce"),
+    }
+    label
+}
+
 /// Whether a larger region could have served a request that failed with `e`.
 pub(super) fn room_would_help(e: AllocError) -> bool {
     matches!(e, AllocError::OutOfMemory | AllocError::TooLarge)
@@ -70,16 +86,7 @@ impl CoreSubject {
     ///
     /// The region is sized for `profile` (see [`Region::for_profile`]).
     pub fn new(fit: Fit, order: ListOrder, coalescing: Coalescing, profile: &TraceProfile) -> Self {
-        let mut label = if fit == Fit::Segregated {
-            fit_name(fit).to_string()
-        } else {
-            format!("{} {}", fit_name(fit), order_name(order))
-        };
-        match coalescing {
-            Coalescing::Immediate => {}
-            Coalescing::Deferred => label.push_str(" deferred"),
-            Coalescing::Never => label.push_str(" no-coalesce"),
-        }
+        let label = core_label(fit, order, coalescing);
         let region = Region::zeroed(Region::for_profile(profile));
         let heap = region.as_ref().map(|r| {
             // SAFETY: the region is ours, zeroed, and outlives the heap (the heap field drops

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 pub use arena::ArenaSubject;
 pub use buddy::BuddySubject;
-pub use core_heap::{fit_name, order_name, CoreSubject};
+pub use core_heap::{core_label, fit_name, order_name, CoreSubject};
 pub use region::Region;
 pub use table::{human_bytes, render_table};
 
@@ -162,8 +162,8 @@ pub struct RunResult {
     pub search_per_alloc: Option<f64>,
     /// Bytes moved by compaction, if the allocator compacts.
     pub bytes_moved: Option<u64>,
-    /// Wall time of a second, unobserved replay on a fresh allocator: the operations and the
-    /// replay's own id bookkeeping, no sampling.
+    /// Wall time spent inside the allocator calls (with the replay's own id bookkeeping), not
+    /// in sampling.
     pub elapsed: Duration,
     /// Footprint and fragmentation over the trace, at most [`MAX_SAMPLES`] points.
     pub samples: Vec<Sample>,
@@ -187,12 +187,15 @@ pub fn run_subject(
     let mut samples = Vec::with_capacity(n.min(MAX_SAMPLES) + 1);
     let mut compactions = Vec::new();
     let mut peak = subject.footprint();
+    let mut elapsed = Duration::ZERO;
     for (i, ev) in trace.events.iter().enumerate() {
+        let start = Instant::now();
         let result = match ev.op {
             Op::Alloc { id, size, align } => subject.alloc(id, size, align),
             Op::Free { id } => subject.free(id),
             Op::Realloc { id, size } => subject.realloc(id, size),
         };
+        elapsed += start.elapsed();
         if let Err(SubjectError(msg)) = result {
             return Err(RunError {
                 error: TraceError::new(
@@ -234,27 +237,11 @@ pub fn run_subject(
         internal: subject.internal(),
         search_per_alloc: subject.search_per_alloc(),
         bytes_moved: subject.bytes_moved(),
-        elapsed: Duration::ZERO,
+        elapsed,
         samples,
         compactions,
         final_map: subject.heap_map(),
     })
-}
-
-/// Replays `trace` on `subject` with nothing observed, and returns the wall time.
-pub fn time_subject(trace: &Trace, subject: &mut dyn Subject) -> Result<Duration, TraceError> {
-    let start = Instant::now();
-    for ev in &trace.events {
-        let result = match ev.op {
-            Op::Alloc { id, size, align } => subject.alloc(id, size, align),
-            Op::Free { id } => subject.free(id),
-            Op::Realloc { id, size } => subject.realloc(id, size),
-        };
-        result.map_err(|SubjectError(msg)| {
-            TraceError::new(&trace.source, ev.line, format!("{}: {msg}", subject.name()))
-        })?;
-    }
-    Ok(start.elapsed())
 }
 
 /// Facts about a trace that size the fixed-region subjects.
@@ -316,6 +303,16 @@ pub enum SubjectSpec {
 }
 
 impl SubjectSpec {
+    /// The row label the subject will have.
+    pub fn name(self) -> String {
+        match self {
+            SubjectSpec::Core(fit, order, coalescing) => core_label(fit, order, coalescing),
+            SubjectSpec::Buddy => "buddy".to_string(),
+            SubjectSpec::ArenaSliding => "arena sliding".to_string(),
+            SubjectSpec::ArenaTwoFinger => "arena two-finger".to_string(),
+        }
+    }
+
     /// Builds the subject, sized for `profile` where that matters.
     pub fn make(self, profile: &TraceProfile) -> Box<dyn Subject> {
         match self {
@@ -357,9 +354,30 @@ pub fn all_specs() -> Vec<SubjectSpec> {
     out
 }
 
-/// How many subjects a replay runs.
-pub fn subject_count() -> usize {
-    all_specs().len()
+/// The configurations whose names match `only`: an entry matches a name that equals it or
+/// starts with it followed by a space (`first-fit` selects every first-fit row, `arena` both
+/// arenas). An empty `only` selects everything. An entry that matches nothing is returned as
+/// the error.
+pub fn select_specs(only: &[String]) -> Result<Vec<SubjectSpec>, String> {
+    let all = all_specs();
+    if only.is_empty() {
+        return Ok(all);
+    }
+    let matches = |entry: &str, name: &str| {
+        name == entry
+            || name
+                .strip_prefix(entry)
+                .is_some_and(|rest| rest.starts_with(' '))
+    };
+    for entry in only {
+        if !all.iter().any(|s| matches(entry, &s.name())) {
+            return Err(entry.clone());
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|s| only.iter().any(|e| matches(e, &s.name())))
+        .collect())
 }
 
 /// The results of a whole replay.
@@ -371,7 +389,7 @@ pub struct Replay {
     pub events: usize,
     /// Number of allocations.
     pub allocations: usize,
-    /// One result per subject, in [`all_specs`] order.
+    /// One result per subject, in the order they ran ([`all_specs`] order unless selected).
     pub results: Vec<RunResult>,
 }
 
@@ -382,7 +400,7 @@ pub const MAX_ROOM: usize = 1024;
 
 /// Replays `trace` against every subject. `tick` is called with progress in events.
 pub fn replay(trace: &Trace, tick: &mut dyn FnMut(u64)) -> Result<Replay, TraceError> {
-    replay_with_room(trace, DEFAULT_ROOM, tick)
+    replay_specs(trace, &all_specs(), DEFAULT_ROOM, tick)
 }
 
 /// As [`replay`], with regions of `room` times the trace's peak live bytes plus its largest
@@ -394,15 +412,26 @@ pub fn replay_with_room(
     room: usize,
     tick: &mut dyn FnMut(u64),
 ) -> Result<Replay, TraceError> {
+    replay_specs(trace, &all_specs(), room, tick)
+}
+
+/// Replays `trace` against the subjects `specs`, in that order, with regions of `room` to begin
+/// with (see [`replay_with_room`]).
+pub fn replay_specs(
+    trace: &Trace,
+    specs: &[SubjectSpec],
+    room: usize,
+    tick: &mut dyn FnMut(u64),
+) -> Result<Replay, TraceError> {
     let base = TraceProfile::of(trace);
     let mut results = Vec::new();
-    for spec in all_specs() {
+    for &spec in specs {
         let mut profile = TraceProfile {
             room: room.max(1),
             ..base
         };
         // One subject at a time: each is dropped, and its memory returned, before the next.
-        let mut result = loop {
+        let result = loop {
             let mut subject = spec.make(&profile);
             match run_subject(trace, subject.as_mut(), tick) {
                 Ok(result) => break result,
@@ -410,8 +439,6 @@ pub fn replay_with_room(
                 Err(e) => return Err(e.error),
             }
         };
-        let mut fresh = spec.make(&profile);
-        result.elapsed = time_subject(trace, fresh.as_mut())?;
         results.push(result);
     }
     Ok(Replay {
@@ -460,6 +487,38 @@ mod tests {
         }
         let buddy = small.results.iter().find(|r| r.name == "buddy").unwrap();
         assert_eq!(buddy.final_footprint, 1100 * 2048);
+    }
+
+    #[test]
+    fn selection_by_name_prefix() {
+        let names = |only: &[&str]| -> Vec<String> {
+            let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
+            select_specs(&only)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.name())
+                .collect()
+        };
+        assert_eq!(names(&[]).len(), all_specs().len());
+        assert_eq!(names(&["arena"]), ["arena sliding", "arena two-finger"]);
+        assert_eq!(
+            names(&["first-fit addr"]),
+            ["first-fit addr", "first-fit addr no-coalesce"]
+        );
+        assert_eq!(names(&["buddy", "segregated"]), ["segregated", "buddy"]);
+        assert_eq!(names(&["first-fit"]).len(), 6);
+        assert_eq!(
+            select_specs(&["first".to_string()]),
+            Err("first".to_string())
+        );
+        assert_eq!(
+            select_specs(&["arena slid".to_string()]),
+            Err("arena slid".to_string())
+        );
+        for spec in all_specs() {
+            let subject = spec.make(&TraceProfile::of(&Trace::default()));
+            assert_eq!(subject.name(), spec.name());
+        }
     }
 
     #[test]
