@@ -3,7 +3,8 @@
 //! `count` objects of class `c` on a null-terminated list, and `count <= max <= bin_limit`.
 //!
 //! Capacity adapts per class: `max` starts at one batch, grows by a batch on every miss and every
-//! overflow (slow start, as in tcmalloc), and every `SCAVENGE_PERIOD` slow-path events each bin
+//! overflow (slow start, as in tcmalloc) while the thread's total capacity stays within a 2 MiB
+//! budget, and every `SCAVENGE_PERIOD` slow-path events each bin
 //! that saw no slow-path traffic gives back half of what it holds and halves its `max`.
 
 use crate::central::Central;
@@ -11,6 +12,9 @@ use crate::size_class::{CLASSES, NUM_CLASSES};
 use crate::span::FreeObj;
 use core::cell::Cell;
 use core::ptr;
+
+/// The total capacity (in bytes) a thread's bins may grow to beyond one batch each.
+const THREAD_BUDGET: usize = 2 << 20;
 
 /// Slow-path events between two scavenges of idle bins.
 const SCAVENGE_PERIOD: u32 = 4096;
@@ -56,6 +60,8 @@ pub(crate) struct LocalCache {
     /// Slow-path events per bin since the last scavenge (kept apart from the hot bins).
     events: [Cell<u32>; NUM_CLASSES],
     slow_events: Cell<u32>,
+    /// The sum over bins of `max * size`: a bound on the bytes this cache can hold.
+    capacity_bytes: Cell<usize>,
 }
 
 impl Default for LocalCache {
@@ -71,6 +77,7 @@ impl LocalCache {
             bins: [const { Bin::new() }; NUM_CLASSES],
             events: [const { Cell::new(0) }; NUM_CLASSES],
             slow_events: Cell::new(0),
+            capacity_bytes: Cell::new(0),
         }
     }
 
@@ -108,6 +115,31 @@ impl LocalCache {
         true
     }
 
+    /// Sets bin `c`'s capacity, keeping `capacity_bytes` in step.
+    fn set_max(&self, c: usize, max: u32) {
+        let bin = &self.bins[c];
+        let size = CLASSES[c].size as usize;
+        let old = bin.max.get() as usize * size;
+        self.capacity_bytes
+            .set(self.capacity_bytes.get() - old + max as usize * size);
+        bin.max.set(max);
+    }
+
+    /// Grows bin `c`'s capacity by a batch, up to the class limit, while the thread's total
+    /// capacity stays within [`THREAD_BUDGET`]. A bin always gets at least one batch of room.
+    fn grow(&self, c: usize) {
+        let info = &CLASSES[c];
+        let max = self.bins[c].max.get();
+        if max < info.batch {
+            self.set_max(c, info.batch);
+        } else if max < info.bin_limit {
+            let step = (info.batch * info.size) as usize;
+            if self.capacity_bytes.get() + step <= THREAD_BUDGET {
+                self.set_max(c, (max + info.batch).min(info.bin_limit));
+            }
+        }
+    }
+
     fn note_slow_event(&self, central: &Central, c: usize) {
         let events = &self.events[c];
         events.set(events.get().saturating_add(1));
@@ -128,7 +160,7 @@ impl LocalCache {
                 let list = bin.cut(n);
                 // SAFETY: the cut objects are class `c` objects this cache owned.
                 unsafe { central.give(c, list, n) };
-                bin.max.set((bin.max.get() / 2).max(CLASSES[c].batch));
+                self.set_max(c, (bin.max.get() / 2).max(CLASSES[c].batch));
             }
             events.set(0);
         }
@@ -140,8 +172,7 @@ impl LocalCache {
     pub(crate) fn refill(&self, central: &Central, c: usize) -> *mut u8 {
         let info = &CLASSES[c];
         let bin = &self.bins[c];
-        bin.max
-            .set((bin.max.get() + info.batch).min(info.bin_limit));
+        self.grow(c);
         self.note_slow_event(central, c);
         let (head, n) = central.take(c, info.batch);
         if n == 0 {
@@ -167,10 +198,7 @@ impl LocalCache {
         let info = &CLASSES[c];
         let bin = &self.bins[c];
         self.note_slow_event(central, c);
-        if bin.max.get() < info.bin_limit {
-            bin.max
-                .set((bin.max.get() + info.batch).min(info.bin_limit));
-        }
+        self.grow(c);
         if bin.count.get() >= bin.max.get() {
             let n = info.batch.min(bin.count.get());
             let list = bin.cut(n);
@@ -191,7 +219,7 @@ impl LocalCache {
                 // SAFETY: the cut objects are class `c` objects this cache owned.
                 unsafe { central.give(c, list, n) };
             }
-            bin.max.set(0);
+            self.set_max(c, 0);
             self.events[c].set(0);
         }
     }

@@ -150,7 +150,7 @@ const fn class_info(c: usize) -> ClassInfo {
     let batch = clamp(32 * 1024 / size, 2, 32);
     let bin_limit = clamp(512 * 1024 / size, 2 * batch, MAX_BIN_OBJECTS as usize);
     let transfer_slots = clamp(
-        256 * 1024 / (batch * size),
+        128 * 1024 / (batch * size),
         2,
         crate::central::MAX_TRANSFER_SLOTS,
     );

@@ -1,7 +1,7 @@
 //! Loom models of everything shared between threads: the central lists and transfer cache under
 //! contention, the hand-off of a remote free (allocated on one thread, freed on another, back
 //! through the central lists), and the flush of thread caches at thread exit. Each model uses a
-//! 32 KiB class, whose batch is 2 objects and whose transfer cache holds 4 batches, so that small
+//! 32 KiB class, whose batch is 2 objects and whose transfer cache holds 2 batches, so that small
 //! runs cross every boundary: batch full, transfer cache full, span full, span empty.
 
 use crate::central::Central;
@@ -69,7 +69,7 @@ fn settle(central: &Central) {
 #[test]
 fn two_threads_take_and_give_batches() {
     assert_eq!(CLASSES[C].batch, 2);
-    assert_eq!(CLASSES[C].transfer_slots, 4);
+    assert_eq!(CLASSES[C].transfer_slots, 2);
     model(|| {
         let central = Arc::new(Central::new());
         let handles: Vec<_> = (0..2u8)
@@ -178,7 +178,7 @@ fn three_threads_overflow_the_transfer_cache() {
                 spawn(move || {
                     let cache = LocalCache::new();
                     // Five objects: more than two batches, so frees overflow the bin, fill the
-                    // four transfer slots and spill back to the spans.
+                    // two transfer slots and spill back to the spans.
                     let objs: Vec<*mut u8> = (0..5).map(|_| alloc(&cache, &central)).collect();
                     for (i, &p) in objs.iter().enumerate() {
                         assert!(!p.is_null());
