@@ -266,6 +266,7 @@ fn bad_flags_give_one_line_and_no_output() {
         (&["ostep", "-A", "+5,x3"], "freespace: ostep: -A entry 1 (\"x3\"): expected +SIZE or -INDEX with an integer\n"),
         (&["ostep", "-A", "+5,"], "freespace: ostep: -A entry 1 (\"\"): expected +SIZE or -INDEX with an integer\n"),
         (&["ostep", "-S", "10", "-A", "+50,+5,-0"], "freespace: ostep: -A entry 2 (-0): ptr[0] was never allocated (its allocation failed)\n"),
+        (&["ostep", "-A", "+0,+0", "-c"], "freespace: ostep: Alloc(0) would hand out address 1000 a second time (malloc.py stops on its assertion here)\n"),
     ];
     for (args, want) in cases {
         let (code, out, err) = freespace(args);

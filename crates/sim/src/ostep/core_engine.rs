@@ -7,7 +7,7 @@
 
 use freespace_malloc::{Coalescing, Fit, ListOrder, SimConfig, SimHeap};
 
-use super::{ListOrderName, Model, OstepOptions, PolicyName};
+use super::{ListOrderName, Model, OstepError, OstepOptions, PolicyName};
 
 /// freespace-malloc's `SimHeap` behind the `malloc.py` interface.
 pub struct CoreModel {
@@ -74,15 +74,15 @@ impl CoreModel {
 }
 
 impl Model for CoreModel {
-    fn malloc(&mut self, size: i64) -> (i64, i64) {
+    fn malloc(&mut self, size: i64) -> Result<(i64, i64), OstepError> {
         let Ok(size) = usize::try_from(size) else {
             // A negative request is refused before any search.
-            return (-1, 0);
+            return Ok((-1, 0));
         };
-        match self.heap.malloc(size) {
+        Ok(match self.heap.malloc(size) {
             Ok((user, searched)) => (user as i64 - self.header, searched as i64),
             Err(_) => (-1, self.heap.last_searched() as i64),
-        }
+        })
     }
 
     fn free(&mut self, addr: i64) -> i64 {

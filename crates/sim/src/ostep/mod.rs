@@ -22,8 +22,8 @@ use crate::mt19937::PyRandom;
 /// A free-space engine that `freespace ostep` can drive.
 pub trait Model {
     /// Allocates `size` units. Returns the chunk's address (or -1 when nothing fits) and the
-    /// number of free-list elements looked at.
-    fn malloc(&mut self, size: i64) -> (i64, i64);
+    /// number of free-list elements looked at, or an error where `malloc.py` would die.
+    fn malloc(&mut self, size: i64) -> Result<(i64, i64), OstepError>;
     /// Frees the chunk at `addr`: 0 on success, -1 if `addr` is not allocated.
     fn free(&mut self, addr: i64) -> i64;
     /// The free list, `(addr, size)` pairs in list order.
@@ -192,6 +192,14 @@ pub enum OstepError {
         /// The pointer index.
         index: i64,
     },
+    /// An allocation handed out an address that is already allocated, which only a zero or
+    /// negative size can cause (the original's `assert addr not in sizemap` fails).
+    AddressTwice {
+        /// The address.
+        addr: i64,
+        /// The size asked for.
+        size: i64,
+    },
     /// A number is too large for the simulator to follow without overflow.
     OutOfRange {
         /// The flag.
@@ -219,6 +227,10 @@ impl fmt::Display for OstepError {
             OstepError::FreeOfFailedAlloc { position, index } => write!(
                 f,
                 "-A entry {position} (-{index}): ptr[{index}] was never allocated (its allocation failed)"
+            ),
+            OstepError::AddressTwice { addr, size } => write!(
+                f,
+                "Alloc({size}) would hand out address {addr} a second time (malloc.py stops on its assertion here)"
             ),
             OstepError::OutOfRange { flag, value } => write!(
                 f,
@@ -268,7 +280,7 @@ pub fn run(opts: &OstepOptions) -> Result<String, OstepError> {
         return Err(OstepError::BadPercent(opts.percent_alloc));
     }
     if opts.alloc_list.is_empty() {
-        run_random(&mut out, opts, model.as_mut());
+        run_random(&mut out, opts, model.as_mut())?;
     } else {
         run_list(&mut out, opts, model.as_mut())?;
     }
@@ -315,7 +327,7 @@ fn py_trunc(x: f64) -> i64 {
     x.trunc() as i64
 }
 
-fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) {
+fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Result<(), OstepError> {
     let percent = o.percent_alloc as f64 / 100.0;
     let mut rng = PyRandom::from_python_seed(o.seed);
     // `p` maps pointer index to address; `live` is the original's list `L` of live indices.
@@ -327,7 +339,7 @@ fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) {
         let mut printed = false;
         if rng.random() < percent {
             let size = py_trunc(rng.random() * o.range as f64) + 1;
-            let (ptr, count) = model.malloc(size);
+            let (ptr, count) = model.malloc(size)?;
             if ptr != -1 {
                 p.insert(c, ptr);
                 live.push(c);
@@ -371,6 +383,7 @@ fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) {
             out.push('\n');
         }
     }
+    Ok(())
 }
 
 fn run_list(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Result<(), OstepError> {
@@ -387,7 +400,7 @@ fn run_list(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Result
                 let size = python_int(op.split('+').nth(1).unwrap_or(""), 10)
                     .filter(|v| v.unsigned_abs() < LIMIT as u64)
                     .ok_or_else(bad)?;
-                let (ptr, count) = model.malloc(size);
+                let (ptr, count) = model.malloc(size)?;
                 if ptr != -1 {
                     p.insert(c, ptr);
                 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::{ListOrderName, Model, PolicyName};
+use super::{ListOrderName, Model, OstepError, PolicyName};
 
 /// `malloc.py`'s allocator: one Python list of `(addr, size)` pairs and a map of allocated sizes.
 #[derive(Debug, Clone)]
@@ -131,7 +131,7 @@ impl TextbookList {
 }
 
 impl Model for TextbookList {
-    fn malloc(&mut self, size: i64) -> (i64, i64) {
+    fn malloc(&mut self, size: i64) -> Result<(i64, i64), OstepError> {
         let mut need = size;
         if self.align != -1 {
             // Python's `%` takes the sign of the divisor; the divisor here is positive.
@@ -143,9 +143,13 @@ impl Model for TextbookList {
         need += self.header;
         let (found, count) = self.search(need);
         let Some(i) = found else {
-            return (-1, count);
+            return Ok((-1, count));
         };
         let (addr, chunk) = self.list[i];
+        if self.sizes.contains_key(&addr) {
+            // Only a zero or negative request can land on an allocated address.
+            return Err(OstepError::AddressTwice { addr, size });
+        }
         if chunk > need {
             // The remainder keeps the chunk's place in the list, whatever the list order.
             self.list[i] = (addr + need, chunk - need);
@@ -156,7 +160,7 @@ impl Model for TextbookList {
             self.rover = self.list.get(i).or(self.list.first()).map(|e| e.0);
         }
         self.sizes.insert(addr, need);
-        (addr, count)
+        Ok((addr, count))
     }
 
     fn free(&mut self, addr: i64) -> i64 {
@@ -204,29 +208,29 @@ mod tests {
     #[test]
     fn split_remainder_keeps_its_place_in_a_size_sorted_list() {
         let mut m = list(PolicyName::Best, ListOrderName::SizeSortUp, false);
-        let a = m.malloc(10).0;
-        let _b = m.malloc(50).0;
+        let a = m.malloc(10).unwrap().0;
+        let _b = m.malloc(50).unwrap().0;
         assert_eq!(m.free(a), 0);
         // Sorted ascending: (1000,10), (1060,40).
         assert_eq!(m.free_list(), vec![(1000, 10), (1060, 40)]);
         // Best fit takes the 40 for 35: the 5 stays second, so the list is no longer sorted.
-        assert_eq!(m.malloc(35), (1060, 2));
+        assert_eq!(m.malloc(35).unwrap(), (1060, 2));
         assert_eq!(m.free_list(), vec![(1000, 10), (1095, 5)]);
     }
 
     #[test]
     fn coalescing_merges_only_list_neighbours() {
         let mut m = list(PolicyName::First, ListOrderName::InsertFront, true);
-        let a = m.malloc(10).0;
-        let b = m.malloc(10).0;
+        let a = m.malloc(10).unwrap().0;
+        let b = m.malloc(10).unwrap().0;
         assert_eq!(m.free(b), 0);
         // (1010,10) then (1020,80): neighbours in the list and in memory, so they merge.
         assert_eq!(m.free_list(), vec![(1010, 90)]);
         assert_eq!(m.free(a), 0);
         assert_eq!(m.free_list(), vec![(1000, 100)]);
         let mut m = list(PolicyName::First, ListOrderName::InsertBack, true);
-        let a = m.malloc(10).0;
-        let b = m.malloc(10).0;
+        let a = m.malloc(10).unwrap().0;
+        let b = m.malloc(10).unwrap().0;
         m.free(a);
         m.free(b);
         // (1020,80), (1000,10), (1010,10): only the last two are list neighbours.
@@ -236,7 +240,7 @@ mod tests {
     #[test]
     fn double_free_returns_minus_one_and_changes_nothing() {
         let mut m = list(PolicyName::Worst, ListOrderName::AddrSort, false);
-        let a = m.malloc(7).0;
+        let a = m.malloc(7).unwrap().0;
         assert_eq!(m.free(a), 0);
         let before = m.free_list();
         assert_eq!(m.free(a), -1);
@@ -252,13 +256,13 @@ mod tests {
             m
         };
         let mut best = setup(PolicyName::Best);
-        assert_eq!(best.malloc(15), (200, 3));
+        assert_eq!(best.malloc(15).unwrap(), (200, 3));
         assert_eq!(best.free_list(), vec![(0, 10), (100, 30), (215, 5)]);
         let mut worst = setup(PolicyName::Worst);
-        assert_eq!(worst.malloc(15), (100, 3));
+        assert_eq!(worst.malloc(15).unwrap(), (100, 3));
         assert_eq!(worst.free_list(), vec![(0, 10), (115, 15), (200, 20)]);
         let mut first = setup(PolicyName::First);
-        assert_eq!(first.malloc(15), (100, 2));
+        assert_eq!(first.malloc(15).unwrap(), (100, 2));
         assert_eq!(first.free_list(), vec![(0, 10), (115, 15), (200, 20)]);
     }
 
@@ -274,12 +278,25 @@ mod tests {
             false,
         );
         m.list = vec![(0, 20), (100, 30), (200, 20)];
-        assert_eq!(m.malloc(25), (100, 2));
+        assert_eq!(m.malloc(25).unwrap(), (100, 2));
         // The rover sits on (125,5): the next search starts there; an exact fit leaves it on
         // the following entry, and past the end it wraps to the front.
-        assert_eq!(m.malloc(10), (200, 2));
-        assert_eq!(m.malloc(10), (210, 1));
-        assert_eq!(m.malloc(10), (0, 1));
+        assert_eq!(m.malloc(10).unwrap(), (200, 2));
+        assert_eq!(m.malloc(10).unwrap(), (210, 1));
+        assert_eq!(m.malloc(10).unwrap(), (0, 1));
+    }
+
+    #[test]
+    fn zero_size_twice_stops_like_the_original_assertion() {
+        let mut m = list(PolicyName::First, ListOrderName::AddrSort, false);
+        assert_eq!(m.malloc(0).unwrap(), (1000, 1));
+        assert_eq!(
+            m.malloc(0),
+            Err(OstepError::AddressTwice {
+                addr: 1000,
+                size: 0
+            })
+        );
     }
 
     #[test]
@@ -293,7 +310,7 @@ mod tests {
             ListOrderName::AddrSort,
             false,
         );
-        assert_eq!(m.malloc(3), (1000, 1));
+        assert_eq!(m.malloc(3).unwrap(), (1000, 1));
         // 3 rounds to 8, plus a 4-unit header: 12 units taken.
         assert_eq!(m.free_list(), vec![(1012, 88)]);
     }
