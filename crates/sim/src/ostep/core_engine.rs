@@ -7,7 +7,7 @@
 
 use freespace_malloc::{Coalescing, Fit, ListOrder, SimConfig, SimHeap};
 
-use super::{ListOrderName, Model, OstepError, OstepOptions, PolicyName};
+use super::{ListOrderName, Model, OstepError, OstepOptions, PolicyName, Units};
 
 /// freespace-malloc's `SimHeap` behind the `malloc.py` interface.
 pub struct CoreModel {
@@ -74,19 +74,19 @@ impl CoreModel {
 }
 
 impl Model for CoreModel {
-    fn malloc(&mut self, size: i64) -> Result<(i64, i64), OstepError> {
+    fn malloc(&mut self, size: Units) -> Result<(Units, Units), OstepError> {
         let Ok(size) = usize::try_from(size) else {
             // A negative request is refused before any search.
             return Ok((-1, 0));
         };
         Ok(match self.heap.malloc(size) {
-            Ok((user, searched)) => (user as i64 - self.header, searched as i64),
-            Err(_) => (-1, self.heap.last_searched() as i64),
+            Ok((user, searched)) => (user as Units - Units::from(self.header), searched as Units),
+            Err(_) => (-1, self.heap.last_searched() as Units),
         })
     }
 
-    fn free(&mut self, addr: i64) -> i64 {
-        let Ok(user) = usize::try_from(addr + self.header) else {
+    fn free(&mut self, addr: Units) -> i64 {
+        let Ok(user) = usize::try_from(addr + Units::from(self.header)) else {
             return -1;
         };
         match self.heap.free(user) {
@@ -95,11 +95,11 @@ impl Model for CoreModel {
         }
     }
 
-    fn free_list(&self) -> Vec<(i64, i64)> {
+    fn free_list(&self) -> Vec<(Units, Units)> {
         self.heap
             .free_list()
             .into_iter()
-            .map(|(a, s)| (a as i64, s as i64))
+            .map(|(a, s)| (a as Units, s as Units))
             .collect()
     }
 }

@@ -19,15 +19,20 @@ pub use textbook::TextbookList;
 
 use crate::mt19937::PyRandom;
 
+/// Sizes and addresses inside the simulation. Flags are 64-bit, and 128 bits leave room for
+/// any sum the simulation can form from them, so nothing overflows where Python's unbounded
+/// integers would not.
+pub type Units = i128;
+
 /// A free-space engine that `freespace ostep` can drive.
 pub trait Model {
     /// Allocates `size` units. Returns the chunk's address (or -1 when nothing fits) and the
     /// number of free-list elements looked at, or an error where `malloc.py` would die.
-    fn malloc(&mut self, size: i64) -> Result<(i64, i64), OstepError>;
+    fn malloc(&mut self, size: Units) -> Result<(Units, Units), OstepError>;
     /// Frees the chunk at `addr`: 0 on success, -1 if `addr` is not allocated.
-    fn free(&mut self, addr: i64) -> i64;
+    fn free(&mut self, addr: Units) -> i64;
     /// The free list, `(addr, size)` pairs in list order.
-    fn free_list(&self) -> Vec<(i64, i64)>;
+    fn free_list(&self) -> Vec<(Units, Units)>;
 }
 
 /// The `-p` search policies. `NEXT` is an addition: `malloc.py` knows only the other three.
@@ -196,16 +201,9 @@ pub enum OstepError {
     /// negative size can cause (the original's `assert addr not in sizemap` fails).
     AddressTwice {
         /// The address.
-        addr: i64,
+        addr: Units,
         /// The size asked for.
-        size: i64,
-    },
-    /// A number is too large for the simulator to follow without overflow.
-    OutOfRange {
-        /// The flag.
-        flag: &'static str,
-        /// Its value.
-        value: i64,
+        size: Units,
     },
     /// The core engine refused the heap parameters.
     Engine(String),
@@ -232,10 +230,6 @@ impl fmt::Display for OstepError {
                 f,
                 "Alloc({size}) would hand out address {addr} a second time (malloc.py stops on its assertion here)"
             ),
-            OstepError::OutOfRange { flag, value } => write!(
-                f,
-                "{flag} {value} is out of the range this simulator follows (|value| < 2^48)"
-            ),
             OstepError::Engine(msg) => write!(f, "core engine: {msg}"),
         }
     }
@@ -243,31 +237,17 @@ impl fmt::Display for OstepError {
 
 impl std::error::Error for OstepError {}
 
-/// Sizes, addresses and counts stay below this bound so that no sum in the model overflows.
-const LIMIT: i64 = 1 << 48;
-
 /// Runs the simulation and returns what `malloc.py` prints, or the error it would die of.
 pub fn run(opts: &OstepOptions) -> Result<String, OstepError> {
-    for (flag, value) in [
-        ("-S", opts.size),
-        ("-b", opts.base),
-        ("-H", opts.header),
-        ("-a", opts.align),
-        ("-r", opts.range),
-    ] {
-        if value.unsigned_abs() >= LIMIT as u64 {
-            return Err(OstepError::OutOfRange { flag, value });
-        }
-    }
     if opts.align != -1 && opts.align <= 0 {
         return Err(OstepError::BadAlignment(opts.align));
     }
     let mut model: Box<dyn Model> = match opts.engine {
         Engine::Textbook => Box::new(TextbookList::new(
-            opts.size,
-            opts.base,
-            opts.header,
-            opts.align,
+            Units::from(opts.size),
+            Units::from(opts.base),
+            Units::from(opts.header),
+            Units::from(opts.align),
             opts.policy,
             opts.order,
             opts.coalesce,
@@ -331,7 +311,7 @@ fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Resu
     let percent = o.percent_alloc as f64 / 100.0;
     let mut rng = PyRandom::from_python_seed(o.seed);
     // `p` maps pointer index to address; `live` is the original's list `L` of live indices.
-    let mut p: HashMap<i64, i64> = HashMap::new();
+    let mut p: HashMap<i64, Units> = HashMap::new();
     let mut live: Vec<i64> = Vec::new();
     let mut c: i64 = 0;
     let mut j: i64 = 0;
@@ -339,7 +319,7 @@ fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Resu
         let mut printed = false;
         if rng.random() < percent {
             let size = py_trunc(rng.random() * o.range as f64) + 1;
-            let (ptr, count) = model.malloc(size)?;
+            let (ptr, count) = model.malloc(Units::from(size))?;
             if ptr != -1 {
                 p.insert(c, ptr);
                 live.push(c);
@@ -350,7 +330,7 @@ fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Resu
                 let _ = writeln!(
                     out,
                     " returned {} (searched {count} elements)",
-                    ptr + o.header
+                    ptr + Units::from(o.header)
                 );
             } else {
                 out.push_str(" returned ?\n");
@@ -387,7 +367,7 @@ fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Resu
 }
 
 fn run_list(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Result<(), OstepError> {
-    let mut p: HashMap<i64, i64> = HashMap::new();
+    let mut p: HashMap<i64, Units> = HashMap::new();
     let mut c: i64 = 0;
     for (position, op) in o.alloc_list.split(',').enumerate() {
         let bad = || OstepError::BadOp {
@@ -397,10 +377,8 @@ fn run_list(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Result
         match op.as_bytes().first() {
             Some(b'+') => {
                 // `int(op.split('+')[1])`: the text between the first and second '+'.
-                let size = python_int(op.split('+').nth(1).unwrap_or(""), 10)
-                    .filter(|v| v.unsigned_abs() < LIMIT as u64)
-                    .ok_or_else(bad)?;
-                let (ptr, count) = model.malloc(size)?;
+                let size = python_int(op.split('+').nth(1).unwrap_or(""), 10).ok_or_else(bad)?;
+                let (ptr, count) = model.malloc(Units::from(size))?;
                 if ptr != -1 {
                     p.insert(c, ptr);
                 }

@@ -7,30 +7,30 @@
 
 use std::collections::HashMap;
 
-use super::{ListOrderName, Model, OstepError, PolicyName};
+use super::{ListOrderName, Model, OstepError, PolicyName, Units};
 
 /// `malloc.py`'s allocator: one Python list of `(addr, size)` pairs and a map of allocated sizes.
 #[derive(Debug, Clone)]
 pub struct TextbookList {
-    heap_size: i64,
-    header: i64,
-    align: i64,
+    heap_size: Units,
+    header: Units,
+    align: Units,
     policy: PolicyName,
     order: ListOrderName,
     coalesce: bool,
-    list: Vec<(i64, i64)>,
-    sizes: HashMap<i64, i64>,
+    list: Vec<(Units, Units)>,
+    sizes: HashMap<Units, Units>,
     /// Next fit only: an address inside the chunk where the previous search stopped.
-    rover: Option<i64>,
+    rover: Option<Units>,
 }
 
 impl TextbookList {
     /// A heap of `size` units starting at `base`, as `malloc(size, start, ...)` in the original.
     pub fn new(
-        size: i64,
-        base: i64,
-        header: i64,
-        align: i64,
+        size: Units,
+        base: Units,
+        header: Units,
+        align: Units,
         policy: PolicyName,
         order: ListOrderName,
         coalesce: bool,
@@ -49,7 +49,7 @@ impl TextbookList {
     }
 
     /// The chunk the policy picks for `need` units and the number of list elements looked at.
-    fn search(&mut self, need: i64) -> (Option<usize>, i64) {
+    fn search(&mut self, need: Units) -> (Option<usize>, Units) {
         let mut count = 0;
         match self.policy {
             PolicyName::First => {
@@ -112,7 +112,7 @@ impl TextbookList {
     }
 
     fn coalesce_in_list_order(&mut self) {
-        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(self.list.len());
+        let mut merged: Vec<(Units, Units)> = Vec::with_capacity(self.list.len());
         let mut iter = self.list.iter().copied();
         let Some(mut curr) = iter.next() else {
             return;
@@ -131,7 +131,7 @@ impl TextbookList {
 }
 
 impl Model for TextbookList {
-    fn malloc(&mut self, size: i64) -> Result<(i64, i64), OstepError> {
+    fn malloc(&mut self, size: Units) -> Result<(Units, Units), OstepError> {
         let mut need = size;
         if self.align != -1 {
             // Python's `%` takes the sign of the divisor; the divisor here is positive.
@@ -163,7 +163,7 @@ impl Model for TextbookList {
         Ok((addr, count))
     }
 
-    fn free(&mut self, addr: i64) -> i64 {
+    fn free(&mut self, addr: Units) -> i64 {
         let Some(&size) = self.sizes.get(&addr) else {
             return -1;
         };
@@ -192,7 +192,7 @@ impl Model for TextbookList {
         0
     }
 
-    fn free_list(&self) -> Vec<(i64, i64)> {
+    fn free_list(&self) -> Vec<(Units, Units)> {
         self.list.clone()
     }
 }
