@@ -34,10 +34,11 @@ enum Command {
     Gen(GenArgs),
 }
 
-/// A trace file in the text format (`a ID SIZE [ALIGN]`, `f ID`, `r ID SIZE`, `#` comments).
+/// A trace file: text (`a ID SIZE [ALIGN]`, `f ID`, `r ID SIZE`, `#` comments), or a binary
+/// trace recorded by libfreespace.so.
 #[derive(Debug, Args)]
 struct ReplayArgs {
-    /// The trace file
+    /// The trace file (text or binary; see docs/trace-format.md)
     trace: std::path::PathBuf,
     /// Also write SVG pictures (heap maps, fragmentation and footprint, compactions) to DIR
     #[arg(long, value_name = "DIR")]
