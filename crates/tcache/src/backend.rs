@@ -15,13 +15,18 @@ use crate::spin_lock::SpinLock;
 use crate::sync::{loom_const_fn, AtomicUsize, Ordering};
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
-use freespace_malloc::{FreeError, Heap};
+use freespace_malloc::{FreeError, Heap, HeapConfig, OsSource, SegregatedFit};
 
 /// The core's block header, which sits in front of every payload it hands out.
 const CORE_HEADER: usize = 16;
 
+/// The core trims free space at a region's end back to the OS once it reaches this size (and
+/// keeps half of it). Higher than the core's 1 MiB default, because a program that frees and
+/// rebuilds its data in rounds would otherwise pay a page fault per page per round.
+const TRIM_THRESHOLD: usize = 8 << 20;
+
 /// The core heap, owned by the backend lock.
-struct Core(Heap);
+struct Core(Heap<OsSource, SegregatedFit>);
 
 // SAFETY: the heap's raw pointers name memory it owns (its regions), not thread-local data;
 // the backend lock serialises every use of it.
@@ -55,7 +60,11 @@ impl Backend {
         /// A backend with nothing mapped yet.
         pub(crate) fn new() -> Backend {
             Backend {
-                lock: SpinLock::new(Core(Heap::new())),
+                lock: SpinLock::new(Core(Heap::with_parts(
+                    OsSource::new(),
+                    SegregatedFit::new(),
+                    HeapConfig::new().with_trim_threshold(TRIM_THRESHOLD),
+                ))),
                 pages: PageMap::new(),
                 span_bytes: AtomicUsize::new(0),
                 spans: AtomicUsize::new(0),

@@ -117,6 +117,16 @@ impl Central {
     /// one batch is served from the transfer cache when it has one. Returns the list and its
     /// length; length 0 means out of memory.
     pub(crate) fn take(&self, c: usize, want: u32) -> (*mut FreeObj, u32) {
+        self.take_inner(c, want, false)
+    }
+
+    /// Like [`Central::take`], but a span's free list is handed over whole, so the list may hold
+    /// more than `want` objects (at most `want` plus one span's worth). Used by cache refills.
+    pub(crate) fn take_for_cache(&self, c: usize, want: u32) -> (*mut FreeObj, u32) {
+        self.take_inner(c, want, true)
+    }
+
+    fn take_inner(&self, c: usize, want: u32, whole: bool) -> (*mut FreeObj, u32) {
         let info = &CLASSES[c];
         let mut st = self.classes[c].lock();
         if want == info.batch && st.nslots > 0 {
@@ -138,7 +148,7 @@ impl Central {
                 continue;
             }
             // SAFETY: the class lock is held and `span` is a live span of class `c`.
-            let (h, n) = unsafe { (*span).take(want - got, head) };
+            let (h, n) = unsafe { (*span).take(want - got, whole, head) };
             head = h;
             got += n;
             // SAFETY: as above; a span with nothing left leaves the partial list.

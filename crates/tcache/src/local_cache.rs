@@ -1,6 +1,8 @@
 //! A thread's cache: one free list per size class, touched only by its own thread, so the fast
 //! paths take no lock and do no atomic read-modify-write. Invariant: bin `c` holds exactly
-//! `count` objects of class `c` on a null-terminated list, and `count <= max <= bin_limit`.
+//! `count` objects of class `c` on a null-terminated list, and `max <= bin_limit`; `count <= max`
+//! except after a refill that took a span's whole free list (at most one span's worth more),
+//! which the next overflow trims back.
 //!
 //! Capacity adapts per class: `max` starts at one batch, grows by a batch on every miss and every
 //! overflow (slow start, as in tcmalloc) while the thread's total capacity stays within a 2 MiB
@@ -174,12 +176,12 @@ impl LocalCache {
         let bin = &self.bins[c];
         self.grow(c);
         self.note_slow_event(central, c);
-        let (head, n) = central.take(c, info.batch);
+        let (head, n) = central.take_for_cache(c, info.batch);
         if n == 0 {
             return ptr::null_mut();
         }
-        // SAFETY: `take` returned `n >= 1` objects; the first is ours, the rest fill the bin
-        // (which was empty, so `n - 1 <= batch <= max` keeps the invariant).
+        // SAFETY: `take_for_cache` returned `n >= 1` objects; the first is ours, the rest fill
+        // the bin, which was empty (it may now hold more than `max`: see the module invariant).
         unsafe {
             bin.head.set((*head).next);
             bin.count.set(n - 1);
@@ -199,8 +201,10 @@ impl LocalCache {
         let bin = &self.bins[c];
         self.note_slow_event(central, c);
         self.grow(c);
-        if bin.count.get() >= bin.max.get() {
-            let n = info.batch.min(bin.count.get());
+        let (count, max) = (bin.count.get(), bin.max.get());
+        if count >= max {
+            // At least a batch, and enough to get back under `max` after a refill overfilled.
+            let n = (count + 1 - max).max(info.batch).min(count);
             let list = bin.cut(n);
             // SAFETY: the cut objects are class `c` objects this cache owned.
             unsafe { central.give(c, list, n) };

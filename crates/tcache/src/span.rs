@@ -126,14 +126,21 @@ impl SpanMeta {
     }
 
     /// Takes up to `want` objects, linking them in front of `head`. Returns the new head and how
-    /// many were taken.
+    /// many were taken. With `whole`, a non-empty free list is handed over entire (possibly more
+    /// than `want` objects, at most one span's worth) rather than walked to cut it: its objects are
+    /// usually cold, and walking them would cost a cache miss each.
     ///
     /// # Safety
     /// The caller holds the class lock, and `head` is a list the caller owns.
-    pub(crate) unsafe fn take(&mut self, want: u32, mut head: *mut FreeObj) -> (*mut FreeObj, u32) {
+    pub(crate) unsafe fn take(
+        &mut self,
+        want: u32,
+        whole: bool,
+        mut head: *mut FreeObj,
+    ) -> (*mut FreeObj, u32) {
         let mut taken = 0;
         if self.nfree > 0 {
-            if self.nfree <= want {
+            if self.nfree <= want || whole {
                 // Splice the whole list in front of `head` without touching its objects.
                 // SAFETY: `free_tail` is the last object of the span's non-empty free list.
                 unsafe { (*self.free_tail).next = head };
