@@ -394,7 +394,11 @@ pub fn fragmentation_svg(r: &Replay) -> String {
     let mut out = String::new();
     chart.frame(&mut out);
     for (i, row) in r.results.iter().enumerate() {
-        let pts: Vec<(usize, f64)> = row.samples.iter().map(|s| (s.event, s.external)).collect();
+        let pts: Vec<(usize, f64)> = row
+            .samples
+            .iter()
+            .filter_map(|s| s.external.map(|e| (s.event, e)))
+            .collect();
         chart.line(&mut out, &pts, colour(i), row.family == Family::Arena);
         chart.legend(&mut out, i, &row.name, colour(i));
     }

@@ -13,7 +13,7 @@ use freespace_malloc::BuddyHeap;
 
 use super::core_heap::room_would_help;
 use super::region::Region;
-use super::{holes_below, Family, MapBlock, Subject, SubjectError, TraceProfile};
+use super::{holes_below_iter, Family, MapBlock, Subject, SubjectError, TraceProfile};
 
 /// `BuddyHeap` driven by a trace.
 pub struct BuddySubject {
@@ -142,7 +142,15 @@ impl Subject for BuddySubject {
     }
 
     fn external(&self) -> f64 {
-        holes_below(&self.heap_map(), self.footprint())
+        let Some(heap) = self.heap.as_ref() else {
+            return 0.0;
+        };
+        let blocks = heap.blocks().map(|b| MapBlock {
+            offset: b.addr - heap.base(),
+            len: b.size,
+            used: !b.free,
+        });
+        holes_below_iter(blocks, self.footprint())
     }
 
     fn internal(&self) -> f64 {

@@ -14,7 +14,7 @@ use freespace_malloc::{
 };
 
 use super::region::Region;
-use super::{holes_below, Family, MapBlock, Subject, SubjectError, TraceProfile};
+use super::{holes_below_iter, Family, MapBlock, Subject, SubjectError, TraceProfile};
 
 /// A `Heap<FixedRegion, AnyPolicy>` driven by a trace.
 pub struct CoreSubject {
@@ -203,7 +203,16 @@ impl Subject for CoreSubject {
     }
 
     fn external(&self) -> f64 {
-        holes_below(&self.heap_map(), self.footprint())
+        let Some(heap) = self.heap.as_ref() else {
+            return 0.0;
+        };
+        let base = self.base();
+        let blocks = heap.blocks().map(|b| MapBlock {
+            offset: b.addr - base,
+            len: b.size,
+            used: b.state == BlockState::Used,
+        });
+        holes_below_iter(blocks, self.footprint())
     }
 
     fn internal(&self) -> f64 {

@@ -54,9 +54,14 @@ pub struct Sample {
     pub event: usize,
     /// Bytes the allocator holds.
     pub footprint: usize,
-    /// `1 - largest free / total free`.
-    pub external: f64,
+    /// External fragmentation below the footprint, measured at every
+    /// [`EXTERNAL_EVERY`]-th sample and at the last event (it walks the whole heap).
+    pub external: Option<f64>,
 }
+
+/// External fragmentation is measured at one sample in this many (and at the last event),
+/// since each measurement walks every block.
+pub const EXTERNAL_EVERY: usize = 4;
 
 /// One compaction pass of the arena, as its report gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +80,13 @@ pub struct CompactionPoint {
 /// over the free blocks of `map` that start below `limit` (0 when there are none). Room above
 /// the highest live block is not a hole: an `sbrk` heap would give it back.
 pub fn holes_below(map: &[MapBlock], limit: usize) -> f64 {
+    holes_below_iter(map.iter().copied(), limit)
+}
+
+/// [`holes_below`] over blocks as they come from a walk, without collecting them.
+pub fn holes_below_iter(map: impl Iterator<Item = MapBlock>, limit: usize) -> f64 {
     let (mut total, mut largest) = (0usize, 0usize);
-    for b in map.iter().filter(|b| !b.used && b.offset < limit) {
+    for b in map.take_while(|b| b.offset < limit).filter(|b| !b.used) {
         let len = b.len.min(limit - b.offset);
         total += len;
         largest = largest.max(len);
@@ -174,7 +184,7 @@ pub struct RunResult {
 }
 
 /// The most samples kept per subject; longer traces are sampled every k-th event.
-pub const MAX_SAMPLES: usize = 2000;
+pub const MAX_SAMPLES: usize = 1000;
 
 /// Runs `trace` through `subject`, calling `tick` every 4096 events (for a progress bar).
 pub fn run_subject(
@@ -217,10 +227,11 @@ pub fn run_subject(
             });
         }
         if i % every == 0 || i + 1 == n {
+            let measure = samples.len() % EXTERNAL_EVERY == 0 || i + 1 == n;
             samples.push(Sample {
                 event: i,
                 footprint,
-                external: subject.external(),
+                external: measure.then(|| subject.external()),
             });
         }
         if i % 4096 == 4095 {
