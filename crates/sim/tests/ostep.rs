@@ -318,3 +318,20 @@ fn core_engine_agrees_on_the_chapter_examples() {
         );
     }
 }
+
+/// Python seeds with the absolute value, so `-s -5` draws what `-s 5` draws; only the header
+/// line differs.
+#[test]
+fn negative_seed_draws_like_its_absolute_value() {
+    let neg = ostep("-s -5 -n 30 -c");
+    let pos = ostep("-s 5 -n 30 -c");
+    assert!(neg.starts_with("seed -5\n") && pos.starts_with("seed 5\n"));
+    assert_eq!(
+        neg.split_once('\n').unwrap().1,
+        pos.split_once('\n').unwrap().1
+    );
+    assert_ne!(
+        ostep("-s 6 -n 30 -c").split_once('\n').unwrap().1,
+        pos.split_once('\n').unwrap().1
+    );
+}
