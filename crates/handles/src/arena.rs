@@ -315,7 +315,7 @@ impl<C: Compactor> Arena<C> {
     fn free_slot(&mut self, index: u32) {
         let slot = self.store.table.slot(index);
         if slot.len > 0 {
-            self.store.space.remove_live(slot.offset);
+            self.store.space.remove_live(slot.offset, index);
             self.store.space.release(slot.offset, slot.reserved());
         }
         if slot.pins > 0 {
@@ -413,7 +413,7 @@ impl<C: Compactor> Arena<C> {
         if new_res <= old_res {
             // Shrink (or stay) in place; a tail freed by the shrink becomes free space.
             if new_res < old_res {
-                self.store.space.remove_live(off);
+                self.store.space.remove_live(off, index);
                 self.store.space.release(off + new_res, old_res - new_res);
                 if new_res > 0 {
                     self.store.space.insert_live(off, new_res, index);
@@ -434,7 +434,7 @@ impl<C: Compactor> Arena<C> {
         if len > 0 && self.store.space.is_free(off + old_res, end, cap) {
             // Grow in place.
             self.store.space.claim(off + old_res, new_res - old_res);
-            self.store.space.set_live_len(off, new_res);
+            self.store.space.set_live_len(off, index, new_res);
             // SAFETY: [off + len, off + new_len) lies inside the block's reserved bytes, which
             // now include the range just claimed.
             unsafe { ptr::write_bytes(self.store.buffer.ptr().add(off + len), 0, new_len - len) };
@@ -455,7 +455,7 @@ impl<C: Compactor> Arena<C> {
             // both inside the buffer and disjoint (the new space was free while the old block
             // was live); new_len > len.
             unsafe { ptr::copy_nonoverlapping(base.add(old_off), base.add(new_off), len) };
-            self.store.space.remove_live(old_off);
+            self.store.space.remove_live(old_off, index);
             self.store.space.release(old_off, old_res);
         }
         // SAFETY: the tail [new_off + len, new_off + new_len) is inside the new space.
@@ -560,6 +560,7 @@ impl<C: Compactor> Arena<C> {
             }
         }
         self.pass_active = false;
+        self.store.space.live.make_flat();
         if self.config.shrink_after_compaction {
             self.shrink_to_fit();
         }
@@ -598,6 +599,8 @@ impl<C: Compactor> Arena<C> {
         (report.blocks_moved, report.bytes_moved) = relocator.spent();
         if progress == Progress::Done || budget == Budget::Unlimited {
             self.pass_active = false;
+            // Between passes the live-block index takes its flat, cheap-to-update form.
+            self.store.space.live.make_flat();
             self.store.passes_completed += 1;
             report.finished = true;
             if shrink && self.config.shrink_after_compaction {
@@ -675,7 +678,11 @@ impl<C: Compactor> Arena<C> {
 
     /// The live blocks in address order, as `(offset, len)`: a map of the buffer.
     pub fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.store.space.live().map(|(off, len, _)| (off, len))
+        self.store
+            .space
+            .live()
+            .into_iter()
+            .map(|(off, len, _)| (off, len))
     }
 
     /// The holes in address order, as `(offset, len)`.

@@ -9,47 +9,10 @@
 //!
 //! Zero-length blocks occupy no range and do not appear here.
 
-use std::cell::Cell;
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
-/// A live block's offset as a map key. The `Cell` lets an order-preserving slide rewrite the
-/// keys in place: `BTreeMap` only requires that keys keep their relative order, and a slide
-/// never reorders blocks. Anything that does reorder (a single move) removes and re-inserts.
-#[derive(Debug)]
-pub(crate) struct OffsetKey(Cell<usize>);
-
-impl OffsetKey {
-    fn new(offset: usize) -> OffsetKey {
-        OffsetKey(Cell::new(offset))
-    }
-
-    #[inline]
-    fn get(&self) -> usize {
-        self.0.get()
-    }
-}
-
-impl PartialEq for OffsetKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.get() == other.get()
-    }
-}
-
-impl Eq for OffsetKey {}
-
-impl PartialOrd for OffsetKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for OffsetKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.get().cmp(&other.get())
-    }
-}
+use crate::live_index::LiveIndex;
 
 #[inline]
 pub(crate) fn align_up(x: usize, align: usize) -> Option<usize> {
@@ -59,9 +22,9 @@ pub(crate) fn align_up(x: usize, align: usize) -> Option<usize> {
 
 #[derive(Default)]
 pub(crate) struct Space {
-    /// Live blocks by start offset: (length, slot index).
-    #[allow(clippy::mutable_key_type)] // see OffsetKey: only order-preserving rewrites
-    live: BTreeMap<OffsetKey, (usize, u32)>,
+    /// Live blocks by start offset: (length, slot index), flat between passes and a tree
+    /// while a compactor moves blocks one by one (see [`LiveIndex`]).
+    pub(crate) live: LiveIndex,
     /// Holes by start offset: length.
     holes: BTreeMap<usize, usize>,
     /// The same holes as (length, start offset), for best-fit search.
@@ -92,7 +55,7 @@ impl Space {
     }
 
     pub(crate) fn live_count(&self) -> usize {
-        self.live.len()
+        self.live.count()
     }
 
     /// Finds room for `len > 0` bytes aligned to `align` below `capacity`: the best-fitting hole
@@ -243,36 +206,29 @@ impl Space {
         self.hole_bytes -= len;
     }
 
+    #[inline]
     pub(crate) fn insert_live(&mut self, off: usize, len: usize, slot: u32) {
-        let old = self.live.insert(OffsetKey::new(off), (len, slot));
-        debug_assert!(old.is_none());
+        self.live.insert(off, len, slot);
     }
 
-    pub(crate) fn remove_live(&mut self, off: usize) {
-        let old = self.live.remove(&OffsetKey::new(off));
-        debug_assert!(old.is_some());
+    #[inline]
+    pub(crate) fn remove_live(&mut self, off: usize, slot: u32) {
+        self.live.remove(off, slot);
     }
 
-    pub(crate) fn set_live_len(&mut self, off: usize, len: usize) {
-        if let Some(entry) = self.live.get_mut(&OffsetKey::new(off)) {
-            entry.0 = len;
-        }
+    pub(crate) fn set_live_len(&mut self, off: usize, slot: u32, len: usize) {
+        self.live.set_len(off, slot, len);
     }
 
-    /// The first live block starting at or after `at`: (offset, length, slot).
+    /// The first live block starting at or after `at`: (offset, length, slot). Needs the tree
+    /// form of the live index ([`LiveIndex::make_tree`]).
     pub(crate) fn live_from(&self, at: usize) -> Option<(usize, usize, u32)> {
-        self.live
-            .range(OffsetKey::new(at)..)
-            .next()
-            .map(|(off, &(len, slot))| (off.get(), len, slot))
+        self.live.from(at)
     }
 
-    /// The last live block starting strictly before `at`.
+    /// The last live block starting strictly before `at` (tree form only).
     pub(crate) fn live_before(&self, at: usize) -> Option<(usize, usize, u32)> {
-        self.live
-            .range(..OffsetKey::new(at))
-            .next_back()
-            .map(|(off, &(len, slot))| (off.get(), len, slot))
+        self.live.before(at)
     }
 
     /// The hole that ends exactly at `at`, if any.
@@ -291,29 +247,6 @@ impl Space {
         self.by_size
             .range((min_len, 0)..)
             .map(|&(len, off)| off..off + len)
-    }
-
-    /// Walks the live blocks from `at` up in address order, calls `f(offset, len, slot)` for
-    /// each, and rewrites the block's key in place to the offset `f` returns. Used by the bulk
-    /// slide, which never reorders blocks: each new offset is at or below the old one and
-    /// above the previous block's new offset (checked), so the tree stays ordered and needs no
-    /// rebuild.
-    pub(crate) fn slide_live_from(
-        &mut self,
-        at: usize,
-        mut f: impl FnMut(usize, usize, u32) -> usize,
-    ) {
-        let mut prev: Option<usize> = None;
-        for (key, &(len, slot)) in self.live.range(OffsetKey::new(at)..) {
-            let old = key.get();
-            let to = f(old, len, slot);
-            assert!(
-                to <= old && prev.map_or(true, |p| to > p),
-                "a slide must keep block order"
-            );
-            key.0.set(to);
-            prev = Some(to);
-        }
     }
 
     /// Replaces every hole from `start` up (a block or hole boundary) with `holes` (sorted,
@@ -343,21 +276,20 @@ impl Space {
     }
 
     /// Live blocks in address order: (offset, length, slot).
-    pub(crate) fn live(&self) -> impl Iterator<Item = (usize, usize, u32)> + '_ {
-        self.live
-            .iter()
-            .map(|(off, &(len, slot))| (off.get(), len, slot))
+    pub(crate) fn live(&self) -> Vec<(usize, usize, u32)> {
+        self.live.sorted_blocks()
     }
 
     /// Validates every invariant listed at the top of this file.
     pub(crate) fn check(&self) -> Result<(), String> {
         let mut cursor = 0usize;
-        let mut live = self.live.iter().peekable();
+        let blocks = self.live.sorted_blocks();
+        let mut live = blocks.iter().peekable();
         let mut holes = self.holes.iter().peekable();
         let mut prev_was_hole = false;
         let mut hole_sum = 0usize;
         loop {
-            let next_live = live.peek().map(|(o, _)| o.get());
+            let next_live = live.peek().map(|b| b.0);
             let next_hole = holes.peek().map(|(&o, _)| o);
             let (off, len, is_hole) = match (next_live, next_hole) {
                 (None, None) => break,
@@ -366,8 +298,7 @@ impl Space {
                     (o, len, true)
                 }
                 (Some(_), _) => {
-                    let (o, &(len, _)) = live.next().unwrap();
-                    let o = o.get();
+                    let &(o, len, _) = live.next().unwrap();
                     (o, len, false)
                 }
                 (None, Some(_)) => {
@@ -424,7 +355,8 @@ mod tests {
     }
 
     fn free_live(s: &mut Space, off: usize, len: usize) {
-        s.remove_live(off);
+        let slot = s.live().iter().find(|b| b.0 == off).expect("live").2;
+        s.remove_live(off, slot);
         s.release(off, len);
         s.check().unwrap();
     }

@@ -65,7 +65,7 @@ impl Store {
         // SAFETY: both ranges lie inside the buffer (from is a live block, the destination was
         // checked free below capacity); ptr::copy allows them to overlap.
         unsafe { core::ptr::copy(base.add(from), base.add(to), len) };
-        self.space.remove_live(from);
+        self.space.remove_live(from, index);
         self.space.release(from, len);
         self.space.claim(to, len);
         self.space.insert_live(to, len, index);
@@ -78,7 +78,7 @@ impl Store {
     /// address order, pinned blocks staying put as barriers; then rebuilds the space map above
     /// the first hole in one go. Returns (blocks moved, bytes moved).
     pub(crate) fn slide_from(&mut self, at: usize) -> (usize, usize) {
-        let Some((first, _, _)) = self.space.live_from(at) else {
+        let Some(first) = self.space.live.first_from(at) else {
             return (0, 0);
         };
         let start = self.space.hole_ending_at(first).map_or(first, |h| h.start);
@@ -87,31 +87,45 @@ impl Store {
         let mut dst = start;
         let mut holes = Vec::new();
         let (mut moves, mut bytes) = (0, 0);
-        self.space.slide_live_from(at, |off, len, index| {
-            let slot = table.slot(index);
+        // A run of blocks that stay adjacent after the slide moves with one memmove:
+        // [run_from, run_from + run_len) goes to run_to.
+        let (mut run_from, mut run_to, mut run_len) = (0usize, 0usize, 0usize);
+        let flush = |from: usize, to: usize, len: usize| {
+            if len > 0 && from != to {
+                // SAFETY: [from, from + len) holds live blocks inside the buffer, and
+                // [to, to + len) lies below it inside [start, from + len), in space that is free
+                // or was vacated by blocks already slid; ptr::copy allows overlap.
+                unsafe { core::ptr::copy(base.add(from), base.add(to), len) };
+            }
+        };
+        self.space.live.slide_from(at, |off, len, index| {
+            let (align, pinned) = table.align_and_pinned(index);
             // dst never passes off: it is the end of the previous block's new place, which is
             // at or below that block's old end; off is aligned, so aligning dst up stays <= off.
-            let to = if slot.pins > 0 {
+            let to = if pinned {
                 off
             } else {
-                (dst + slot.align - 1) & !(slot.align - 1)
+                (dst + align - 1) & !(align - 1)
             };
             debug_assert!(dst <= to && to <= off);
             if to > dst {
                 holes.push((dst, to - dst));
             }
             if to != off {
-                // SAFETY: [off, off + len) is a live block inside the buffer and
-                // [to, to + len) lies below it inside [start, off + len), in space that is free
-                // or was vacated by blocks already slid; ptr::copy allows overlap.
-                unsafe { core::ptr::copy(base.add(off), base.add(to), len) };
                 table.set_offset(index, to);
                 moves += 1;
                 bytes += len;
             }
+            if run_len > 0 && run_from + run_len == off && run_to + run_len == to {
+                run_len += len;
+            } else {
+                flush(run_from, run_to, run_len);
+                (run_from, run_to, run_len) = (off, to, len);
+            }
             dst = to + len;
             to
         });
+        flush(run_from, run_to, run_len);
         self.space.replace_holes_from(start, holes, dst);
         self.total_moves += moves as u64;
         self.total_bytes_moved += bytes as u64;
@@ -129,6 +143,12 @@ impl Store {
         }
         let (mut live_bytes, mut live_blocks, mut pinned, mut pinned_in_buffer, mut in_space) =
             (0, 0, 0, 0, 0);
+        let blocks: std::collections::HashMap<usize, (usize, u32)> = self
+            .space
+            .live()
+            .into_iter()
+            .map(|(off, len, slot)| (off, (len, slot)))
+            .collect();
         for i in 0..self.table.len() {
             let slot = self.table.slot(i as u32);
             if !slot.is_occupied() {
@@ -147,9 +167,8 @@ impl Store {
                 if slot.offset % slot.align != 0 {
                     return Err(format!("slot {i} misaligned at {}", slot.offset));
                 }
-                match self.space.live_from(slot.offset) {
-                    Some((off, len, idx))
-                        if off == slot.offset && len == slot.reserved() && idx == i as u32 => {}
+                match blocks.get(&slot.offset) {
+                    Some(&(len, idx)) if len == slot.reserved() && idx == i as u32 => {}
                     other => {
                         return Err(format!("slot {i} disagrees with the space map: {other:?}"))
                     }

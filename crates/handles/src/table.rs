@@ -240,6 +240,13 @@ impl Table {
         (hot.generation == generation.get()).then(|| self.slot(index))
     }
 
+    /// A slot's alignment and whether it is pinned, without the rest of [`Slot`].
+    #[inline]
+    pub(crate) fn align_and_pinned(&self, index: u32) -> (usize, bool) {
+        let cold = &self.cold[index as usize];
+        (cold.align, cold.pins > 0)
+    }
+
     #[inline]
     pub(crate) fn set_offset(&mut self, index: u32, offset: usize) {
         self.hot[index as usize].offset = offset;
