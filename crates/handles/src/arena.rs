@@ -560,7 +560,7 @@ impl<C: Compactor> Arena<C> {
             }
         }
         self.pass_active = false;
-        self.store.space.live.make_flat();
+        self.store.space.make_flat();
         if self.config.shrink_after_compaction {
             self.shrink_to_fit();
         }
@@ -600,7 +600,7 @@ impl<C: Compactor> Arena<C> {
         if progress == Progress::Done || budget == Budget::Unlimited {
             self.pass_active = false;
             // Between passes the live-block index takes its flat, cheap-to-update form.
-            self.store.space.live.make_flat();
+            self.store.space.make_flat();
             self.store.passes_completed += 1;
             report.finished = true;
             if shrink && self.config.shrink_after_compaction {

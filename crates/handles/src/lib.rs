@@ -94,6 +94,7 @@ pub mod compactor;
 mod error;
 mod free_space;
 mod handle;
+mod hole_bins;
 mod live_index;
 mod policy;
 mod shared;

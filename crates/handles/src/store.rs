@@ -78,6 +78,7 @@ impl Store {
     /// address order, pinned blocks staying put as barriers; then rebuilds the space map above
     /// the first hole in one go. Returns (blocks moved, bytes moved).
     pub(crate) fn slide_from(&mut self, at: usize) -> (usize, usize) {
+        self.space.make_flat();
         let Some(first) = self.space.live.first_from(at) else {
             return (0, 0);
         };

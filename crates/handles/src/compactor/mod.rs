@@ -197,13 +197,13 @@ impl<'a> Relocator<'a> {
     /// The first block query or move of a pass switches the arena's live-block index to its
     /// ordered (tree) form, in O(n); it returns to its flat form when the pass ends.
     pub fn next_block(&mut self, at: usize) -> Option<BlockInfo> {
-        self.store.space.live.make_tree();
+        self.store.space.make_ordered();
         self.store.space.live_from(at).map(|b| self.info(b))
     }
 
     /// The last live block starting before `at`.
     pub fn prev_block(&mut self, at: usize) -> Option<BlockInfo> {
-        self.store.space.live.make_tree();
+        self.store.space.make_ordered();
         self.store.space.live_before(at).map(|b| self.info(b))
     }
 
@@ -237,7 +237,7 @@ impl<'a> Relocator<'a> {
     /// if the block is pinned, `to` is misaligned, or the destination (apart from the block's
     /// own range) is not free.
     pub fn move_block(&mut self, from: usize, to: usize) -> Result<(), MoveError> {
-        self.store.space.live.make_tree();
+        self.store.space.make_ordered();
         let (off, len, index) = self
             .store
             .space
