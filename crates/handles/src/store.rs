@@ -88,17 +88,7 @@ impl Store {
         let mut dst = start;
         let mut holes = Vec::new();
         let (mut moves, mut bytes) = (0, 0);
-        // A run of blocks that stay adjacent after the slide moves with one memmove:
-        // [run_from, run_from + run_len) goes to run_to.
-        let (mut run_from, mut run_to, mut run_len) = (0usize, 0usize, 0usize);
-        let flush = |from: usize, to: usize, len: usize| {
-            if len > 0 && from != to {
-                // SAFETY: [from, from + len) holds live blocks inside the buffer, and
-                // [to, to + len) lies below it inside [start, from + len), in space that is free
-                // or was vacated by blocks already slid; ptr::copy allows overlap.
-                unsafe { core::ptr::copy(base.add(from), base.add(to), len) };
-            }
-        };
+        let mut copier = SlideCopier::new(base);
         self.space.live.slide_from(at, |off, len, index| {
             let (align, pinned) = table.align_and_pinned(index);
             // dst never passes off: it is the end of the previous block's new place, which is
@@ -113,20 +103,18 @@ impl Store {
                 holes.push((dst, to - dst));
             }
             if to != off {
+                // SAFETY: [off, off + len) is a live block inside the buffer; [to, to + len)
+                // lies below it, at or above the previous block's new end, in space that is
+                // free or vacated (the contract of SlideCopier::copy).
+                unsafe { copier.copy(off, to, len) };
                 table.set_offset(index, to);
                 moves += 1;
                 bytes += len;
             }
-            if run_len > 0 && run_from + run_len == off && run_to + run_len == to {
-                run_len += len;
-            } else {
-                flush(run_from, run_to, run_len);
-                (run_from, run_to, run_len) = (off, to, len);
-            }
             dst = to + len;
             to
         });
-        flush(run_from, run_to, run_len);
+        copier.finish();
         self.space.replace_holes_from(start, holes, dst);
         self.total_moves += moves as u64;
         self.total_bytes_moved += bytes as u64;
@@ -192,5 +180,114 @@ impl Store {
             ));
         }
         Ok(())
+    }
+}
+
+/// Blocks smaller than this are gathered into the staging buffer by [`SlideCopier`].
+const STAGE_BLOCK: usize = 2048;
+/// The staging buffer's size: small enough to stay in the core's cache.
+const STAGE_BYTES: usize = 32 << 10;
+
+/// Performs the copies of a slide in block order. Blocks whose old and new places are both
+/// adjacent to the previous block's move as one run with one `memmove`. Small blocks are
+/// gathered into a cache-resident staging buffer and written out as one contiguous `memcpy`
+/// per buffer-full: the destination of a slide is contiguous even where the sources are
+/// scattered, and one large copy streams it far faster than many small ones.
+///
+/// Invariant: at most one of the pending run and the staging buffer is non-empty, and their
+/// destination ends at or below the source of every block not yet handed to `copy`.
+struct SlideCopier {
+    base: *mut u8,
+    run_from: usize,
+    run_to: usize,
+    run_len: usize,
+    stage: Vec<u8>,
+    stage_to: usize,
+}
+
+impl SlideCopier {
+    fn new(base: *mut u8) -> SlideCopier {
+        SlideCopier {
+            base,
+            run_from: 0,
+            run_to: 0,
+            run_len: 0,
+            stage: Vec::new(),
+            stage_to: 0,
+        }
+    }
+
+    /// Moves the block `[from, from + len)` to `to < from`.
+    ///
+    /// # Safety
+    /// Both ranges lie inside the buffer at `base`; blocks are handed over in address order,
+    /// each destination starting at or above the previous block's destination end and at or
+    /// below its own source, and no other block lives in the destination.
+    unsafe fn copy(&mut self, from: usize, to: usize, len: usize) {
+        if len < STAGE_BLOCK {
+            self.flush_run();
+            if !self.stage.is_empty()
+                && (self.stage_to + self.stage.len() != to || self.stage.len() + len > STAGE_BYTES)
+            {
+                self.flush_stage();
+            }
+            if self.stage.is_empty() {
+                if self.stage.capacity() == 0 {
+                    self.stage.reserve_exact(STAGE_BYTES);
+                }
+                self.stage_to = to;
+            }
+            // SAFETY: the caller promises [from, from + len) is a live block in the buffer.
+            let src = unsafe { core::slice::from_raw_parts(self.base.add(from), len) };
+            self.stage.extend_from_slice(src);
+            return;
+        }
+        self.flush_stage();
+        if self.run_len > 0
+            && self.run_from + self.run_len == from
+            && self.run_to + self.run_len == to
+        {
+            self.run_len += len;
+        } else {
+            self.flush_run();
+            (self.run_from, self.run_to, self.run_len) = (from, to, len);
+        }
+    }
+
+    fn flush_run(&mut self) {
+        if self.run_len > 0 {
+            // SAFETY: the run's blocks are live in the buffer and its destination is free or
+            // vacated (the contract of `copy`); ptr::copy allows the two to overlap.
+            unsafe {
+                core::ptr::copy(
+                    self.base.add(self.run_from),
+                    self.base.add(self.run_to),
+                    self.run_len,
+                )
+            };
+            self.run_len = 0;
+        }
+    }
+
+    fn flush_stage(&mut self) {
+        if !self.stage.is_empty() {
+            // SAFETY: the staged blocks' destination [stage_to, + stage.len()) is contiguous,
+            // inside the buffer, and ends at or below every source not yet copied (the contract
+            // of `copy`); the staging buffer is a separate allocation.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    self.stage.as_ptr(),
+                    self.base.add(self.stage_to),
+                    self.stage.len(),
+                )
+            };
+            self.stage.clear();
+        }
+    }
+
+    /// Writes out whatever is pending.
+    fn finish(mut self) {
+        self.flush_run();
+        self.flush_stage();
     }
 }
