@@ -1,195 +1,73 @@
 //! The buddy allocator as a replay subject: freespace-malloc's `BuddyHeap` over one region
 //! the replay owns.
 //!
-//! Invariant: `live` maps every live trace id to the pointer the heap returned for it, and
-//! `ends` holds exactly the end offsets of those blocks, so the footprint (the end of the
-//! highest live block) is always its last key.
+//! Invariant: the heap tiles the whole region from its first byte (the region is page-aligned,
+//! so `BuddyHeap::new` has nothing to round off at the start), so block offsets from the region
+//! and from the heap's base agree.
 
 use std::alloc::Layout;
-use std::collections::{BTreeSet, HashMap};
 use std::ptr::NonNull;
 
-use freespace_malloc::BuddyHeap;
+use freespace_malloc::{AllocError, BuddyHeap, FreeError, HeapStats};
 
-use super::core_heap::room_would_help;
-use super::region::Region;
-use super::{holes_below_iter, Family, MapBlock, Subject, SubjectError, TraceProfile};
+use super::address_heap::{AddressHeap, AddressSubject};
+use super::{Family, MapBlock, TraceProfile};
 
 /// `BuddyHeap` driven by a trace.
-pub struct BuddySubject {
-    // Field order matters: the heap is dropped before the region it lives in. The region is
-    // only held, never read: it owns the memory the heap's pointers point into.
-    heap: Option<BuddyHeap>,
-    _region: Option<Region>,
-    /// Pointer, block end offset, and the alignment the trace asked for.
-    live: HashMap<u64, (NonNull<u8>, usize, usize)>,
-    ends: BTreeSet<usize>,
-    out_of_room: bool,
-}
-
-impl std::fmt::Debug for BuddySubject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BuddySubject")
-            .field("live", &self.live.len())
-            .finish_non_exhaustive()
-    }
-}
+pub type BuddySubject = AddressSubject<BuddyHeap>;
 
 impl BuddySubject {
-    /// A buddy heap with room for the trace (see [`Region::for_profile`]).
+    /// A buddy heap with room for the trace (see [`Region::for_profile`](super::Region::for_profile)).
     pub fn new(profile: &TraceProfile) -> Self {
-        let region = Region::zeroed(Region::for_profile(profile));
-        let heap = region.as_ref().map(|r| {
-            // SAFETY: the region is ours, zeroed (initialised), and lives as long as the
-            // subject, which drops the heap first and never hands the region to anything else.
-            unsafe { BuddyHeap::new(r.ptr, r.layout.size()) }
-        });
-        BuddySubject {
-            heap,
-            _region: region,
-            live: HashMap::new(),
-            ends: BTreeSet::new(),
-            out_of_room: false,
-        }
-    }
-
-    fn heap_mut(&mut self) -> Result<&mut BuddyHeap, SubjectError> {
-        self.heap
-            .as_mut()
-            .ok_or_else(|| SubjectError("no memory for the buddy heap's region".to_string()))
-    }
-
-    /// The heap, for tests that compare the table with its statistics.
-    pub fn heap(&self) -> Option<&BuddyHeap> {
-        self.heap.as_ref()
-    }
-
-    fn end_of(heap: &BuddyHeap, ptr: NonNull<u8>) -> usize {
-        let usable = heap.usable_size(ptr).unwrap_or(0);
-        ptr.as_ptr() as usize + usable - heap.base()
+        AddressSubject::in_region("buddy".to_string(), Family::Buddy, profile, |r| {
+            // SAFETY: the region is ours, zeroed (initialised), and the subject keeps it until
+            // after the heap has dropped, handing it to nothing else.
+            unsafe { BuddyHeap::new(r.ptr, r.size()) }
+        })
     }
 }
 
-impl Subject for BuddySubject {
-    fn name(&self) -> String {
-        "buddy".to_string()
+impl AddressHeap for BuddyHeap {
+    fn malloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        BuddyHeap::malloc(self, layout)
     }
 
-    fn family(&self) -> Family {
-        Family::Buddy
+    unsafe fn free(&mut self, ptr: NonNull<u8>) -> Result<(), FreeError> {
+        // SAFETY: the caller keeps the contract of `AddressHeap::free`, which is `BuddyHeap::free`'s.
+        unsafe { BuddyHeap::free(self, ptr) }
     }
 
-    fn alloc(&mut self, id: u64, size: usize, align: usize) -> Result<(), SubjectError> {
-        let layout = Layout::from_size_align(size, align)
-            .map_err(|e| SubjectError(format!("bad layout: {e}")))?;
-        let heap = self.heap_mut()?;
-        let ptr = match heap.malloc(layout) {
-            Ok(ptr) => ptr,
-            Err(e) => {
-                self.out_of_room = room_would_help(e);
-                return Err(SubjectError(format!(
-                    "allocation of {size} bytes failed: {e}"
-                )));
-            }
-        };
-        let heap = self.heap_mut()?;
-        let end = Self::end_of(heap, ptr);
-        self.live.insert(id, (ptr, end, align));
-        self.ends.insert(end);
-        Ok(())
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: the caller keeps the contract of `AddressHeap::realloc`, which is
+        // `BuddyHeap::realloc`'s.
+        unsafe { BuddyHeap::realloc(self, ptr, layout) }
     }
 
-    fn free(&mut self, id: u64) -> Result<(), SubjectError> {
-        let (ptr, end, _) = self
-            .live
-            .remove(&id)
-            .ok_or_else(|| SubjectError(format!("id {id} is not live")))?;
-        self.ends.remove(&end);
-        let heap = self.heap_mut()?;
-        // SAFETY: `ptr` came from this heap's malloc/realloc and is freed once: the id map
-        // hands each pointer out exactly once.
-        unsafe { heap.free(ptr) }.map_err(|e| SubjectError(format!("free refused: {e:?}")))
+    unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize {
+        BuddyHeap::usable_size(self, ptr).unwrap_or(0)
     }
 
-    fn realloc(&mut self, id: u64, size: usize) -> Result<(), SubjectError> {
-        let (ptr, end, align) = *self
-            .live
-            .get(&id)
-            .ok_or_else(|| SubjectError(format!("id {id} is not live")))?;
-        // A resized block keeps the alignment it was allocated with, as in the arena.
-        let layout = Layout::from_size_align(size, align)
-            .map_err(|e| SubjectError(format!("bad layout: {e}")))?;
-        let heap = self.heap_mut()?;
-        // SAFETY: `ptr` is live in this heap; on success the old pointer is replaced in the map
-        // and never used again, on failure it stays valid.
-        let new = match unsafe { heap.realloc(ptr, layout) } {
-            Ok(new) => new,
-            Err(e) => {
-                self.out_of_room = room_would_help(e);
-                return Err(SubjectError(format!("realloc to {size} bytes failed: {e}")));
-            }
-        };
-        let heap = self.heap_mut()?;
-        let new_end = Self::end_of(heap, new);
-        self.ends.remove(&end);
-        self.ends.insert(new_end);
-        self.live.insert(id, (new, new_end, align));
-        Ok(())
-    }
-
-    fn footprint(&self) -> usize {
-        self.ends.last().copied().unwrap_or(0)
-    }
-
-    fn external(&self) -> f64 {
-        let Some(heap) = self.heap.as_ref() else {
-            return 0.0;
-        };
-        let blocks = heap.blocks().map(|b| MapBlock {
-            offset: b.addr - heap.base(),
+    fn map_blocks(&self, base: usize) -> impl Iterator<Item = MapBlock> + '_ {
+        self.blocks().map(move |b| MapBlock {
+            offset: b.addr - base,
             len: b.size,
             used: !b.free,
-        });
-        holes_below_iter(blocks, self.footprint())
+        })
     }
 
-    fn internal(&self) -> f64 {
-        self.heap
-            .as_ref()
-            .map_or(0.0, |h| h.stats().internal_fragmentation())
-    }
-
-    fn search_per_alloc(&self) -> Option<f64> {
-        self.heap.as_ref().map(|h| h.stats().search_per_alloc())
-    }
-
-    fn bytes_moved(&self) -> Option<u64> {
-        None
-    }
-
-    fn ran_out_of_room(&self) -> bool {
-        self.out_of_room
-    }
-
-    fn heap_map(&self) -> Vec<MapBlock> {
-        let Some(heap) = self.heap.as_ref() else {
-            return Vec::new();
-        };
-        let limit = self.footprint();
-        heap.blocks()
-            .map(|b| MapBlock {
-                offset: b.addr - heap.base(),
-                len: b.size,
-                used: !b.free,
-            })
-            .take_while(|b| b.offset < limit)
-            .collect()
+    fn stats(&self) -> HeapStats {
+        BuddyHeap::stats(self)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::Subject;
 
     #[test]
     fn buddy_subject_tracks_the_highest_live_block() {
