@@ -649,71 +649,74 @@ mod tests {
         );
     }
 
+    /// `r` with byte `i` set to `value`.
+    fn with_byte(mut r: [u8; RECORD_SIZE], i: usize, value: u8) -> [u8; RECORD_SIZE] {
+        r[i] = value;
+        r
+    }
+
     #[test]
     fn corrupt_records_name_their_number() {
-        let mut r = rec(KIND_ALLOC, 1, 1, 0x10, 8, 0);
-        r[0] = 9;
-        let file = chunk(1, &[rec(KIND_ALLOC, 1, 0, 0x20, 8, 0), r]);
-        assert_eq!(
-            err(&file),
-            "t.bin:2: byte offset 64: corrupt record: unknown kind 9"
-        );
-        let mut r = rec(KIND_ALLOC, 1, 0, 0x10, 8, 0);
-        r[2] = 99;
-        assert_eq!(
-            err(&chunk(1, &[r])),
-            "t.bin:1: byte offset 24: corrupt record: alignment code 99"
-        );
-        let mut r = rec(KIND_ALLOC, 1, 0, 0x10, 8, 0);
-        r[1] = 0;
-        assert_eq!(
-            err(&chunk(1, &[r])),
-            "t.bin:1: byte offset 24: corrupt record: unknown call 0"
-        );
+        let cases: [(&[[u8; RECORD_SIZE]], &str); 3] = [
+            (
+                &[
+                    rec(KIND_ALLOC, 1, 0, 0x20, 8, 0),
+                    with_byte(rec(KIND_ALLOC, 1, 1, 0x10, 8, 0), 0, 9),
+                ],
+                "t.bin:2: byte offset 64: corrupt record: unknown kind 9",
+            ),
+            (
+                &[with_byte(rec(KIND_ALLOC, 1, 0, 0x10, 8, 0), 2, 99)],
+                "t.bin:1: byte offset 24: corrupt record: alignment code 99",
+            ),
+            (
+                &[with_byte(rec(KIND_ALLOC, 1, 0, 0x10, 8, 0), 1, 0)],
+                "t.bin:1: byte offset 24: corrupt record: unknown call 0",
+            ),
+        ];
+        for (records, message) in cases {
+            assert_eq!(err(&chunk(1, records)), message);
+        }
     }
 
     #[test]
     fn inconsistent_histories_are_refused() {
-        let double = chunk(
-            1,
-            &[
-                rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
-                rec(KIND_FREE, 1, 1, 0x10, 0, 0),
-                rec(KIND_FREE, 1, 2, 0x10, 0, 0),
-            ],
-        );
-        assert_eq!(
-            err(&double),
-            "t.bin:3: byte offset 104: double free of address 0x10"
-        );
-        let twice = chunk(
-            1,
-            &[
-                rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
-                rec(KIND_ALLOC, 2, 1, 0x10, 8, 0),
-            ],
-        );
-        assert_eq!(
-            err(&twice),
-            "t.bin:2: byte offset 64: address 0x10 allocated again while live (since record 1)"
-        );
-        let orphan = chunk(1, &[rec(KIND_REALLOC_TO, 3, 0, 0x10, 8, 0)]);
-        assert_eq!(
-            err(&orphan),
-            "t.bin:1: byte offset 24: second half of a realloc on thread 3 without its first"
-        );
-        let repeat = chunk(
-            1,
-            &[
-                rec(KIND_ALLOC, 1, 4, 0x10, 8, 0),
-                rec(KIND_ALLOC, 1, 4, 0x20, 8, 0),
-            ],
-        );
-        assert_eq!(
-            err(&repeat),
-            "t.bin:2: byte offset 64: sequence number 4 repeats record 1 (two traces with one pid \
-             and run?)"
-        );
+        let cases: [(&[[u8; RECORD_SIZE]], &str); 4] = [
+            (
+                // A double free.
+                &[
+                    rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
+                    rec(KIND_FREE, 1, 1, 0x10, 0, 0),
+                    rec(KIND_FREE, 1, 2, 0x10, 0, 0),
+                ],
+                "t.bin:3: byte offset 104: double free of address 0x10",
+            ),
+            (
+                // One address handed out twice.
+                &[
+                    rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
+                    rec(KIND_ALLOC, 2, 1, 0x10, 8, 0),
+                ],
+                "t.bin:2: byte offset 64: address 0x10 allocated again while live (since record 1)",
+            ),
+            (
+                // The second half of a realloc alone.
+                &[rec(KIND_REALLOC_TO, 3, 0, 0x10, 8, 0)],
+                "t.bin:1: byte offset 24: second half of a realloc on thread 3 without its first",
+            ),
+            (
+                // One sequence number twice.
+                &[
+                    rec(KIND_ALLOC, 1, 4, 0x10, 8, 0),
+                    rec(KIND_ALLOC, 1, 4, 0x20, 8, 0),
+                ],
+                "t.bin:2: byte offset 64: sequence number 4 repeats record 1 (two traces with one \
+                 pid and run?)",
+            ),
+        ];
+        for (records, message) in cases {
+            assert_eq!(err(&chunk(1, records)), message);
+        }
     }
 
     #[test]
