@@ -381,6 +381,44 @@ fn ratio_axis(v: f64) -> String {
     format!("{v:.2}")
 }
 
+/// Draws `chart` with one line per allocator of `r`, through the points that `points` takes
+/// from its row. The arena's line is dashed, so that the one allocator that compacts stands out.
+fn line_per_allocator(
+    chart: &Chart,
+    r: &Replay,
+    points: fn(&RunResult) -> Vec<(usize, f64)>,
+) -> String {
+    let mut out = String::new();
+    chart.frame(&mut out);
+    for (i, row) in r.results.iter().enumerate() {
+        chart.line(
+            &mut out,
+            &points(row),
+            colour(i),
+            row.family == Family::Arena,
+        );
+        chart.legend(&mut out, i, &row.name, colour(i));
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// A row's external fragmentation at the samples that measured it.
+fn external_points(row: &RunResult) -> Vec<(usize, f64)> {
+    row.samples
+        .iter()
+        .filter_map(|s| s.external.map(|e| (s.event, e)))
+        .collect()
+}
+
+/// A row's footprint at every sample.
+fn footprint_points(row: &RunResult) -> Vec<(usize, f64)> {
+    row.samples
+        .iter()
+        .map(|s| (s.event, s.footprint as f64))
+        .collect()
+}
+
 /// External fragmentation over the trace, one line per allocator.
 pub fn fragmentation_svg(r: &Replay) -> String {
     let chart = Chart {
@@ -391,19 +429,7 @@ pub fn fragmentation_svg(r: &Replay) -> String {
         y_max: 1.0,
         y_format: &ratio_axis,
     };
-    let mut out = String::new();
-    chart.frame(&mut out);
-    for (i, row) in r.results.iter().enumerate() {
-        let pts: Vec<(usize, f64)> = row
-            .samples
-            .iter()
-            .filter_map(|s| s.external.map(|e| (s.event, e)))
-            .collect();
-        chart.line(&mut out, &pts, colour(i), row.family == Family::Arena);
-        chart.legend(&mut out, i, &row.name, colour(i));
-    }
-    out.push_str("</svg>\n");
-    out
+    line_per_allocator(&chart, r, external_points)
 }
 
 /// Footprint over the trace, one line per allocator.
@@ -423,19 +449,7 @@ pub fn footprint_svg(r: &Replay) -> String {
         y_max,
         y_format: &bytes_axis,
     };
-    let mut out = String::new();
-    chart.frame(&mut out);
-    for (i, row) in r.results.iter().enumerate() {
-        let pts: Vec<(usize, f64)> = row
-            .samples
-            .iter()
-            .map(|s| (s.event, s.footprint as f64))
-            .collect();
-        chart.line(&mut out, &pts, colour(i), row.family == Family::Arena);
-        chart.legend(&mut out, i, &row.name, colour(i));
-    }
-    out.push_str("</svg>\n");
-    out
+    line_per_allocator(&chart, r, footprint_points)
 }
 
 /// The arena's footprint over the trace, with each compaction pass drawn as a drop from the
@@ -469,12 +483,7 @@ pub fn compaction_svg(r: &Replay) -> String {
     let mut out = String::new();
     chart.frame(&mut out);
     for (legend, (i, row)) in arenas.iter().enumerate() {
-        let pts: Vec<(usize, f64)> = row
-            .samples
-            .iter()
-            .map(|s| (s.event, s.footprint as f64))
-            .collect();
-        chart.line(&mut out, &pts, colour(*i), false);
+        chart.line(&mut out, &footprint_points(row), colour(*i), false);
         chart.legend(&mut out, legend, &row.name, colour(*i));
         for c in &row.compactions {
             let x = chart.x(c.event);
