@@ -279,13 +279,13 @@ unsafe impl GlobalAlloc for ThreadCached {
         let new = class_for(new_size, align);
         match (old, new) {
             (Some(a), Some(b)) if a == b => return ptr,
-            // SAFETY: `ptr` is a live large block with alignment `align`.
             (None, None) => {
+                // SAFETY: `ptr` is a live large block with alignment `align`.
                 return unsafe {
                     CENTRAL
                         .backend
                         .realloc_large(ptr, new_size, align.max(MIN_SIZE))
-                }
+                };
             }
             _ => {}
         }
