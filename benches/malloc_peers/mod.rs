@@ -387,39 +387,82 @@ impl Slots {
     }
 }
 
-/// Replays `script` on `c` and returns how many actions failed or were skipped because an
-/// earlier allocation into their slot had failed. Blocks still live at the end are left in `c`,
-/// which is rebuilt before the next run.
-pub fn replay<C: Contender>(c: &mut C, script: &Script, slots: &mut Slots) -> usize {
-    let mut failed = 0;
+/// What one action of a script did, as [`replay_with`] tells its observer. A free that
+/// succeeds has nothing to tell.
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    /// An allocation handed out `size` bytes at `ptr`.
+    Allocated { ptr: NonNull<u8>, size: usize },
+    /// A realloc turned the `old_size` bytes at `old` into `new_size` bytes at `new` (the same
+    /// address when it was done in place).
+    Resized {
+        old: NonNull<u8>,
+        old_size: usize,
+        new: NonNull<u8>,
+        new_size: usize,
+    },
+    /// The action failed, or was skipped because the allocation into its slot had failed.
+    Failed,
+}
+
+/// Replays `script` on `c`, telling `observe` what each action did. Blocks still live at the
+/// end are left in `c`, which is rebuilt before the next run.
+fn replay_with<C: Contender>(
+    c: &mut C,
+    script: &Script,
+    slots: &mut Slots,
+    mut observe: impl FnMut(Outcome),
+) {
     slots.0.iter_mut().for_each(|s| *s = None);
     for &action in &script.actions {
         match action {
             Action::Alloc { slot, layout } => {
                 slots.0[slot as usize] = c.alloc(layout).map(|p| (p, layout));
-                failed += slots.0[slot as usize].is_none() as usize;
+                match slots.0[slot as usize] {
+                    Some((ptr, l)) => observe(Outcome::Allocated {
+                        ptr,
+                        size: l.size(),
+                    }),
+                    None => observe(Outcome::Failed),
+                }
             }
             Action::Free { slot } => match slots.0[slot as usize].take() {
                 // SAFETY: the slot holds a live block of `c` with its layout.
                 Some((p, l)) => unsafe { c.dealloc(p, l) },
-                None => failed += 1,
+                None => observe(Outcome::Failed),
             },
             Action::Realloc { slot, new_size } => match slots.0[slot as usize] {
                 Some((p, l)) => {
                     // SAFETY: the slot holds a live block of `c` with its layout.
                     match unsafe { c.realloc(p, l, new_size) } {
                         Some(np) => {
+                            observe(Outcome::Resized {
+                                old: p,
+                                old_size: l.size(),
+                                new: np,
+                                new_size,
+                            });
                             let nl =
                                 Layout::from_size_align(new_size, l.align()).expect("valid layout");
                             slots.0[slot as usize] = Some((np, nl));
                         }
-                        None => failed += 1,
+                        None => observe(Outcome::Failed),
                     }
                 }
-                None => failed += 1,
+                None => observe(Outcome::Failed),
             },
         }
     }
+}
+
+/// Replays `script` on `c` and returns how many actions failed or were skipped because an
+/// earlier allocation into their slot had failed. Blocks still live at the end are left in `c`,
+/// which is rebuilt before the next run.
+pub fn replay<C: Contender>(c: &mut C, script: &Script, slots: &mut Slots) -> usize {
+    let mut failed = 0;
+    replay_with(c, script, slots, |outcome| {
+        failed += matches!(outcome, Outcome::Failed) as usize
+    });
     failed
 }
 
@@ -441,6 +484,27 @@ pub struct ReplayCounts {
 }
 
 impl ReplayCounts {
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Allocated { ptr, size } => self.saw(ptr, size),
+            Outcome::Resized {
+                old,
+                old_size,
+                new,
+                new_size,
+            } => {
+                self.saw(new, new_size);
+                if new == old {
+                    self.realloc_in_place += 1;
+                } else {
+                    self.realloc_moved += 1;
+                    self.bytes_copied += old_size.min(new_size);
+                }
+            }
+            Outcome::Failed => self.failed += 1,
+        }
+    }
+
     fn saw(&mut self, p: NonNull<u8>, size: usize) {
         let a = p.as_ptr() as usize;
         self.lowest = if self.lowest == 0 {
@@ -465,44 +529,7 @@ pub fn replay_counting<C: Contender>(
     slots: &mut Slots,
 ) -> ReplayCounts {
     let mut n = ReplayCounts::default();
-    slots.0.iter_mut().for_each(|s| *s = None);
-    for &action in &script.actions {
-        match action {
-            Action::Alloc { slot, layout } => {
-                slots.0[slot as usize] = c.alloc(layout).map(|p| (p, layout));
-                match slots.0[slot as usize] {
-                    Some((p, l)) => n.saw(p, l.size()),
-                    None => n.failed += 1,
-                }
-            }
-            Action::Free { slot } => match slots.0[slot as usize].take() {
-                // SAFETY: the slot holds a live block of `c` with its layout.
-                Some((p, l)) => unsafe { c.dealloc(p, l) },
-                None => n.failed += 1,
-            },
-            Action::Realloc { slot, new_size } => match slots.0[slot as usize] {
-                Some((p, l)) => {
-                    // SAFETY: the slot holds a live block of `c` with its layout.
-                    match unsafe { c.realloc(p, l, new_size) } {
-                        Some(np) => {
-                            n.saw(np, new_size);
-                            if np == p {
-                                n.realloc_in_place += 1;
-                            } else {
-                                n.realloc_moved += 1;
-                                n.bytes_copied += l.size().min(new_size);
-                            }
-                            let nl =
-                                Layout::from_size_align(new_size, l.align()).expect("valid layout");
-                            slots.0[slot as usize] = Some((np, nl));
-                        }
-                        None => n.failed += 1,
-                    }
-                }
-                None => n.failed += 1,
-            },
-        }
-    }
+    replay_with(c, script, slots, |outcome| n.count(outcome));
     n
 }
 
