@@ -8,6 +8,7 @@
 use core::any::TypeId;
 use core::fmt;
 use core::mem::{align_of, needs_drop, size_of};
+use core::num::NonZeroU32;
 use core::ptr::{self, NonNull};
 use std::time::Instant;
 
@@ -146,26 +147,31 @@ impl<C: Compactor> Arena<C> {
         } else {
             None
         };
-        let index = self.place(size_of::<T>(), align_of::<T>(), TypeId::of::<T>(), drop)?;
-        let slot = self.store.table.slot(index);
-        let p = self.store.block_ptr(&slot).cast::<T>();
+        let (index, generation, offset) =
+            self.place(size_of::<T>(), align_of::<T>(), TypeId::of::<T>(), drop)?;
+        let p = if size_of::<T>() == 0 {
+            NonNull::<T>::dangling().as_ptr()
+        } else {
+            self.store.buffer.ptr().wrapping_add(offset).cast::<T>()
+        };
         // SAFETY: `place` reserved size_of::<T>() bytes at an offset aligned to align_of::<T>()
-        // inside the buffer (or gave a dangling aligned address for a ZST), and nothing else
+        // inside the buffer (or p is a dangling aligned address for a ZST), and nothing else
         // refers to that space.
         unsafe { ptr::write(p, value) };
-        let generation = slot.generation;
         self.after_change();
-        Ok(Handle::new(index, generation.try_into().expect("odd")))
+        Ok(Handle::new(index, generation))
     }
 
-    /// Reserves space and a slot. Returns the slot index; the block's bytes are uninitialised.
+    /// Reserves space and a slot. Returns the slot index, its generation key and the block's
+    /// offset; the block's bytes are uninitialised.
+    #[inline]
     fn place(
         &mut self,
         len: usize,
         align: usize,
         type_id: TypeId,
         drop: Option<DropFn>,
-    ) -> Result<u32, ArenaError> {
+    ) -> Result<(u32, NonZeroU32, usize), ArenaError> {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(ArenaError::BadAlignment(align));
         }
@@ -183,13 +189,13 @@ impl<C: Compactor> Arena<C> {
         } else {
             self.alloc_space(reserved, align)?
         };
-        let (index, _) = self.store.table.occupy(offset, len, align, type_index);
+        let (index, generation) = self.store.table.occupy(offset, len, align, type_index);
         if len > 0 {
             self.store.space.insert_live(offset, reserved, index);
         }
         self.store.live_bytes += reserved;
         self.store.live_blocks += 1;
-        Ok(index)
+        Ok((index, generation, offset))
     }
 
     /// Finds `len > 0` bytes aligned to `align`: holes, then bump, then the growth policy.
@@ -349,16 +355,14 @@ impl<C: Compactor> Arena<C> {
         len: usize,
         align: usize,
     ) -> Result<Handle<[u8]>, ArenaError> {
-        let index = self.place(len, align, TypeId::of::<[u8]>(), None)?;
-        let slot = self.store.table.slot(index);
+        let (index, generation, offset) = self.place(len, align, TypeId::of::<[u8]>(), None)?;
         if len > 0 {
-            let p = self.store.block_ptr(&slot);
+            let p = self.store.buffer.ptr().wrapping_add(offset);
             // SAFETY: `place` reserved len bytes at p inside the buffer.
             unsafe { ptr::write_bytes(p, 0, len) };
         }
-        let generation = slot.generation;
         self.after_change();
-        Ok(Handle::new(index, generation.try_into().expect("odd")))
+        Ok(Handle::new(index, generation))
     }
 
     /// The bytes of the block `h` names, or `None` if `h` is stale.

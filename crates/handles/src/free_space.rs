@@ -246,6 +246,20 @@ impl Space {
         } else {
             self.bins.at(end)
         };
+        if !self.ordered {
+            // Grow a neighbour in place: fewer hash operations than remove and re-insert.
+            match (prev, next) {
+                (Some((off, prev_len)), None) => self.bins.grow_end(off, prev_len, prev_len + len),
+                (None, Some(next_len)) => self.bins.grow_start(end, next_len, start),
+                (Some((off, prev_len)), Some(next_len)) => {
+                    self.bins.remove(end, next_len);
+                    self.bins.grow_end(off, prev_len, prev_len + len + next_len);
+                }
+                (None, None) => self.bins.insert(start, len),
+            }
+            self.hole_bytes += len;
+            return;
+        }
         if let Some(next_len) = next {
             self.remove_hole_raw(end, next_len);
         }

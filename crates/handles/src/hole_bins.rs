@@ -22,6 +22,9 @@ const SUBS: usize = 1 << SUB_BITS;
 const CLASSES: usize = EXACT + (usize::BITS as usize - 7) * SUBS;
 const WORDS: usize = CLASSES.div_ceil(64);
 
+/// The initial capacity of the start and end maps.
+const MIN_MAP: usize = 28;
+
 /// How many entries of a request's own (inexact) class a search tries before moving up.
 const OWN_CLASS_TRIES: usize = 16;
 
@@ -79,9 +82,12 @@ pub(crate) struct HoleBins {
 
 impl Default for HoleBins {
     fn default() -> Self {
+        // At least two probe groups of buckets: in a table smaller than one group, every
+        // removal leaves a tombstone, and the churn of one growing hole would rehash the table
+        // every few operations.
         HoleBins {
-            starts: OffsetMap::default(),
-            ends: OffsetMap::default(),
+            starts: OffsetMap::with_capacity_and_hasher(MIN_MAP, Default::default()),
+            ends: OffsetMap::with_capacity_and_hasher(MIN_MAP, Default::default()),
             bins: vec![Vec::new(); CLASSES],
             bitmap: [0; WORDS],
             entries: 0,
@@ -128,6 +134,31 @@ impl HoleBins {
         self.bins[c].push(off);
         self.bitmap[c / 64] |= 1 << (c % 64);
         self.entries += 1;
+    }
+
+    /// Grows the hole `[off, off + len)` upwards to `new_len`: its start key stays.
+    #[inline]
+    pub(crate) fn grow_end(&mut self, off: usize, len: usize, new_len: usize) {
+        debug_assert!(new_len > len);
+        *self.starts.get_mut(&off).expect("hole") = new_len;
+        self.ends.remove(&(off + len));
+        self.ends.insert(off + new_len, off);
+        self.bytes += new_len - len;
+        if class(new_len) != class(len) {
+            self.push_bin(off, new_len);
+        }
+    }
+
+    /// Grows the hole `[off, off + len)` downwards to start at `new_off`: its end key stays.
+    #[inline]
+    pub(crate) fn grow_start(&mut self, off: usize, len: usize, new_off: usize) {
+        debug_assert!(new_off < off);
+        let end = off + len;
+        self.starts.remove(&off);
+        self.starts.insert(new_off, end - new_off);
+        *self.ends.get_mut(&end).expect("hole") = new_off;
+        self.bytes += off - new_off;
+        self.push_bin(new_off, end - new_off);
     }
 
     /// Removes the hole `[off, off + len)`; its bin entry goes stale.
@@ -356,6 +387,13 @@ mod tests {
             b.entries <= 2 * b.count() + 64,
             "stale entries are rebuilt away"
         );
+        b.grow_end(0, 10, 40);
+        b.grow_start(200, 5000, 150);
+        assert_eq!((b.at(0), b.ending_at(40)), (Some(40), Some(0)));
+        assert_eq!((b.at(150), b.ending_at(5200)), (Some(5050), Some(150)));
+        assert_eq!(b.at(200), None);
+        assert_eq!(b.bytes(), 40 + 20 + 5050);
+        b.check().unwrap();
         b.remove_from(150);
         assert_eq!(b.count(), 2);
         b.check().unwrap();

@@ -44,8 +44,8 @@
 //! - [`Arena`]: the buffer, the table and the space map; `insert`/`get`/`get_mut`/`remove`,
 //!   `alloc_bytes`/`bytes`/`resize`/`free_bytes`, `pin`/`unpin`, `compact`/`compact_with`,
 //!   `stats`, and `try_` forms that return an [`ArenaError`].
-//! - Allocation inside the buffer: the best-fitting hole first (a size-ordered index, not a
-//!   scan), then bump at the top, then the [`GrowthPolicy`]: compact-then-grow (Mac OS),
+//! - Allocation inside the buffer: a fitting hole first (segregated size bins with a bitmap,
+//!   as in TLSF, not a scan), then bump at the top, then the [`GrowthPolicy`]: compact-then-grow (Mac OS),
 //!   defragment past a threshold (Redis), or manual. After a pass the buffer shrinks.
 //! - [`Compactor`]: the plug, working through a checked [`Relocator`]. [`Sliding`] keeps
 //!   address order and moves each block at most once; [`TwoFinger`] fills the lowest holes from
@@ -59,7 +59,7 @@
 //!   compact. Here values of any type and raw byte blocks share one buffer, the table maps
 //!   handles to offsets, and compaction gives the holes back. `get` costs about as much as
 //!   slotmap's (see `docs/benchmarks-handles.md`); insert and remove cost more, since they
-//!   keep the address-ordered indexes that compaction and best fit need.
+//!   also place the bytes and keep the hole index that coalescing and fitting need.
 //! - **The classic Mac OS Memory Manager** (`NewHandle`, `HLock`, `MoveHHi`): the model for
 //!   master pointers, locking (here: counted [`Arena::pin`]) and compact-before-grow
 //!   ([`GrowthPolicy::CompactThenGrow`]).

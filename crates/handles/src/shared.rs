@@ -58,9 +58,8 @@ pub struct SharedArena<C: Compactor = Sliding> {
 unsafe impl<C: Compactor + Send> Send for SharedArena<C> {}
 // SAFETY: shared access only reaches the arena through the lock: `&Arena` under the read lock
 // (which exposes `&T` for Sync values, and `&C` for a Sync compactor) and `&mut Arena` under the
-// write lock (exclusive). The arena's only interior mutability, the `Cell` offsets in its space
-// map, is written only through `&mut Arena` (the bulk slide), so readers sharing `&Arena` under
-// the read lock only ever read them.
+// write lock (exclusive). The arena has no interior mutability: every `&Arena` method only
+// reads, so readers sharing `&Arena` under the read lock never write.
 unsafe impl<C: Compactor + Send + Sync> Sync for SharedArena<C> {}
 
 /// A read lock on a [`SharedArena`]: resolve many handles under one lock. While it lives,
