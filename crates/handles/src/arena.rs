@@ -20,7 +20,7 @@ use crate::handle::{Handle, RawHandle};
 use crate::policy::{ArenaConfig, GrowthPolicy};
 use crate::stats::ArenaStats;
 use crate::store::Store;
-use crate::table::{drop_glue, reserved_checked, DropFn};
+use crate::table::{drop_glue, reserved_checked, DropFn, Slot};
 
 /// A relocatable arena of values and byte blocks, named by generational [`Handle`]s, with
 /// pluggable compaction `C` (default [`Sliding`]).
@@ -313,13 +313,14 @@ impl<C: Compactor> Arena<C> {
             return Err(ArenaError::Pinned);
         }
         let p = self.store.block_ptr(&slot);
-        self.free_slot(h.index());
+        self.free_slot(h.index(), &slot);
         Ok(p)
     }
 
-    /// Frees an occupied slot and its space (pinned or not), keeping the counters right.
-    fn free_slot(&mut self, index: u32) {
-        let slot = self.store.table.slot(index);
+    /// Frees the occupied slot `index`, whose current state is `slot`, and its space (pinned
+    /// or not), keeping the counters right.
+    #[inline]
+    fn free_slot(&mut self, index: u32, slot: &Slot) {
         if slot.len > 0 {
             self.store.space.remove_live(slot.offset, index);
             self.store.space.release(slot.offset, slot.reserved());
@@ -554,7 +555,7 @@ impl<C: Compactor> Arena<C> {
             let slot = self.store.table.slot(index);
             if slot.is_occupied() && slot.pins == 0 {
                 let p = self.store.block_ptr(&slot);
-                self.free_slot(index);
+                self.free_slot(index, &slot);
                 if let Some(drop) = slot.drop {
                     // SAFETY: the slot held a live value whose type's drop glue this is; the
                     // slot is now vacant, so the value is dropped exactly once, and its bytes

@@ -13,8 +13,7 @@
 //! into [`SUBS`] classes (TLSF's second level), so a search over the classes above a request's
 //! class finds a hole of at least the requested length in O(1) bitmap steps.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::offset_map::OffsetMap;
 
 const EXACT: usize = 128;
 const SUB_BITS: u32 = 3;
@@ -22,42 +21,8 @@ const SUBS: usize = 1 << SUB_BITS;
 const CLASSES: usize = EXACT + (usize::BITS as usize - 7) * SUBS;
 const WORDS: usize = CLASSES.div_ceil(64);
 
-/// The initial capacity of the start and end maps.
-const MIN_MAP: usize = 28;
-
 /// How many entries of a request's own (inexact) class a search tries before moving up.
 const OWN_CLASS_TRIES: usize = 16;
-
-/// A multiplicative hash for offsets: they are often multiples of 16, so the high bits of the
-/// product are folded into the low bits the table indexes with.
-#[derive(Default)]
-pub(crate) struct OffsetHasher(u64);
-
-impl Hasher for OffsetHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 32)
-    }
-
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    #[inline]
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, x: usize) {
-        self.write_u64(x as u64);
-    }
-}
-
-type OffsetMap = HashMap<usize, usize, BuildHasherDefault<OffsetHasher>>;
 
 /// The size class of a hole or request of `len > 0` bytes.
 #[inline]
@@ -82,12 +47,9 @@ pub(crate) struct HoleBins {
 
 impl Default for HoleBins {
     fn default() -> Self {
-        // At least two probe groups of buckets: in a table smaller than one group, every
-        // removal leaves a tombstone, and the churn of one growing hole would rehash the table
-        // every few operations.
         HoleBins {
-            starts: OffsetMap::with_capacity_and_hasher(MIN_MAP, Default::default()),
-            ends: OffsetMap::with_capacity_and_hasher(MIN_MAP, Default::default()),
+            starts: OffsetMap::default(),
+            ends: OffsetMap::default(),
             bins: vec![Vec::new(); CLASSES],
             bitmap: [0; WORDS],
             entries: 0,
@@ -110,13 +72,13 @@ impl HoleBins {
     /// The length of the hole starting at `start`.
     #[inline]
     pub(crate) fn at(&self, start: usize) -> Option<usize> {
-        self.starts.get(&start).copied()
+        self.starts.get(start)
     }
 
     /// The start of the hole ending at `end`.
     #[inline]
     pub(crate) fn ending_at(&self, end: usize) -> Option<usize> {
-        self.ends.get(&end).copied()
+        self.ends.get(end)
     }
 
     #[inline]
@@ -140,8 +102,8 @@ impl HoleBins {
     #[inline]
     pub(crate) fn grow_end(&mut self, off: usize, len: usize, new_len: usize) {
         debug_assert!(new_len > len);
-        *self.starts.get_mut(&off).expect("hole") = new_len;
-        self.ends.remove(&(off + len));
+        *self.starts.get_mut(off).expect("hole") = new_len;
+        self.ends.remove(off + len);
         self.ends.insert(off + new_len, off);
         self.bytes += new_len - len;
         if class(new_len) != class(len) {
@@ -154,9 +116,9 @@ impl HoleBins {
     pub(crate) fn grow_start(&mut self, off: usize, len: usize, new_off: usize) {
         debug_assert!(new_off < off);
         let end = off + len;
-        self.starts.remove(&off);
+        self.starts.remove(off);
         self.starts.insert(new_off, end - new_off);
-        *self.ends.get_mut(&end).expect("hole") = new_off;
+        *self.ends.get_mut(end).expect("hole") = new_off;
         self.bytes += off - new_off;
         self.push_bin(new_off, end - new_off);
     }
@@ -164,9 +126,9 @@ impl HoleBins {
     /// Removes the hole `[off, off + len)`; its bin entry goes stale.
     #[inline]
     pub(crate) fn remove(&mut self, off: usize, len: usize) {
-        let old = self.starts.remove(&off);
+        let old = self.starts.remove(off);
         debug_assert_eq!(old, Some(len));
-        self.ends.remove(&(off + len));
+        self.ends.remove(off + len);
         self.bytes -= len;
         if self.entries > 2 * self.starts.len() + 64 {
             self.rebuild_bins();
@@ -181,7 +143,7 @@ impl HoleBins {
         }
         self.bitmap = [0; WORDS];
         self.entries = 0;
-        let holes: Vec<(usize, usize)> = self.starts.iter().map(|(&o, &l)| (o, l)).collect();
+        let holes: Vec<(usize, usize)> = self.starts.iter().collect();
         for (off, len) in holes {
             self.push_bin(off, len);
         }
@@ -256,8 +218,8 @@ impl HoleBins {
         while i > 0 && tries > 0 {
             i -= 1;
             let off = self.bins[c][i];
-            match self.starts.get(&off) {
-                Some(&hl) if class(hl) == c => {
+            match self.starts.get(off) {
+                Some(hl) if class(hl) == c => {
                     tries -= 1;
                     let start = crate::free_space::align_up(off, align)?;
                     if start.checked_add(len)? <= off + hl {
@@ -286,7 +248,7 @@ impl HoleBins {
                 let c = w * 64 + 63 - bits.leading_zeros() as usize;
                 let best = self.bins[c]
                     .iter()
-                    .filter_map(|off| self.starts.get(off).copied())
+                    .filter_map(|&off| self.starts.get(off))
                     .filter(|&l| class(l) == c)
                     .max();
                 if let Some(best) = best {
@@ -300,7 +262,7 @@ impl HoleBins {
 
     /// Every hole as (start, length), in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.starts.iter().map(|(&o, &l)| (o, l))
+        self.starts.iter()
     }
 
     /// Removes every hole starting at or after `start`.
@@ -321,8 +283,8 @@ impl HoleBins {
             return Err("start and end maps disagree".into());
         }
         let mut sum = 0;
-        for (&off, &len) in &self.starts {
-            if self.ends.get(&(off + len)) != Some(&off) {
+        for (off, len) in self.starts.iter() {
+            if self.ends.get(off + len) != Some(off) {
                 return Err(format!("hole at {off} missing from the end map"));
             }
             if !self.bins[class(len)].contains(&off) {

@@ -96,6 +96,7 @@ mod free_space;
 mod handle;
 mod hole_bins;
 mod live_index;
+mod offset_map;
 mod policy;
 mod shared;
 mod stats;
