@@ -9,6 +9,7 @@
 //! a region with no alignment padding between them.
 
 use crate::page_map::PageMap;
+use crate::realloc_error::ReallocError;
 use crate::size_class::PAGE;
 use crate::span::SpanMeta;
 use crate::spin_lock::SpinLock;
@@ -172,38 +173,36 @@ impl Backend {
         unsafe { core.0.usable_size(ptr) }
     }
 
-    /// Resizes a large object (in place when the core can); null, with the old object intact, on
-    /// failure.
+    /// Resizes a large object (in place when the core can). On failure the old object is intact:
+    /// `Invalid` when the core refuses `ptr` (freed, or never one of its blocks), `OutOfMemory`
+    /// when the new size cannot be served.
     ///
     /// # Safety
-    /// `ptr` must be a live large object with alignment `align`.
+    /// `ptr` must not be in a span, and must be a live large object with alignment `align` or
+    /// point to readable memory (which the core then refuses).
     pub(crate) unsafe fn realloc_large(
         &self,
         ptr: *mut u8,
         new_size: usize,
         align: usize,
-    ) -> *mut u8 {
-        let (Some(p), Ok(layout)) = (
-            NonNull::new(ptr),
-            Layout::from_size_align(new_size.max(1), align),
-        ) else {
-            return ptr::null_mut();
-        };
+    ) -> Result<NonNull<u8>, ReallocError> {
+        let p = NonNull::new(ptr).ok_or(ReallocError::Invalid(FreeError::NotInHeap))?;
+        let layout = Layout::from_size_align(new_size.max(1), align)
+            .map_err(|_| ReallocError::OutOfMemory)?;
         let mut core = self.lock.lock();
-        // SAFETY: the caller passes a live large object.
-        let Ok(old) = (unsafe { core.0.usable_size(p) }) else {
-            return ptr::null_mut();
-        };
-        // SAFETY: as above.
+        // SAFETY: the caller's contract; the core validates the pointer before using it.
+        let old = unsafe { core.0.usable_size(p) }.map_err(ReallocError::Invalid)?;
+        // SAFETY: `p` was just validated as a live block of the core, under its lock.
         match unsafe { core.0.realloc(p, layout) } {
             Ok(q) => {
                 // SAFETY: `q` is the live resized block.
                 let new = unsafe { core.0.usable_size(q) }.unwrap_or(old);
                 self.large_bytes.fetch_add(new, Ordering::Relaxed);
                 self.large_bytes.fetch_sub(old, Ordering::Relaxed);
-                q.as_ptr()
+                Ok(q)
             }
-            Err(_) => ptr::null_mut(),
+            // The pointer was validated above, so any refusal here is about the new size.
+            Err(_) => Err(ReallocError::OutOfMemory),
         }
     }
 

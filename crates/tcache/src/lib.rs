@@ -56,6 +56,7 @@ mod backend;
 mod central;
 mod local_cache;
 mod page_map;
+mod realloc_error;
 pub mod size_class;
 mod span;
 mod spin_lock;
@@ -69,5 +70,6 @@ mod tls;
 mod tests;
 
 pub use freespace_malloc::FreeError;
+pub use realloc_error::ReallocError;
 #[cfg(not(loom))]
 pub use thread_cached::{TcacheStats, ThreadCached};

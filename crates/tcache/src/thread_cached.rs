@@ -6,8 +6,9 @@
 use crate::size_class::{class_for, size_to_class, split_offset, CLASSES, MIN_SIZE};
 use crate::span::FreeObj;
 use crate::tls::{self, CENTRAL};
+use crate::ReallocError;
 use core::alloc::{GlobalAlloc, Layout};
-use core::ptr;
+use core::ptr::{self, NonNull};
 use freespace_malloc::FreeError;
 
 /// The thread-cached allocator. A zero-sized handle: every `ThreadCached` shares one set of
@@ -150,41 +151,76 @@ impl ThreadCached {
     /// Resizes a block, C style: null `ptr` allocates; the block stays in place when the new size
     /// keeps its size class (or both sizes are large and the core can resize in place); otherwise
     /// the contents move. Size 0 gives a minimal block. Null when out of memory or `ptr` is not
-    /// recognised; the old block is then untouched.
+    /// recognised; the old block is then untouched. [`ThreadCached::try_realloc`] tells the two
+    /// failures apart.
     ///
     /// # Safety
-    /// `ptr` is null or a live block from this allocator's C-style entry points; on success it
-    /// must not be used again unless it is the returned pointer.
+    /// As for [`ThreadCached::try_realloc`].
     pub unsafe fn realloc(&self, ptr: *mut u8, new_size: usize) -> *mut u8 {
-        if ptr.is_null() {
-            return self.malloc(new_size);
+        // SAFETY: forwarded contract.
+        match unsafe { self.try_realloc(ptr, new_size) } {
+            Ok(p) => p.as_ptr(),
+            Err(_) => ptr::null_mut(),
         }
-        let old_class = match Self::small_class_of(ptr) {
-            Ok(c) => c,
-            Err(_) => return ptr::null_mut(),
-        };
+    }
+
+    /// Resizes a block as [`ThreadCached::realloc`] does, and says why when it fails, with the
+    /// old block untouched in every case:
+    /// - `Err(ReallocError::Invalid(e))`: `ptr` is not a live block; `e` is what
+    ///   [`ThreadCached::free`] would refuse it with (`DoubleFree` for a freed small object,
+    ///   `Misaligned` for a pointer inside an object, `NotInHeap` or `BadMagic` for a freed large
+    ///   object or a foreign pointer, as the core finds);
+    /// - `Err(ReallocError::OutOfMemory)`: `ptr` is live but no block of `new_size` could be had.
+    ///
+    /// A freed small object is recognised while it sits in a free list, as for `free`.
+    ///
+    /// # Safety
+    /// `ptr` is null, or a live block from this allocator's C-style entry points, or a pointer to
+    /// readable memory (for the refusal checks). On success `ptr` must not be used again unless
+    /// it is the returned pointer.
+    pub unsafe fn try_realloc(
+        &self,
+        ptr: *mut u8,
+        new_size: usize,
+    ) -> Result<NonNull<u8>, ReallocError> {
+        if ptr.is_null() {
+            return NonNull::new(self.malloc(new_size)).ok_or(ReallocError::OutOfMemory);
+        }
+        let old_class = Self::small_class_of(ptr)?;
         let new_class = size_to_class(new_size);
         let old_size = match old_class {
-            Some(c) if new_class == Some(c) => return ptr,
-            Some(c) => CLASSES[c].size as usize,
+            Some(c) => {
+                // SAFETY: `ptr` is the start of an object of class `c`, readable.
+                if unsafe { FreeObj::is_marked(ptr) } {
+                    return Err(ReallocError::Invalid(FreeError::DoubleFree));
+                }
+                if new_class == Some(c) {
+                    // SAFETY: `ptr` is not null (checked above).
+                    return Ok(unsafe { NonNull::new_unchecked(ptr) });
+                }
+                CLASSES[c].size as usize
+            }
             None if new_class.is_none() => {
-                // SAFETY: `ptr` is in no span: a large object of the core (validated there).
+                // SAFETY: `ptr` is in no span: a large object of the core or readable memory,
+                // which the core validates.
                 return unsafe { CENTRAL.backend.realloc_large(ptr, new_size, MIN_SIZE) };
             }
             // SAFETY: as above.
-            None => match unsafe { CENTRAL.backend.large_usable_size(ptr) } {
-                Ok(s) => s,
-                Err(_) => return ptr::null_mut(),
-            },
+            None => unsafe { CENTRAL.backend.large_usable_size(ptr) }?,
         };
-        let new = self.malloc(new_size);
-        if !new.is_null() {
-            // SAFETY: both blocks are live and distinct; the copy fits in both.
-            unsafe { ptr::copy_nonoverlapping(ptr, new, old_size.min(new_size)) };
-            // SAFETY: the caller hands `ptr` over.
-            let _ = unsafe { self.free(ptr) };
+        let new = NonNull::new(self.malloc(new_size)).ok_or(ReallocError::OutOfMemory)?;
+        // SAFETY: both blocks are live and distinct; the copy fits in both.
+        unsafe { ptr::copy_nonoverlapping(ptr, new.as_ptr(), old_size.min(new_size)) };
+        match old_class {
+            // SAFETY: `ptr` is a live object of class `c` (checked above), handed over.
+            Some(c) => unsafe { tls::free_small(c, ptr) },
+            None => {
+                // SAFETY: `ptr` is a live large object (the core just gave its size).
+                let freed = unsafe { CENTRAL.backend.free_large(ptr) };
+                debug_assert!(freed.is_ok());
+            }
         }
-        new
+        Ok(new)
     }
 
     /// Sends everything the calling thread has cached to the central lists.
@@ -285,7 +321,8 @@ unsafe impl GlobalAlloc for ThreadCached {
                     CENTRAL
                         .backend
                         .realloc_large(ptr, new_size, align.max(MIN_SIZE))
-                };
+                }
+                .map_or(ptr::null_mut(), NonNull::as_ptr);
             }
             _ => {}
         }

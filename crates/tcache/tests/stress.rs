@@ -2,7 +2,7 @@
 //! filled with a pattern keyed to its address and checked before it is freed, so a block handed
 //! out twice, or overwritten by the allocator's own links, fails the test.
 
-use freespace_tcache::{FreeError, ThreadCached};
+use freespace_tcache::{FreeError, ReallocError, ThreadCached};
 use std::sync::mpsc;
 use std::thread;
 
@@ -184,6 +184,97 @@ fn bad_frees_are_refused() {
         assert!(A.usable_size(big).unwrap() >= 100_000);
         A.free(big).unwrap();
         assert!(A.free(big).is_err());
+    }
+}
+
+/// Whether `r` refuses the pointer (rather than succeeding or running out of memory).
+fn refused(r: Result<std::ptr::NonNull<u8>, ReallocError>) -> bool {
+    matches!(r, Err(ReallocError::Invalid(_)))
+}
+
+#[test]
+fn try_realloc_tells_bad_pointers_from_out_of_memory() {
+    // SAFETY: every pointer passed is a live block, or a freed block or other pointer into
+    // readable memory (which the calls refuse, changing nothing); live blocks are freed once.
+    unsafe {
+        // A freed small block, into its own class, another class and a large size.
+        let p = A.malloc(48);
+        A.free(p).unwrap();
+        for size in [40, 48, 1000, 100_000] {
+            let e = Err(ReallocError::Invalid(FreeError::DoubleFree));
+            assert_eq!(A.try_realloc(p, size), e, "freed small block to {size}");
+            assert!(A.realloc(p, size).is_null());
+        }
+
+        // A freed large block, to a large and to a small size.
+        let big = A.malloc(100_000);
+        A.free(big).unwrap();
+        for size in [200_000, 100_000, 64] {
+            assert!(
+                refused(A.try_realloc(big, size)),
+                "freed large block to {size}"
+            );
+            assert!(A.realloc(big, size).is_null());
+        }
+
+        // Foreign pointers: the stack, and a block of the test's own global allocator.
+        let local = [0u64; 8];
+        let on_stack = local.as_ptr().add(4) as *mut u8;
+        let boxed = Box::new([7u8; 256]);
+        let on_system_heap = (boxed.as_ptr() as *mut u8).add(128);
+        for q in [on_stack, on_system_heap] {
+            for size in [16, 100_000] {
+                assert!(refused(A.try_realloc(q, size)), "foreign {q:p} to {size}");
+                assert!(A.realloc(q, size).is_null());
+            }
+        }
+        assert!(local.iter().all(|&w| w == 0));
+        assert!(boxed.iter().all(|&b| b == 7));
+
+        // Pointers into the middle of live objects, small and large; the objects are untouched.
+        let small = A.malloc(64);
+        fill(small, 64);
+        let large = A.malloc(80_000);
+        fill(large, 80_000);
+        for size in [32, 64, 5000, 120_000] {
+            let e = Err(ReallocError::Invalid(FreeError::Misaligned));
+            assert_eq!(
+                A.try_realloc(small.add(16), size),
+                e,
+                "inside small to {size}"
+            );
+            assert!(
+                refused(A.try_realloc(large.add(64), size)),
+                "inside large to {size}"
+            );
+        }
+        verify(small, 64);
+        verify(large, 80_000);
+
+        // Live blocks and sizes no allocation can serve: out of memory, the block intact.
+        for size in [usize::MAX / 2, usize::MAX - 4096] {
+            assert_eq!(A.try_realloc(small, size), Err(ReallocError::OutOfMemory));
+            assert_eq!(A.try_realloc(large, size), Err(ReallocError::OutOfMemory));
+            assert!(A.realloc(small, size).is_null());
+        }
+        verify(small, 64);
+        verify(large, 80_000);
+
+        // And the same blocks still resize normally.
+        let small2 = A.try_realloc(small, 3000).unwrap().as_ptr();
+        for i in 0..64 {
+            assert_eq!(small2.add(i).read(), pattern(small as usize, i));
+        }
+        let large2 = A.try_realloc(large, 10).unwrap().as_ptr();
+        for i in 0..10 {
+            assert_eq!(large2.add(i).read(), pattern(large as usize, i));
+        }
+        A.free(small2).unwrap();
+        A.free(large2).unwrap();
+        assert_eq!(
+            A.try_realloc(large2, 20),
+            Err(ReallocError::Invalid(FreeError::DoubleFree))
+        );
     }
 }
 
