@@ -11,7 +11,7 @@ use crate::ALLOC;
 use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use freespace_tcache::FreeError;
+use freespace_tcache::{FreeError, ReallocError};
 
 /// The smallest alignment `posix_memalign` accepts, and what `malloc` always gives at least.
 const WORD: usize = core::mem::size_of::<*mut c_void>();
@@ -124,15 +124,19 @@ unsafe fn resize(call: Call, name: &str, p: *mut c_void, size: usize) -> *mut c_
         return ptr::null_mut();
     }
     trace::realloc_from(call, p);
-    // SAFETY: forwarded contract: `p` is a live block of this allocator.
-    let q = unsafe { ALLOC.realloc(p, size) };
-    if q.is_null() {
-        // SAFETY: the refusal path only inspects `p`.
-        if unsafe { ALLOC.usable_size(p) }.is_none() {
-            bad_pointer(name, "invalid pointer", p as usize);
+    // SAFETY: forwarded contract: `p` is a block of this allocator or readable memory; a
+    // pointer the allocator does not own, or a freed one, is refused before anything changes.
+    let q = match unsafe { ALLOC.try_realloc(p, size) } {
+        Ok(q) => q.as_ptr(),
+        Err(ReallocError::Invalid(FreeError::DoubleFree)) => {
+            bad_pointer(name, "double free of", p as usize)
         }
-        set_errno(libc::ENOMEM);
-    }
+        Err(ReallocError::Invalid(_)) => bad_pointer(name, "invalid pointer", p as usize),
+        Err(ReallocError::OutOfMemory) => {
+            set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    };
     trace::realloc_to(call, q, size);
     q.cast()
 }

@@ -42,11 +42,17 @@ int main(int argc, char **argv) {
         show(on_stack);
         void *q = realloc(on_stack, 100);
         (void)q;
+    } else if (strcmp(mode, "realloc-freed") == 0) {
+        char *p = malloc(48);
+        show(p);
+        free(p);
+        void *q = realloc(p, 64);
+        (void)q;
     } else if (strcmp(mode, "usable") == 0) {
         show(on_stack);
         printf("%zu\n", malloc_usable_size(on_stack));
     } else {
-        fprintf(stderr, "usage: bad_free stack|double|double-large|interior|realloc|usable\n");
+        fprintf(stderr, "usage: bad_free stack|double|double-large|interior|realloc|realloc-freed|usable\n");
         return 2;
     }
     return 1;
