@@ -250,10 +250,9 @@ impl<C: Compactor> Arena<C> {
     #[inline]
     pub fn get<T: 'static>(&self, h: Handle<T>) -> Option<&T> {
         let p = self.resolve::<T>(h)?;
-        // SAFETY: `resolve` matched the handle's key, so the slot is occupied (odd counter) by
-        // a value whose type tag is T's, i.e. a live, initialised T at p, aligned, inside the
-        // buffer (or p is dangling and T is zero-sized). The reference borrows `self`, so
-        // no compaction (which needs `&mut self`) can move the value while it lives.
+        // SAFETY: `resolve` matched the key (occupied slot, T's type tag): p is a live, aligned,
+        // initialised T in the buffer, or dangling for a zero-sized T. The reference borrows
+        // `self`, so no compaction (it needs `&mut self`) can move the value while it lives.
         Some(unsafe { &*p })
     }
 
