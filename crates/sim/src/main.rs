@@ -2,6 +2,7 @@
 //! failure into a single `freespace: ...` line on standard error with a non-zero exit.
 //!
 //! Invariant: standard output receives either a subcommand's complete output or nothing.
+#![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
