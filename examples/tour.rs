@@ -262,9 +262,16 @@ fn run_policy(fit: Fit, order: ListOrder) -> Outcome {
             HeapConfig::new(),
         )
     };
+    let order_name = match order {
+        ListOrder::AddressOrdered => "address order",
+        ListOrder::Lifo => "LIFO",
+        ListOrder::Fifo => "FIFO",
+        ListOrder::SizeAscending => "size ascending",
+        ListOrder::SizeDescending => "size descending",
+    };
     let name = match fit {
         Fit::Segregated => "segregated fit".to_string(),
-        _ => format!("{fit:?} fit, {order:?}").to_lowercase(),
+        _ => format!("{} fit, {order_name}", format!("{fit:?}").to_lowercase()),
     };
     let o = outcome(name, &mut heap);
     heap.check().expect("heap intact after the workload");
