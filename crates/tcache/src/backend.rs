@@ -94,8 +94,8 @@ impl Backend {
             return ptr::null_mut();
         };
         let start = start.as_ptr();
-        // SAFETY: `start` is a fresh page-aligned block of `span_bytes(c) - 16` bytes; the record
-        // sits in the last 128 bytes of `span_bytes(c)`, so inside the block.
+        // SAFETY: `start` is a fresh page-aligned block of `span_bytes(c) - 16` bytes, which is
+        // what `SpanMeta::init` asks for.
         let meta = unsafe { SpanMeta::init(start, c) };
         if !self.pages.set(start as usize, bytes, meta) {
             self.pages.set(start as usize, bytes, ptr::null_mut());

@@ -82,7 +82,9 @@ pub(crate) struct SpanMeta {
     pub(crate) next: *mut SpanMeta,
 }
 
-const _: () = assert!(core::mem::size_of::<SpanMeta>() <= SPAN_META_RESERVE);
+/// A span's block from the core is 16 bytes short of `span_bytes` (the core's header takes them),
+/// so the record must end at least 16 bytes before the span's nominal end.
+const _: () = assert!(core::mem::size_of::<SpanMeta>() + 16 <= SPAN_META_RESERVE);
 
 impl SpanMeta {
     /// The size of a span of class `c`, in bytes.
@@ -93,9 +95,11 @@ impl SpanMeta {
     /// Writes a fresh metadata record for a span of class `c` at `start`, and returns it.
     ///
     /// # Safety
-    /// `start` must be page aligned and own `span_bytes(c)` writable bytes.
+    /// `start` must be page aligned and own at least `span_bytes(c) - 16` writable bytes.
     pub(crate) unsafe fn init(start: *mut u8, c: usize) -> *mut SpanMeta {
-        // SAFETY: the record lies inside the span that the caller owns, and is 128-byte aligned.
+        // SAFETY: the record starts `SPAN_META_RESERVE` bytes before `span_bytes(c)` and ends at
+        // least 16 bytes before it (checked at compile time above), so it lies inside the bytes
+        // the caller owns; it is 128-byte aligned.
         unsafe {
             let meta = start
                 .add(Self::span_bytes(c) - SPAN_META_RESERVE)
