@@ -309,3 +309,55 @@ fn malloc_zero_calloc_and_alignment_edges() {
         A.free(z).unwrap();
     }
 }
+
+/// Large objects past the purge threshold give their interior pages back when freed or moved by
+/// realloc. Every live block is checked against its pattern before it goes, so a purge that
+/// reached into a live neighbour, or into the core's own bookkeeping, fails here.
+#[test]
+fn purged_large_objects_leave_live_neighbours_intact() {
+    let mut rng = Rng(0x5eed);
+    let mut live: Vec<(*mut u8, usize)> = Vec::new();
+    for round in 0..400 {
+        match rng.below(3) {
+            0 | 1 if live.len() < 12 => {
+                let size = 300_000 + rng.below(900_000) as usize;
+                let p = A.malloc(size);
+                assert!(!p.is_null());
+                fill(p, size);
+                live.push((p, size));
+            }
+            0 if !live.is_empty() => {
+                let i = rng.below(live.len() as u64) as usize;
+                let (p, size) = live[i];
+                let new_size = 300_000 + rng.below(900_000) as usize;
+                // SAFETY: `p` is live; on success it is replaced by the result.
+                let q = unsafe { A.realloc(p, new_size) };
+                assert!(!q.is_null());
+                for j in 0..size.min(new_size) {
+                    // SAFETY: `q` holds at least `new_size` bytes.
+                    assert_eq!(unsafe { q.add(j).read() }, pattern(p as usize, j));
+                }
+                fill(q, new_size);
+                live[i] = (q, new_size);
+            }
+            _ if !live.is_empty() => {
+                let i = rng.below(live.len() as u64) as usize;
+                let (p, size) = live.swap_remove(i);
+                verify(p, size);
+                // SAFETY: `p` is live.
+                unsafe { A.free(p).unwrap() };
+            }
+            _ => {}
+        }
+        if round % 16 == 0 {
+            for &(p, size) in &live {
+                verify(p, size);
+            }
+        }
+    }
+    for (p, size) in live {
+        verify(p, size);
+        // SAFETY: `p` is live.
+        unsafe { A.free(p).unwrap() };
+    }
+}
