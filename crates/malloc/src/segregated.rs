@@ -51,6 +51,12 @@ impl core::fmt::Debug for SegregatedFit {
     }
 }
 
+/// log2 of the width of the classes that `size` falls among (16 bytes below `2 * SMALL`).
+#[inline]
+fn width_log2(size: usize) -> u32 {
+    (size | SMALL).ilog2() - SL_LOG2
+}
+
 /// The class of a block of `size` bytes.
 #[inline]
 fn class_of(size: usize) -> (usize, usize) {
@@ -66,8 +72,18 @@ fn class_of(size: usize) -> (usize, usize) {
     }
 }
 
-/// The smallest size in a class.
+/// The first class whose every size is at least `size`, given `own`, the class of `size`, as
+/// a flat index (`fl * SL + sl`, clamped to the last class): the own class when `size` is
+/// where it starts, else the one after it (the flat index carries into the next first level
+/// by itself).
 #[inline]
+fn class_at_or_above(size: usize, own: (usize, usize)) -> usize {
+    let partial = size & ((1 << width_log2(size)) - 1) != 0;
+    (own.0 * SL + own.1 + partial as usize).min(FL * SL - 1)
+}
+
+/// The smallest size in a class.
+#[cfg(test)]
 fn class_floor(fl: usize, sl: usize) -> usize {
     if fl == 0 {
         sl << GRAIN_LOG2
@@ -162,7 +178,7 @@ unsafe impl Policy for SegregatedFit {
 
     #[inline]
     fn find<L: FreeLinks>(&mut self, links: &L, size: usize, searched: &mut u64) -> Option<usize> {
-        let (mut fl, mut sl) = class_of(size);
+        let (fl, sl) = class_of(size);
         // The head of the request's own class first: it wastes less than a block of the next
         // class when it fits, and a tighter heap moves fewer blocks on realloc.
         let own = self.heads[fl][sl];
@@ -172,20 +188,12 @@ unsafe impl Policy for SegregatedFit {
                 return Some(own);
             }
         }
-        if class_floor(fl, sl) < size {
-            sl += 1;
-            if sl == SL {
-                sl = 0;
-                fl += 1;
-            }
-        }
-        if fl < FL {
-            if let Some((f, s)) = self.first_nonempty(fl, sl) {
-                let b = self.heads[f][s];
-                *searched += 1;
-                if links.block_size(b) >= size {
-                    return Some(b);
-                }
+        let above = class_at_or_above(size, (fl, sl));
+        if let Some((f, s)) = self.first_nonempty(above / SL, above % SL) {
+            let b = self.heads[f][s];
+            *searched += 1;
+            if links.block_size(b) >= size {
+                return Some(b);
             }
         }
         self.search_class(links, size, searched)
@@ -251,6 +259,33 @@ mod tests {
         assert_eq!(class_of(1023), (1, 31));
         assert_eq!(class_of(1024), (2, 0));
         assert_eq!(class_of(usize::MAX), (FL - 1, SL - 1));
+    }
+
+    #[test]
+    fn rounding_up_finds_the_first_class_that_holds_only_big_enough_blocks() {
+        for size in 1..200_000usize {
+            let above = class_at_or_above(size, class_of(size));
+            let (fl, sl) = (above / SL, above % SL);
+            assert!(
+                class_floor(fl, sl) >= size,
+                "class of {size} starts below it"
+            );
+            let own = class_of(size);
+            if class_floor(own.0, own.1) == size {
+                assert_eq!((fl, sl), own, "{size} starts its own class");
+            } else {
+                let next = if own.1 + 1 == SL {
+                    (own.0 + 1, 0)
+                } else {
+                    (own.0, own.1 + 1)
+                };
+                assert_eq!((fl, sl), next, "{size} rounds up to the next class");
+            }
+        }
+        assert_eq!(
+            class_at_or_above(usize::MAX, class_of(usize::MAX)),
+            FL * SL - 1
+        );
     }
 
     struct Sizes(std::vec::Vec<(usize, usize, usize)>);
