@@ -5,7 +5,8 @@
 //! replays once untimed, so no contender inherits a cache state left by another. Prints a table; no criterion.
 //!
 //! Run: `cargo bench --bench malloc_ratios` (`-- --rounds N` to change the number of rounds,
-//! `-- --only NAME` to run only the contenders whose name contains NAME, e.g. under `perf`).
+//! `-- --only NAME` to run only the contenders whose name contains NAME, e.g. under `perf`,
+//! `-- --seed N` to replay another script than the published one).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -62,19 +63,25 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut rounds = 31;
     let mut only = String::new();
+    let mut seed = SEED;
     while let Some(a) = args.next() {
         if a == "--rounds" {
             rounds = args
                 .next()
                 .and_then(|n| n.parse().ok())
                 .expect("--rounds takes a number");
+        } else if a == "--seed" {
+            seed = args
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("--seed takes a number");
         } else if a == "--only" {
             only = args.next().expect("--only takes a name");
         }
     }
     let mut region = Region::new(REGION);
     for &max in MAX_SIZES {
-        let script = Script::random_actions(SEED, ACTIONS, max);
+        let script = Script::random_actions(seed, ACTIONS, max);
         let mut slots = Slots::for_script(&script);
         let mut entries = vec![
             entry!("SegregatedFit", segregated),
@@ -111,7 +118,7 @@ fn main() {
         let best = |e: &Entry| *e.times.iter().min().expect("at least one round");
         let talc = best(&entries[talc_at]);
         let talc_median = median(&entries[talc_at]);
-        println!("random_actions, max size {max}: {ACTIONS} actions per replay, {rounds} interleaved rounds");
+        println!("random_actions, max size {max}, seed {seed:#x}: {ACTIONS} actions per replay, {rounds} interleaved rounds");
         println!();
         println!(
             "| {:<26} | {:>11} | {:>10} | {:>13} | {:>12} | {:>14} | {:>9} | {:>12} | {:>6} |",
