@@ -80,6 +80,9 @@ pub(crate) struct RawSpace<S: Source> {
     regions: usize,
     /// The first region obtained; it is never given back whole.
     primary: usize,
+    /// Where the first region ends (0 = no region yet), kept here so that looking up a pointer
+    /// in it reads no region header.
+    primary_end: usize,
     heap_bytes: usize,
     overhead: usize,
 }
@@ -90,6 +93,7 @@ impl<S: Source> RawSpace<S> {
             source,
             regions: 0,
             primary: 0,
+            primary_end: 0,
             heap_bytes: 0,
             overhead: 0,
         }
@@ -112,6 +116,9 @@ impl<S: Source> RawSpace<S> {
     /// The region holding `addr`, as (start, length).
     #[inline]
     fn region_of(&self, addr: usize) -> Option<(usize, usize)> {
+        if addr >= self.primary && addr < self.primary_end {
+            return Some((self.primary, self.primary_end - self.primary));
+        }
         let mut r = self.regions;
         while r != 0 && r <= addr {
             let len = self.rd(r + 8) as usize;
@@ -194,6 +201,7 @@ impl<S: Source> RawSpace<S> {
         }
         self.regions = 0;
         self.primary = 0;
+        self.primary_end = 0;
         self.heap_bytes = 0;
         self.overhead = 0;
     }
@@ -398,6 +406,7 @@ impl<S: Source> Space for RawSpace<S> {
         }
         if self.primary == 0 {
             self.primary = r;
+            self.primary_end = end;
         }
         self.write_sentinel(sentinel, first);
         self.wr(first, 0);
@@ -458,6 +467,9 @@ impl<S: Source> Space for RawSpace<S> {
             return Trim::Kept;
         }
         self.wr(r + 8, (new_end - r) as u64);
+        if r == self.primary {
+            self.primary_end = new_end;
+        }
         self.write_sentinel(new_end - HEADER, new_end - HEADER);
         let new_size = new_end - HEADER - block;
         self.set_free(block, new_size);
@@ -509,6 +521,9 @@ impl<S: Source> Space for RawSpace<S> {
         let mut r = self.regions;
         while r != 0 {
             let len = self.rd(r + 8) as usize;
+            if r == self.primary && r + len != self.primary_end {
+                return Err(Corruption::BadTiling { addr: r });
+            }
             let sentinel = r + len - HEADER;
             let s = self.rd(sentinel);
             let mark = self.rd(sentinel + 8) as usize;
