@@ -137,12 +137,12 @@ impl<St: Space, P: Policy> Engine<St, P> {
             need
         };
         loop {
-            if let Some(block) = self
-                .policy
-                .find(&self.space, search, &mut self.counts.searched)
+            if let Some((block, size)) =
+                self.policy
+                    .take(&mut self.space, search, &mut self.counts.searched)
             {
-                let size = self.space.block_size(block);
-                self.remove_free(block, size);
+                self.counts.free_bytes -= size;
+                self.counts.free_blocks -= 1;
                 return Ok(self.place(block, size, need, align, requested));
             }
             if !self.refill(search) {

@@ -81,6 +81,21 @@ pub unsafe trait Policy {
     /// Picks a free block of at least `size` bytes, adding the number of list elements it
     /// examined to `searched`.
     fn find<L: FreeLinks>(&mut self, links: &L, size: usize, searched: &mut u64) -> Option<usize>;
+    /// Picks a free block of at least `size` bytes as [`find`](Policy::find) does and takes it
+    /// off the lists, returning it and its size. A policy that knows where the block it found
+    /// is filed can unlink it without working that out again.
+    #[inline]
+    fn take<L: FreeLinks>(
+        &mut self,
+        links: &mut L,
+        size: usize,
+        searched: &mut u64,
+    ) -> Option<(usize, usize)> {
+        let block = self.find(links, size, searched)?;
+        let block_size = links.block_size(block);
+        self.remove(links, block, block_size);
+        Some((block, block_size))
+    }
     /// How many separate lists the policy keeps.
     fn list_count(&self) -> usize;
     /// The head of list `list` (or [`NIL`](crate::NIL)).
@@ -158,6 +173,14 @@ unsafe impl Policy for AnyPolicy {
     }
     fn find<L: FreeLinks>(&mut self, links: &L, size: usize, searched: &mut u64) -> Option<usize> {
         dispatch!(self, p => p.find(links, size, searched))
+    }
+    fn take<L: FreeLinks>(
+        &mut self,
+        links: &mut L,
+        size: usize,
+        searched: &mut u64,
+    ) -> Option<(usize, usize)> {
+        dispatch!(self, p => p.take(links, size, searched))
     }
     fn list_count(&self) -> usize {
         dispatch!(self, p => p.list_count())

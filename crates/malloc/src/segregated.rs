@@ -36,6 +36,16 @@ pub struct SegregatedFit {
     heads: [[usize; SL]; FL],
 }
 
+/// Where [`SegregatedFit::locate`] found a block.
+enum Found {
+    /// At the head of bin `(fl, sl)`.
+    Head(usize, usize),
+    /// Inside the request's own bin, not necessarily at its head.
+    Inside(usize),
+    /// Nowhere.
+    Nothing,
+}
+
 impl Default for SegregatedFit {
     fn default() -> Self {
         Self::new()
@@ -117,6 +127,43 @@ impl SegregatedFit {
         Some((f, self.sl_bitmap[f].trailing_zeros() as usize))
     }
 
+    /// Marks bin `(fl, sl)` empty in the bitmaps.
+    #[inline]
+    fn clear_bit(&mut self, fl: usize, sl: usize) {
+        self.sl_bitmap[fl] &= !(1 << sl);
+        if self.sl_bitmap[fl] == 0 {
+            self.fl_bitmap &= !(1 << fl);
+        }
+    }
+
+    /// Where a free block of at least `size` bytes is: the head of the request's own class if
+    /// it is big enough (it wastes less than a block of the next class, and a tighter heap moves
+    /// fewer blocks on realloc); else the head of the first non-empty class at or above the next
+    /// class boundary (any block there is big enough); else, on a nearly full heap, somewhere
+    /// inside the request's own class.
+    #[inline]
+    fn locate<L: FreeLinks>(&self, links: &L, size: usize, searched: &mut u64) -> Found {
+        let (fl, sl) = class_of(size);
+        let own = self.heads[fl][sl];
+        if own != NIL {
+            *searched += 1;
+            if links.block_size(own) >= size {
+                return Found::Head(fl, sl);
+            }
+        }
+        let above = class_at_or_above(size, (fl, sl));
+        if let Some((f, s)) = self.first_nonempty(above / SL, above % SL) {
+            *searched += 1;
+            if links.block_size(self.heads[f][s]) >= size {
+                return Found::Head(f, s);
+            }
+        }
+        match self.search_class(links, size, searched) {
+            Some(block) => Found::Inside(block),
+            None => Found::Nothing,
+        }
+    }
+
     /// The slow path: a linear first-fit search of the request's own class.
     #[cold]
     fn search_class<L: FreeLinks>(
@@ -168,35 +215,47 @@ unsafe impl Policy for SegregatedFit {
             let (fl, sl) = class_of(size);
             self.heads[fl][sl] = next;
             if next == NIL {
-                self.sl_bitmap[fl] &= !(1 << sl);
-                if self.sl_bitmap[fl] == 0 {
-                    self.fl_bitmap &= !(1 << fl);
-                }
+                self.clear_bit(fl, sl);
             }
         }
     }
 
     #[inline]
     fn find<L: FreeLinks>(&mut self, links: &L, size: usize, searched: &mut u64) -> Option<usize> {
-        let (fl, sl) = class_of(size);
-        // The head of the request's own class first: it wastes less than a block of the next
-        // class when it fits, and a tighter heap moves fewer blocks on realloc.
-        let own = self.heads[fl][sl];
-        if own != NIL {
-            *searched += 1;
-            if links.block_size(own) >= size {
-                return Some(own);
-            }
+        match self.locate(links, size, searched) {
+            Found::Head(fl, sl) => Some(self.heads[fl][sl]),
+            Found::Inside(block) => Some(block),
+            Found::Nothing => None,
         }
-        let above = class_at_or_above(size, (fl, sl));
-        if let Some((f, s)) = self.first_nonempty(above / SL, above % SL) {
-            let b = self.heads[f][s];
-            *searched += 1;
-            if links.block_size(b) >= size {
-                return Some(b);
+    }
+
+    #[inline]
+    fn take<L: FreeLinks>(
+        &mut self,
+        links: &mut L,
+        size: usize,
+        searched: &mut u64,
+    ) -> Option<(usize, usize)> {
+        match self.locate(links, size, searched) {
+            Found::Head(fl, sl) => {
+                // The bin is known: pop its head without working out its class again.
+                let block = self.heads[fl][sl];
+                let next = links.next(block);
+                self.heads[fl][sl] = next;
+                if next != NIL {
+                    links.set_prev(next, NIL);
+                } else {
+                    self.clear_bit(fl, sl);
+                }
+                Some((block, links.block_size(block)))
             }
+            Found::Inside(block) => {
+                let block_size = links.block_size(block);
+                self.remove(links, block, block_size);
+                Some((block, block_size))
+            }
+            Found::Nothing => None,
         }
-        self.search_class(links, size, searched)
     }
 
     fn list_count(&self) -> usize {
@@ -345,5 +404,42 @@ mod tests {
         p.remove(&mut t, 0, 48);
         assert_eq!(p.fl_bitmap, 0);
         p.verify(&t).unwrap();
+    }
+
+    #[test]
+    fn take_unlinks_what_find_would_pick() {
+        // Blocks 1 and 5 share the class 992..1008 (5 heads it, then 1 does); the others are
+        // alone in their classes.
+        let sizes = [48, 1004, 1008, 4096, 100_000, 992];
+        let mut t = Sizes(sizes.iter().map(|&s| (s, NIL, NIL)).collect());
+        let mut p = SegregatedFit::new();
+        for (b, &s) in sizes.iter().enumerate() {
+            p.insert(&mut t, b, s);
+        }
+        let mut n = 0;
+        for (size, want) in [
+            (2000, 3),
+            (992, 5),
+            (1000, 1),
+            (1000, 2),
+            (50_000, 4),
+            (16, 0),
+        ] {
+            let mut m = 0;
+            let found = p.find(&t, size, &mut m);
+            assert_eq!(p.take(&mut t, size, &mut n), Some((want, sizes[want])));
+            assert_eq!(found, Some(want), "take picks what find picks");
+            // The taken block is on no list any more, and the bins and bitmaps still agree.
+            for list in 0..p.list_count() {
+                let mut x = p.list_head(list);
+                while x != NIL {
+                    assert_ne!(x, want, "block {want} is still listed");
+                    x = t.next(x);
+                }
+            }
+            p.verify(&t).unwrap();
+        }
+        assert_eq!(p.take(&mut t, 16, &mut n), None);
+        assert_eq!((p.fl_bitmap, p.sl_bitmap), (0, [0; FL]));
     }
 }
