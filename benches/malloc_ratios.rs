@@ -6,7 +6,8 @@
 //!
 //! Run: `cargo bench --bench malloc_ratios` (`-- --rounds N` to change the number of rounds,
 //! `-- --only NAME` to run only the contenders whose name contains NAME, e.g. under `perf`,
-//! `-- --seed N` to replay another script than the published one).
+//! `-- --seed N` to replay another script than the published one, `-- --max N` to run only the
+//! script with maximum size N).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -64,6 +65,7 @@ fn main() {
     let mut rounds = 31;
     let mut only = String::new();
     let mut seed = SEED;
+    let mut max_sizes = MAX_SIZES.to_vec();
     while let Some(a) = args.next() {
         if a == "--rounds" {
             rounds = args
@@ -75,12 +77,17 @@ fn main() {
                 .next()
                 .and_then(|n| n.parse().ok())
                 .expect("--seed takes a number");
+        } else if a == "--max" {
+            max_sizes = vec![args
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("--max takes a number")];
         } else if a == "--only" {
             only = args.next().expect("--only takes a name");
         }
     }
     let mut region = Region::new(REGION);
-    for &max in MAX_SIZES {
+    for &max in &max_sizes {
         let script = Script::random_actions(seed, ACTIONS, max);
         let mut slots = Slots::for_script(&script);
         let mut entries = vec![
