@@ -2,7 +2,8 @@
 //! - `handles/get`: `Arena::get` vs slotmap's `SlotMap::get` vs a raw pointer dereference;
 //! - `handles/insert_remove`: a batch of inserts then removes, arena vs slotmap;
 //! - `handles/compact`: compaction throughput (bytes moved per second) vs a plain memcpy of
-//!   the same bytes, as one copy and in blocks of the same size;
+//!   the same bytes, as one copy and in blocks of the same size. Every contender starts with
+//!   its data out of the caches, as a pass over a large, long-lived arena would;
 //! - before the timed groups, a printed table: footprint after one fragmenting workload on the
 //!   arena (after `compact`), freespace-malloc's `Heap` and the system allocator.
 //!
@@ -20,6 +21,20 @@ use slotmap::{DefaultKey, SlotMap};
 
 /// Values read per `get` iteration.
 const GET_N: usize = 4096;
+
+/// Bytes written by [`evict_caches`]: twice this machine's last-level cache.
+const EVICT_BYTES: usize = 64 << 20;
+
+/// Pushes everything else out of the caches by writing a buffer larger than them, so that the
+/// timed code that follows reads its data from memory.
+fn evict_caches(scratch: &mut Vec<u8>) {
+    if scratch.is_empty() {
+        scratch.resize(EVICT_BYTES, 0);
+    }
+    let v = scratch[0].wrapping_add(1);
+    scratch.fill(v);
+    black_box(scratch);
+}
 
 fn get(c: &mut Criterion) {
     let mut g = c.benchmark_group("handles/get");
@@ -125,6 +140,7 @@ fn fragmented<C: Compactor>(compactor: C, count: usize, len: usize) -> Arena<C> 
 fn compact(c: &mut Criterion) {
     // 16 MiB of blocks, half freed: 8 MiB of live data to move, larger than the caches.
     const TOTAL: usize = 16 << 20;
+    let mut scratch = Vec::new();
     for len in [256usize, 4096, 65536] {
         let count = TOTAL / len;
         let moved = fragmented(Sliding::new(), count, len).compact().bytes_moved;
@@ -133,7 +149,11 @@ fn compact(c: &mut Criterion) {
         g.sample_size(10);
         g.bench_function("sliding", |b| {
             b.iter_batched(
-                || fragmented(Sliding::new(), count, len),
+                || {
+                    let arena = fragmented(Sliding::new(), count, len);
+                    evict_caches(&mut scratch);
+                    arena
+                },
                 |mut arena| {
                     let r = arena.compact();
                     assert_eq!(r.bytes_moved, moved);
@@ -148,7 +168,11 @@ fn compact(c: &mut Criterion) {
         eprintln!("block {len}: sliding moves {moved} bytes, two-finger {tf_moved} bytes");
         g.bench_function("two_finger", |b| {
             b.iter_batched(
-                || fragmented(TwoFinger::new(), count, len),
+                || {
+                    let arena = fragmented(TwoFinger::new(), count, len);
+                    evict_caches(&mut scratch);
+                    arena
+                },
                 |mut arena| {
                     arena.compact();
                     arena
@@ -156,17 +180,32 @@ fn compact(c: &mut Criterion) {
                 BatchSize::PerIteration,
             )
         });
-        let src = vec![1u8; moved];
-        let mut dst = vec![0u8; moved];
+        let mut fresh = || {
+            let bufs = (vec![1u8; moved], vec![2u8; moved]);
+            evict_caches(&mut scratch);
+            bufs
+        };
         g.bench_function("memcpy_whole", |b| {
-            b.iter(|| dst.copy_from_slice(black_box(&src)))
+            b.iter_batched(
+                &mut fresh,
+                |(src, mut dst)| {
+                    dst.copy_from_slice(black_box(&src));
+                    (src, dst)
+                },
+                BatchSize::PerIteration,
+            )
         });
         g.bench_function(BenchmarkId::new("memcpy_blocks", len), |b| {
-            b.iter(|| {
-                for (d, s) in dst.chunks_mut(len).zip(black_box(&src).chunks(len)) {
-                    d.copy_from_slice(s);
-                }
-            })
+            b.iter_batched(
+                &mut fresh,
+                |(src, mut dst)| {
+                    for (d, s) in dst.chunks_mut(len).zip(black_box(&src).chunks(len)) {
+                        d.copy_from_slice(s);
+                    }
+                    (src, dst)
+                },
+                BatchSize::PerIteration,
+            )
         });
         g.finish();
     }
@@ -331,6 +370,12 @@ fn interleaved(rounds: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (f64,
     (best_a, best_b)
 }
 
+/// The fastest and the median of some timings.
+fn best_and_median(mut t: Vec<f64>) -> (f64, f64) {
+    t.sort_by(f64::total_cmp);
+    (t[0], t[t.len() / 2])
+}
+
 /// Interleaved ratios against slotmap for `get` and insert/remove, and against memcpy for a
 /// full sliding compaction.
 fn ratio_table() {
@@ -395,32 +440,48 @@ fn ratio_table() {
         ta / ts
     );
 
+    // Each side starts with its data out of the caches; 15 rounds, best and median kept.
+    let mut scratch = Vec::new();
     for len in [256usize, 4096, 65536] {
-        let count = (16 << 20) / len;
-        let (mut best_c, mut best_m) = (f64::MAX, f64::MAX);
-        let mut moved = 0;
-        let mut src = Vec::new();
-        let mut dst = Vec::new();
-        for _ in 0..10 {
-            let mut arena = fragmented(Sliding::new(), count, len);
-            let t = Instant::now();
-            moved = black_box(arena.compact()).bytes_moved;
-            best_c = best_c.min(t.elapsed().as_secs_f64());
-            src.resize(moved, 1u8);
-            dst.resize(moved, 0u8);
-            let t = Instant::now();
-            dst.copy_from_slice(black_box(&src));
-            best_m = best_m.min(t.elapsed().as_secs_f64());
-            black_box(&dst);
-        }
-        println!(
-            "compact, {len}-byte blocks: {:.2} GB/s, memcpy {:.2} GB/s, ratio {:.2}",
-            moved as f64 / best_c / 1e9,
-            moved as f64 / best_m / 1e9,
-            best_m / best_c
-        );
+        compact_ratio(&mut scratch, Sliding::new, len);
+    }
+    for len in [256usize, 4096, 65536] {
+        compact_ratio(&mut scratch, TwoFinger::new, len);
     }
     println!();
+}
+
+/// Times a full pass of a fresh `compactor` over a fragmented arena of `len`-byte blocks
+/// against one memcpy of the bytes the pass moves, interleaved, and prints the ratio.
+fn compact_ratio<C: Compactor>(scratch: &mut Vec<u8>, compactor: impl Fn() -> C, len: usize) {
+    let count = (16 << 20) / len;
+    let name = compactor().name();
+    {
+        let (mut pass, mut copy) = (Vec::new(), Vec::new());
+        let mut moved = 0;
+        for _ in 0..15 {
+            let mut arena = fragmented(compactor(), count, len);
+            evict_caches(scratch);
+            let t = Instant::now();
+            moved = black_box(arena.compact()).bytes_moved;
+            pass.push(t.elapsed().as_secs_f64());
+            drop(arena);
+            let (src, mut dst) = (vec![1u8; moved], vec![2u8; moved]);
+            evict_caches(scratch);
+            let t = Instant::now();
+            dst.copy_from_slice(black_box(&src));
+            copy.push(t.elapsed().as_secs_f64());
+            black_box(&dst);
+        }
+        let (pass, copy) = (best_and_median(pass), best_and_median(copy));
+        println!(
+            "compact ({name}), {len}-byte blocks: {:.2} GB/s, memcpy {:.2} GB/s, ratio {:.2} (best), {:.2} (median)",
+            moved as f64 / pass.0 / 1e9,
+            moved as f64 / copy.0 / 1e9,
+            copy.0 / pass.0,
+            copy.1 / pass.1
+        );
+    }
 }
 
 fn main() {

@@ -393,6 +393,13 @@ impl Space {
         self.top = top;
     }
 
+    /// Recomputes the holes and the top from the live blocks (flat form), after blocks have
+    /// moved in bulk.
+    pub(crate) fn rebuild_holes(&mut self) {
+        let (gaps, top) = self.live.gaps();
+        self.replace_holes_from(0, gaps, top);
+    }
+
     /// Live blocks in address order: (offset, length, slot).
     pub(crate) fn live(&self) -> Vec<(usize, usize, u32)> {
         self.live.sorted_blocks()

@@ -7,7 +7,10 @@
 //! - every hole is listed in the bin of its size class. Bins may also hold *stale* entries
 //!   (holes since removed or resized), dropped lazily when a search meets them; `entries`
 //!   counts all bin entries, and the bins are rebuilt once stale entries outnumber the holes;
-//! - bit `c` of `bitmap` is set iff bin `c` is not empty.
+//! - bit `c` of `bitmap` is set iff bin `c` is not empty;
+//! - `largest`, when known, is the largest hole's length (0 with no holes). Inserting or
+//!   growing a hole keeps it known; removing a hole of that length makes it unknown, and the
+//!   next [`HoleBins::largest`] scans the top bin.
 //!
 //! Size classes: lengths below [`EXACT`] have a class each; above, each power of two is split
 //! into [`SUBS`] classes (TLSF's second level), so a search over the classes above a request's
@@ -43,6 +46,7 @@ pub(crate) struct HoleBins {
     bitmap: [u64; WORDS],
     entries: usize,
     bytes: usize,
+    largest: Option<usize>,
 }
 
 impl Default for HoleBins {
@@ -54,6 +58,7 @@ impl Default for HoleBins {
             bitmap: [0; WORDS],
             entries: 0,
             bytes: 0,
+            largest: Some(0),
         }
     }
 }
@@ -88,6 +93,15 @@ impl HoleBins {
         self.ends.insert(off + len, off);
         self.bytes += len;
         self.push_bin(off, len);
+        self.raise_largest(len);
+    }
+
+    /// A hole of `len` bytes has appeared or grown to `len`.
+    #[inline]
+    fn raise_largest(&mut self, len: usize) {
+        if let Some(m) = &mut self.largest {
+            *m = (*m).max(len);
+        }
     }
 
     #[inline]
@@ -109,6 +123,7 @@ impl HoleBins {
         if class(new_len) != class(len) {
             self.push_bin(off, new_len);
         }
+        self.raise_largest(new_len);
     }
 
     /// Grows the hole `[off, off + len)` downwards to start at `new_off`: its end key stays.
@@ -121,6 +136,7 @@ impl HoleBins {
         *self.ends.get_mut(end).expect("hole") = new_off;
         self.bytes += off - new_off;
         self.push_bin(new_off, end - new_off);
+        self.raise_largest(end - new_off);
     }
 
     /// Removes the hole `[off, off + len)`; its bin entry goes stale.
@@ -130,6 +146,9 @@ impl HoleBins {
         debug_assert_eq!(old, Some(len));
         self.ends.remove(off + len);
         self.bytes -= len;
+        if self.largest == Some(len) {
+            self.largest = None;
+        }
         if self.entries > 2 * self.starts.len() + 64 {
             self.rebuild_bins();
         }
@@ -163,6 +182,7 @@ impl HoleBins {
         self.starts.clear();
         self.ends.clear();
         self.bytes = 0;
+        self.largest = Some(0);
     }
 
     /// The first non-empty bin at or above class `c`.
@@ -238,8 +258,12 @@ impl HoleBins {
         None
     }
 
-    /// The largest hole's length (0 if none).
+    /// The largest hole's length (0 if none): O(1) while it is known, else a scan of the top
+    /// non-empty bin.
     pub(crate) fn largest(&self) -> usize {
+        if let Some(m) = self.largest {
+            return m;
+        }
         let mut w = WORDS;
         while w > 0 {
             w -= 1;
@@ -302,6 +326,14 @@ impl HoleBins {
         }
         if self.entries != self.bins.iter().map(Vec::len).sum::<usize>() {
             return Err("bin entry count is off".into());
+        }
+        let max = self.starts.iter().map(|(_, len)| len).max().unwrap_or(0);
+        if self.largest.is_some_and(|m| m != max) || self.largest() != max {
+            return Err(format!(
+                "largest hole {:?} (scan {}) but the holes' maximum is {max}",
+                self.largest,
+                self.largest()
+            ));
         }
         Ok(())
     }

@@ -23,6 +23,20 @@ const DEAD: u32 = u32::MAX;
 /// on every remove.
 const PRUNE_MIN: usize = 32;
 
+/// How many blocks ahead of the one being slid [`LiveIndex::slide_from`] shows its `ahead`
+/// callback: far enough that a prefetch issued then has arrived when the block's turn comes.
+const LOOKAHEAD: usize = 8;
+
+/// What [`LiveIndex::walk_down`]'s callback did with a block.
+pub(crate) enum Walk {
+    /// The block stays where it is; the walk goes on.
+    Stay,
+    /// The block now starts here; the walk goes on.
+    MoveTo(usize),
+    /// The walk ends; the block stays.
+    Stop,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     off: usize,
@@ -210,10 +224,13 @@ impl LiveIndex {
     /// Switches to the flat form and walks the live blocks from `at` up in address order,
     /// calling `f(offset, len, slot)` and recording the offset it returns. `f` must keep the
     /// block order (checked): each new offset at or below the old one and above the previous
-    /// block's new offset. Returns the first block's old offset, if any block was visited.
+    /// block's new offset. Before each call, `ahead` is shown the block [`LOOKAHEAD`] places
+    /// further on, so that it can prefetch what `f` will touch then. Returns the first block's
+    /// old offset, if any block was visited.
     pub(crate) fn slide_from(
         &mut self,
         at: usize,
+        mut ahead: impl FnMut(usize, usize, u32),
         mut f: impl FnMut(usize, usize, u32) -> usize,
     ) -> Option<usize> {
         self.make_flat();
@@ -221,7 +238,11 @@ impl LiveIndex {
         let first = self.flat.partition_point(|e| e.off < at);
         let old_first = self.flat.get(first)?.off;
         let mut prev: Option<usize> = None;
-        for e in &mut self.flat[first..] {
+        for i in first..self.flat.len() {
+            if let Some(e) = self.flat.get(i + LOOKAHEAD) {
+                ahead(e.off, e.len, e.slot);
+            }
+            let e = &mut self.flat[i];
             let to = f(e.off, e.len, e.slot);
             assert!(
                 to <= e.off && prev.map_or(true, |p| to > p),
@@ -231,6 +252,53 @@ impl LiveIndex {
             prev = Some(to);
         }
         Some(old_first)
+    }
+
+    /// Switches to the flat form and walks the live blocks starting below `below` from the
+    /// highest down, letting `f(offset, len, slot)` move each one (anywhere free: the walk
+    /// does not keep address order) until it says stop. Positions of entries do not change,
+    /// only their offsets; the vector is re-sorted lazily. Before each call, `ahead` is shown
+    /// the block [`LOOKAHEAD`] places further down, as in [`LiveIndex::slide_from`].
+    pub(crate) fn walk_down(
+        &mut self,
+        below: usize,
+        mut ahead: impl FnMut(usize, usize, u32),
+        mut f: impl FnMut(usize, usize, u32) -> Walk,
+    ) {
+        self.make_flat();
+        self.clean();
+        let end = self.flat.partition_point(|e| e.off < below);
+        for i in (0..end).rev() {
+            if let Some(e) = i.checked_sub(LOOKAHEAD).map(|j| self.flat[j]) {
+                ahead(e.off, e.len, e.slot);
+            }
+            let e = &mut self.flat[i];
+            match f(e.off, e.len, e.slot) {
+                Walk::Stay => {}
+                Walk::MoveTo(to) => {
+                    e.off = to;
+                    self.sorted = false;
+                }
+                Walk::Stop => break,
+            }
+        }
+    }
+
+    /// The gaps between live blocks (flat form), lowest first, and the end of the highest
+    /// block: what the holes and the top must be once blocks have moved in bulk.
+    pub(crate) fn gaps(&mut self) -> (Vec<(usize, usize)>, usize) {
+        self.make_flat();
+        self.clean();
+        let mut gaps = Vec::new();
+        let mut end = 0;
+        for e in &self.flat {
+            debug_assert!(e.off >= end, "live blocks overlap");
+            if e.off > end {
+                gaps.push((end, e.off - end));
+            }
+            end = e.off + e.len;
+        }
+        (gaps, end)
     }
 
     /// The offset of the first live block at or after `at`, in either form.
@@ -297,14 +365,14 @@ mod tests {
         ix.insert(100, 10, 0);
         ix.insert(0, 10, 1);
         ix.insert(50, 10, 2);
-        let first = ix.slide_from(10, |off, _, _| off - 10);
+        let first = ix.slide_from(10, |_, _, _| {}, |off, _, _| off - 10);
         assert_eq!(first, Some(50));
         assert_eq!(
             ix.sorted_blocks(),
             vec![(0, 10, 1), (40, 10, 2), (90, 10, 0)]
         );
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            ix.slide_from(0, |_, _, _| 0);
+            ix.slide_from(0, |_, _, _| {}, |_, _, _| 0);
         }));
         assert!(r.is_err(), "two blocks at one offset must be refused");
     }

@@ -8,7 +8,11 @@
 //! of the table finds.
 
 use crate::buffer::Buffer;
+use crate::fit_tree::FitTree;
+use crate::free_space::align_up;
 use crate::free_space::Space;
+use crate::live_index::Walk;
+use crate::prefetch;
 use crate::table::{Slot, Table};
 
 pub(crate) struct Store {
@@ -89,7 +93,12 @@ impl Store {
         let mut holes = Vec::new();
         let (mut moves, mut bytes) = (0, 0);
         let mut copier = SlideCopier::new(base);
-        self.space.live.slide_from(at, |off, len, index| {
+        let entries = table.entry_hints();
+        let ahead = |off: usize, len: usize, index: u32| {
+            prefetch::block(base.wrapping_add(off), len);
+            entries.prefetch(index);
+        };
+        self.space.live.slide_from(at, ahead, |off, len, index| {
             let (align, pinned) = table.align_and_pinned(index);
             // dst never passes off: it is the end of the previous block's new place, which is
             // at or below that block's old end; off is aligned, so aligning dst up stays <= off.
@@ -116,6 +125,89 @@ impl Store {
         });
         copier.finish();
         self.space.replace_holes_from(start, holes, dst);
+        self.total_moves += moves as u64;
+        self.total_bytes_moved += bytes as u64;
+        (moves, bytes)
+    }
+
+    /// Moves unpinned blocks starting below `below`, from the highest down, each into the
+    /// lowest hole under it that fits, until no hole is left under the next block (the two
+    /// fingers meet); then rebuilds the space map in one go. Returns (blocks moved, bytes
+    /// moved).
+    ///
+    /// This is the bulk form of [`TwoFinger`](crate::TwoFinger)'s pass. One difference: the
+    /// padding that aligning a block within a hole leaves below it becomes a hole after the
+    /// pass, not during it, so later blocks of the same pass do not fill it.
+    pub(crate) fn evacuate_below(&mut self, below: usize) -> (usize, usize) {
+        // Holes in address order as (start, end); a hole's start rises as blocks fill it.
+        let mut holes: Vec<(usize, usize)> = (self.space.live.gaps().0)
+            .into_iter()
+            .map(|(start, len)| (start, start + len))
+            .collect();
+        let lens: Vec<usize> = holes.iter().map(|&(s, e)| e - s).collect();
+        // The tree's lengths are upper bounds, brought down to a hole's real length when a
+        // search meets it: most blocks go to the lowest hole, which is tried first.
+        let mut fit = FitTree::new(&lens);
+        let base = self.buffer.ptr();
+        let table = &mut self.table;
+        let (mut moves, mut bytes) = (0, 0);
+        // Holes below `low` are full.
+        let mut low = 0;
+        let entries = table.entry_hints();
+        let ahead = |off: usize, len: usize, index: u32| {
+            prefetch::block(base.wrapping_add(off), len);
+            entries.prefetch(index);
+        };
+        self.space.live.walk_down(below, ahead, |off, len, index| {
+            while low < holes.len() && holes[low].0 == holes[low].1 {
+                low += 1;
+            }
+            if low == holes.len() || holes[low].0 >= off {
+                return Walk::Stop;
+            }
+            let (align, pinned) = table.align_and_pinned(index);
+            if pinned {
+                return Walk::Stay;
+            }
+            let fits = |(start, end): (usize, usize)| {
+                align_up(start, align).filter(|&to| to.checked_add(len).is_some_and(|e| e <= end))
+            };
+            let target = match fits(holes[low]) {
+                Some(to) => Some((low, to)),
+                None => {
+                    // Holes starting below the block end at or below it: none overlaps it.
+                    let under = holes.partition_point(|h| h.0 < off);
+                    let mut from = low + 1;
+                    loop {
+                        let Some(i) = fit.first_fit(from, under, len) else {
+                            break None;
+                        };
+                        let (start, end) = holes[i];
+                        if end - start < len {
+                            // A stale bound: correct it and search again from the same place.
+                            fit.set(i, end - start);
+                            continue;
+                        }
+                        match fits(holes[i]) {
+                            Some(to) => break Some((i, to)),
+                            None => from = i + 1,
+                        }
+                    }
+                }
+            };
+            let Some((i, to)) = target else {
+                return Walk::Stay;
+            };
+            // SAFETY: [off, off + len) is a live block in the buffer; [to, to + len) lies
+            // inside a hole below it, so the two do not overlap.
+            unsafe { core::ptr::copy_nonoverlapping(base.add(off), base.add(to), len) };
+            table.set_offset(index, to);
+            holes[i].0 = to + len;
+            moves += 1;
+            bytes += len;
+            Walk::MoveTo(to)
+        });
+        self.space.rebuild_holes();
         self.total_moves += moves as u64;
         self.total_bytes_moved += bytes as u64;
         (moves, bytes)
@@ -183,26 +275,16 @@ impl Store {
     }
 }
 
-/// Blocks smaller than this are gathered into the staging buffer by [`SlideCopier`].
-const STAGE_BLOCK: usize = 2048;
-/// The staging buffer's size: small enough to stay in the core's cache.
-const STAGE_BYTES: usize = 32 << 10;
-
 /// Performs the copies of a slide in block order. Blocks whose old and new places are both
-/// adjacent to the previous block's move as one run with one `memmove`. Small blocks are
-/// gathered into a cache-resident staging buffer and written out as one contiguous `memcpy`
-/// per buffer-full: the destination of a slide is contiguous even where the sources are
-/// scattered, and one large copy streams it far faster than many small ones.
+/// adjacent to the previous block's move as one run, with one `memmove`.
 ///
-/// Invariant: at most one of the pending run and the staging buffer is non-empty, and their
-/// destination ends at or below the source of every block not yet handed to `copy`.
+/// Invariant: the pending run's destination ends at or below the source of every block not
+/// yet handed to `copy`.
 struct SlideCopier {
     base: *mut u8,
     run_from: usize,
     run_to: usize,
     run_len: usize,
-    stage: Vec<u8>,
-    stage_to: usize,
 }
 
 impl SlideCopier {
@@ -212,8 +294,6 @@ impl SlideCopier {
             run_from: 0,
             run_to: 0,
             run_len: 0,
-            stage: Vec::new(),
-            stage_to: 0,
         }
     }
 
@@ -224,25 +304,6 @@ impl SlideCopier {
     /// each destination starting at or above the previous block's destination end and at or
     /// below its own source, and no other block lives in the destination.
     unsafe fn copy(&mut self, from: usize, to: usize, len: usize) {
-        if len < STAGE_BLOCK {
-            self.flush_run();
-            if !self.stage.is_empty()
-                && (self.stage_to + self.stage.len() != to || self.stage.len() + len > STAGE_BYTES)
-            {
-                self.flush_stage();
-            }
-            if self.stage.is_empty() {
-                if self.stage.capacity() == 0 {
-                    self.stage.reserve_exact(STAGE_BYTES);
-                }
-                self.stage_to = to;
-            }
-            // SAFETY: the caller promises [from, from + len) is a live block in the buffer.
-            let src = unsafe { core::slice::from_raw_parts(self.base.add(from), len) };
-            self.stage.extend_from_slice(src);
-            return;
-        }
-        self.flush_stage();
         if self.run_len > 0
             && self.run_from + self.run_len == from
             && self.run_to + self.run_len == to
@@ -269,25 +330,8 @@ impl SlideCopier {
         }
     }
 
-    fn flush_stage(&mut self) {
-        if !self.stage.is_empty() {
-            // SAFETY: the staged blocks' destination [stage_to, + stage.len()) is contiguous,
-            // inside the buffer, and ends at or below every source not yet copied (the contract
-            // of `copy`); the staging buffer is a separate allocation.
-            unsafe {
-                core::ptr::copy_nonoverlapping(
-                    self.stage.as_ptr(),
-                    self.base.add(self.stage_to),
-                    self.stage.len(),
-                )
-            };
-            self.stage.clear();
-        }
-    }
-
     /// Writes out whatever is pending.
     fn finish(mut self) {
         self.flush_run();
-        self.flush_stage();
     }
 }

@@ -18,6 +18,7 @@
 //!   no handle carries, and it never returns to the free list;
 //! - `retired` counts the retired slots.
 
+use crate::prefetch;
 use core::any::TypeId;
 use core::num::NonZeroU32;
 use std::collections::HashMap;
@@ -78,6 +79,23 @@ struct Cold {
     len: usize,
     align: usize,
     pins: u32,
+}
+
+/// The addresses of a table's entries, used only for prefetch hints: never dereferenced, so
+/// a stale or out-of-range address is harmless.
+#[derive(Clone, Copy)]
+pub(crate) struct EntryHints {
+    hot: *const Hot,
+    cold: *const Cold,
+}
+
+impl EntryHints {
+    /// Hints that slot `index`'s entries will be used soon.
+    #[inline(always)]
+    pub(crate) fn prefetch(self, index: u32) {
+        prefetch::line(self.hot.wrapping_add(index as usize).cast());
+        prefetch::line(self.cold.wrapping_add(index as usize).cast());
+    }
 }
 
 /// One registered type.
@@ -238,6 +256,15 @@ impl Table {
     pub(crate) fn find(&self, index: u32, generation: NonZeroU32) -> Option<Slot> {
         let hot = self.hot.get(index as usize)?;
         (hot.generation == generation.get()).then(|| self.slot(index))
+    }
+
+    /// Where the entries lie now, for prefetch hints while the caller borrows the table
+    /// mutably.
+    pub(crate) fn entry_hints(&self) -> EntryHints {
+        EntryHints {
+            hot: self.hot.as_ptr(),
+            cold: self.cold.as_ptr(),
+        }
     }
 
     /// A slot's alignment and whether it is pinned, without the rest of [`Slot`].

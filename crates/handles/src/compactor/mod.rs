@@ -192,6 +192,18 @@ impl<'a> Relocator<'a> {
         (moves, bytes)
     }
 
+    /// Moves every unpinned block starting below `below`, from the highest down, into the
+    /// lowest hole under it that fits, until no hole lies under the next block, in one bulk
+    /// operation that ignores the budget (use it when the budget is [`Budget::Unlimited`]).
+    /// Address order is not kept. Alignment padding left below a moved block becomes a hole
+    /// only once the operation ends. Returns the blocks and bytes moved.
+    pub fn evacuate_all_below(&mut self, below: usize) -> (usize, usize) {
+        let (moves, bytes) = self.store.evacuate_below(below);
+        self.meter.moves += moves;
+        self.meter.bytes += bytes;
+        (moves, bytes)
+    }
+
     /// The first live block starting at or after `at`.
     ///
     /// The first block query or move of a pass switches the arena's live-block index to its

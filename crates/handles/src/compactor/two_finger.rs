@@ -7,7 +7,7 @@
 //! only blocks above the holes move, but holes too small for any block above them can remain.
 //! Invariant of the cursor `finger`: blocks at or above it have been considered in this pass.
 
-use super::{Compactor, Progress, Relocator};
+use super::{Budget, Compactor, Progress, Relocator};
 use crate::free_space::align_up;
 
 /// Top-down evacuation into the lowest fitting holes (the classic two-finger algorithm,
@@ -30,6 +30,12 @@ impl Compactor for TwoFinger {
     }
 
     fn step(&mut self, heap: &mut Relocator<'_>) -> Progress {
+        if heap.budget() == Budget::Unlimited {
+            // The whole rest of the pass in one bulk evacuation.
+            heap.evacuate_all_below(self.finger.unwrap_or(usize::MAX));
+            self.finger = Some(0);
+            return Progress::Done;
+        }
         loop {
             if heap.exhausted() {
                 return Progress::Paused;
