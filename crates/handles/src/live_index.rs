@@ -23,9 +23,8 @@ const DEAD: u32 = u32::MAX;
 /// on every remove.
 const PRUNE_MIN: usize = 32;
 
-/// How many blocks ahead of the one being slid [`LiveIndex::slide_from`] shows its `ahead`
-/// callback: far enough that a prefetch issued then has arrived when the block's turn comes.
-const LOOKAHEAD: usize = 8;
+/// How many blocks ahead of the current one the walks show their `ahead` callback.
+const LOOKAHEAD: usize = crate::prefetch::DISTANCE;
 
 /// What [`LiveIndex::walk_down`]'s callback did with a block.
 pub(crate) enum Walk {

@@ -6,6 +6,10 @@
 //! while it works. A hint never faults and never changes what the program computes; on targets
 //! without a hint instruction these functions do nothing.
 
+/// How many blocks ahead of the one being moved a walk asks for: far enough that the lines
+/// have arrived when that block's turn comes, near enough that they are still cached.
+pub(crate) const DISTANCE: usize = 8;
+
 /// How many lines of a block are asked for: large blocks are streamed by the hardware
 /// prefetcher once their first lines are read.
 const SPAN: usize = 256;

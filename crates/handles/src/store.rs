@@ -203,6 +203,11 @@ impl Store {
             unsafe { core::ptr::copy_nonoverlapping(base.add(off), base.add(to), len) };
             table.set_offset(index, to);
             holes[i].0 = to + len;
+            // The holes a few blocks on will take these blocks' bytes: fetch their lines
+            // now, so that the writes do not wait for them.
+            if let Some(&(start, end)) = holes.get(low + prefetch::DISTANCE) {
+                prefetch::block(base.wrapping_add(start), end - start);
+            }
             moves += 1;
             bytes += len;
             Walk::MoveTo(to)
