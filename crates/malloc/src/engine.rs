@@ -42,19 +42,23 @@ struct Counts {
     requested: usize,
     free_bytes: usize,
     free_blocks: usize,
-    live_blocks: usize,
     allocations: u64,
     frees: u64,
     searched: u64,
 }
 
 impl Counts {
+    /// Blocks handed out and not yet freed: every live block was counted once by `place` and
+    /// is counted once by `free_block` when it goes.
+    fn live_blocks(&self) -> usize {
+        (self.allocations - self.frees) as usize
+    }
+
     const ZERO: Counts = Counts {
         allocated: 0,
         requested: 0,
         free_bytes: 0,
         free_blocks: 0,
-        live_blocks: 0,
         allocations: 0,
         frees: 0,
         searched: 0,
@@ -141,8 +145,6 @@ impl<St: Space, P: Policy> Engine<St, P> {
                 self.policy
                     .take(&mut self.space, search, &mut self.counts.searched)
             {
-                self.counts.free_bytes -= size;
-                self.counts.free_blocks -= 1;
                 return Ok(self.place(block, size, need, align, requested));
             }
             if !self.refill(search) {
@@ -162,7 +164,8 @@ impl<St: Space, P: Policy> Engine<St, P> {
     }
 
     /// Carves an allocation out of the free block `block` of `size` bytes (already off the
-    /// lists): splits off leading alignment padding and a trailing remainder as free blocks.
+    /// lists, still in the free counts): splits off leading alignment padding and a trailing
+    /// remainder as free blocks, and updates the counts once for all of it.
     #[inline]
     fn place(
         &mut self,
@@ -174,6 +177,11 @@ impl<St: Space, P: Policy> Engine<St, P> {
     ) -> usize {
         let header = self.space.header_size();
         let min = self.space.min_block();
+        let taken = size;
+        // Bytes and blocks that go back on the lists (padding, remainder).
+        let (mut filed, mut filed_blocks) = (0, 0);
+        // Whether `block` still has the free block's own header (no padding was split off).
+        let mut whole = true;
         if align > self.space.natural_align() {
             let payload = block + header;
             let mut pad = align_up(payload, align) - payload;
@@ -183,22 +191,31 @@ impl<St: Space, P: Policy> Engine<St, P> {
             if pad != 0 {
                 self.space.fresh(block + pad);
                 self.space.set_free(block, pad);
-                self.insert_free(block, pad);
+                self.policy.insert(&mut self.space, block, pad);
+                (filed, filed_blocks) = (pad, 1);
                 block += pad;
                 size -= pad;
+                whole = false;
             }
         }
         let rest = size - need;
         if rest >= min {
-            self.split(block, need, requested, rest);
-            self.insert_free(block + need, rest);
+            if whole {
+                self.space.carve(block, size, need, requested, rest);
+            } else {
+                self.split(block, need, requested, rest);
+            }
+            self.policy.insert(&mut self.space, block + need, rest);
+            filed += rest;
+            filed_blocks += 1;
             size = need;
         } else {
             self.space.set_used(block, size, requested);
         }
+        self.counts.free_bytes = self.counts.free_bytes - taken + filed;
+        self.counts.free_blocks = self.counts.free_blocks + filed_blocks - 1;
         self.counts.allocated += size - header;
         self.counts.requested += requested;
-        self.counts.live_blocks += 1;
         self.counts.allocations += 1;
         block
     }
@@ -217,35 +234,45 @@ impl<St: Space, P: Policy> Engine<St, P> {
         let size = self.space.block_size(block);
         self.counts.allocated -= size - self.space.header_size();
         self.counts.requested -= self.space.requested(block);
-        self.counts.live_blocks -= 1;
         self.counts.frees += 1;
         let (mut start, mut total) = (block, size);
+        // Free neighbours merged into this block leave the lists (their bytes stay free).
+        let mut merged = 0;
         match self.config.coalescing {
             Coalescing::Immediate => {
                 if let Some(next) = self.space.next_block(block) {
                     if !self.space.is_used(next) {
                         let ns = self.space.block_size(next);
-                        self.remove_free(next, ns);
+                        self.policy.remove(&mut self.space, next, ns);
                         self.space.discard(next);
                         total += ns;
+                        merged += 1;
                     }
                 }
                 if let Some(prev) = self.space.prev_free(block) {
                     let ps = self.space.block_size(prev);
-                    self.remove_free(prev, ps);
+                    self.policy.remove(&mut self.space, prev, ps);
                     self.space.discard(block);
                     start = prev;
                     total += ps;
+                    merged += 1;
                 }
             }
             Coalescing::Deferred => self.dirty = true,
             Coalescing::Never => {}
         }
         self.space.set_free(start, total);
+        // One update for the whole merge: the freed bytes join the free ones, and the merged
+        // block replaces its neighbours on the lists.
+        self.counts.free_bytes += size;
+        self.counts.free_blocks = self.counts.free_blocks + 1 - merged;
         if total >= self.config.trim_threshold && self.space.can_trim() {
+            // `trim_then_file` counts what it files: take the block out of the counts first.
+            self.counts.free_bytes -= total;
+            self.counts.free_blocks -= 1;
             self.trim_then_file(start, total, self.config.trim_threshold / 2, false);
         } else {
-            self.insert_free(start, total);
+            self.policy.insert(&mut self.space, start, total);
         }
     }
 
@@ -407,9 +434,9 @@ impl<St: Space, P: Policy> Engine<St, P> {
             free_bytes: c.free_bytes,
             free_blocks: c.free_blocks,
             largest_free_block: self.largest_free(),
-            header_bytes: c.live_blocks * self.space.header_size(),
+            header_bytes: c.live_blocks() * self.space.header_size(),
             overhead_bytes: self.space.overhead_bytes(),
-            live_blocks: c.live_blocks,
+            live_blocks: c.live_blocks(),
             allocations: c.allocations,
             frees: c.frees,
             searched: c.searched,
@@ -421,6 +448,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
         let header = self.space.header_size();
         let immediate = self.config.coalescing == Coalescing::Immediate;
         let mut walked = Counts::default();
+        let mut walked_live = 0usize;
         let mut block_bytes = 0usize;
         let mut prev: Option<(usize, bool)> = None;
         self.space.walk_checked(&mut |block, first| {
@@ -440,7 +468,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
             if used {
                 walked.allocated += size - header;
                 walked.requested += self.space.requested(block);
-                walked.live_blocks += 1;
+                walked_live += 1;
             } else {
                 walked.free_bytes += size;
                 walked.free_blocks += 1;
@@ -486,7 +514,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
             && c.requested == walked.requested
             && c.free_bytes == walked.free_bytes
             && c.free_blocks == walked.free_blocks
-            && c.live_blocks == walked.live_blocks
+            && c.live_blocks() == walked_live
             && self.space.heap_bytes() == block_bytes + self.space.overhead_bytes();
         if !same {
             return Err(Corruption::StatsMismatch);

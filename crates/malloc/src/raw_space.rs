@@ -39,6 +39,9 @@ bitflags! {
         const PREV_FREE = 2;
         /// The block before this one is free and of the minimum size (it has no boundary tag).
         const PREV_SMALL = 4;
+        /// A free block that ends its region: the header after it is the sentinel. Carving an
+        /// allocation out of any other free block need not read the header after it.
+        const LAST = 8;
     }
 }
 
@@ -50,6 +53,8 @@ pub(crate) const MIN_BLOCK: usize = 32;
 pub(crate) const ALIGN: usize = 16;
 const SIZE_MASK: u64 = !(ALIGN as u64 - 1);
 const PREV_MASK: u64 = Flags::PREV_FREE.bits() | Flags::PREV_SMALL.bits();
+/// A header word with these bits equal to `USED` is a sentinel (a used block of size 0).
+const SENTINEL_MASK: u64 = SIZE_MASK | Flags::USED.bits();
 /// The region header: next region, length.
 const REGION_HEADER: usize = 16;
 /// Region header plus end sentinel.
@@ -265,7 +270,7 @@ impl<S: Source> Space for RawSpace<S> {
         let next = block + size;
         let w = self.rd(next);
         self.wr(next, w & !PREV_MASK);
-        if w & SIZE_MASK == 0 {
+        if w & SENTINEL_MASK == Flags::USED.bits() {
             // The block runs up to the sentinel: all of it may be touched.
             self.raise_mark(next, next);
         }
@@ -278,7 +283,10 @@ impl<S: Source> Space for RawSpace<S> {
         let slack = (size - HEADER - requested) as u64;
         self.wr(block + 8, magic(block, size as u64) as u64 | slack << 32);
         let rem = block + size;
-        self.wr(rem, rest as u64);
+        let next = rem + rest;
+        let w = self.rd(next);
+        let last = w & SENTINEL_MASK == Flags::USED.bits();
+        self.wr(rem, rest as u64 | if last { Flags::LAST.bits() } else { 0 });
         self.wr(rem + 8, magic(rem, rest as u64) as u64);
         let mut bits = Flags::PREV_FREE.bits();
         if rest == MIN_BLOCK {
@@ -286,10 +294,39 @@ impl<S: Source> Space for RawSpace<S> {
         } else {
             self.wr(rem + rest - 8, rest as u64);
         }
-        let next = rem + rest;
-        let w = self.rd(next);
         self.wr(next, (w & !PREV_MASK) | bits);
-        if w & SIZE_MASK == 0 {
+        if last {
+            self.raise_mark(next, rem + MIN_BLOCK);
+        }
+    }
+    #[inline]
+    fn carve(&mut self, block: usize, size: usize, need: usize, requested: usize, rest: usize) {
+        // `block` is a free block with its own header, so the header after it already says
+        // PREV_FREE, and not PREV_SMALL (the block had `need + rest` > MIN_BLOCK bytes). The
+        // remainder ends where the block ended: unless it is the smallest block, which has no
+        // tag, that header stays as it is and is not even read (it is far away for a large
+        // block), and only the sentinel of a trailing block needs its purge mark raised.
+        let w = self.rd(block);
+        let last = w & Flags::LAST.bits();
+        self.wr(block, need as u64 | Flags::USED.bits() | (w & PREV_MASK));
+        let slack = (need - HEADER - requested) as u64;
+        self.wr(block + 8, magic(block, need as u64) as u64 | slack << 32);
+        let rem = block + need;
+        self.wr(rem, rest as u64 | last);
+        self.wr(rem + 8, magic(rem, rest as u64) as u64);
+        let next = block + size;
+        debug_assert_eq!(self.rd(next) & PREV_MASK, Flags::PREV_FREE.bits());
+        debug_assert_eq!(
+            last != 0,
+            self.rd(next) & SENTINEL_MASK == Flags::USED.bits()
+        );
+        if rest == MIN_BLOCK {
+            let nw = self.rd(next);
+            self.wr(next, nw | Flags::PREV_SMALL.bits());
+        } else {
+            self.wr(next - 8, rest as u64);
+        }
+        if last != 0 {
             self.raise_mark(next, rem + MIN_BLOCK);
         }
     }
@@ -302,7 +339,11 @@ impl<S: Source> Space for RawSpace<S> {
     #[inline]
     fn set_free(&mut self, block: usize, size: usize) {
         let prev_bits = self.rd(block) & PREV_MASK;
-        self.wr(block, size as u64 | prev_bits);
+        let next = block + size;
+        let w = self.rd(next);
+        let last = w & SENTINEL_MASK == Flags::USED.bits();
+        let last_bit = if last { Flags::LAST.bits() } else { 0 };
+        self.wr(block, size as u64 | prev_bits | last_bit);
         self.wr(block + 8, magic(block, size as u64) as u64);
         let mut bits = Flags::PREV_FREE.bits();
         if size == MIN_BLOCK {
@@ -310,10 +351,8 @@ impl<S: Source> Space for RawSpace<S> {
         } else {
             self.wr(block + size - 8, size as u64);
         }
-        let next = block + size;
-        let w = self.rd(next);
         self.wr(next, (w & !PREV_MASK) | bits);
-        if w & SIZE_MASK == 0 {
+        if last {
             // The region's trailing block: everything before it may have been handed out.
             self.raise_mark(next, block + MIN_BLOCK);
         }
@@ -569,6 +608,11 @@ impl<S: Source> Space for RawSpace<S> {
         let size = self.block_size(block);
         if !self.is_used(block) && size > MIN_BLOCK && self.rd(block + size - 8) as usize != size {
             return Err(Corruption::BadBoundaryTag { addr: block });
+        }
+        // LAST: exactly the free blocks whose next header is the sentinel carry it.
+        let ends_region = self.rd(block + size) & SENTINEL_MASK == Flags::USED.bits();
+        if (w & Flags::LAST.bits() != 0) != (ends_region && !self.is_used(block)) {
+            return Err(Corruption::BadTiling { addr: block });
         }
         if self.is_used(block) && (self.rd(block + 8) >> 32) as usize > size - HEADER {
             return Err(Corruption::BadMagic { addr: block });

@@ -74,6 +74,14 @@ pub(crate) trait Space: FreeLinks {
         self.set_free(block + size, rest);
         self.set_used(block, size, requested);
     }
+    /// Makes the free block `block` of `size` bytes (its own header intact, on no list) a used
+    /// block of `need` bytes followed by a free block of `rest` bytes (on no list yet). The
+    /// same as `split_used`; a space that knows what the header after a free block already
+    /// says may leave it alone.
+    fn carve(&mut self, block: usize, size: usize, need: usize, requested: usize, rest: usize) {
+        debug_assert_eq!(size, need + rest);
+        self.split_used(block, need, requested, rest);
+    }
     /// Changes only the requested size of a used block.
     fn set_requested(&mut self, block: usize, requested: usize);
     /// Marks the block free with the given size (header, boundary tag) and tells the following
