@@ -118,9 +118,10 @@ impl Backend {
         self.pages.get(addr)
     }
 
-    /// A fresh span of class `c`, registered in the page map, or null when out of memory.
-    pub(crate) fn new_span(&self, c: usize) -> *mut SpanMeta {
-        let bytes = SpanMeta::span_bytes(c) - CORE_HEADER;
+    /// A fresh span of class `c` and `pages` pages (which must hold an object of the class
+    /// besides the span record), registered in the page map, or null when out of memory.
+    pub(crate) fn new_span(&self, c: usize, pages: usize) -> *mut SpanMeta {
+        let bytes = pages * PAGE - CORE_HEADER;
         let Ok(layout) = Layout::from_size_align(bytes, PAGE) else {
             return ptr::null_mut();
         };
@@ -129,9 +130,9 @@ impl Backend {
             return ptr::null_mut();
         };
         let start = start.as_ptr();
-        // SAFETY: `start` is a fresh page-aligned block of `span_bytes(c) - 16` bytes, which is
-        // what `SpanMeta::init` asks for.
-        let meta = unsafe { SpanMeta::init(start, c) };
+        // SAFETY: `start` is a fresh page-aligned block of `pages * PAGE - 16` bytes, which is
+        // what `SpanMeta::init` asks for (the caller vouches for the object).
+        let meta = unsafe { SpanMeta::init(start, c, pages) };
         if !self.pages.set(start as usize, bytes, meta) {
             self.pages.set(start as usize, bytes, ptr::null_mut());
             // SAFETY: the block was allocated above and nothing else refers to it.
@@ -150,8 +151,7 @@ impl Backend {
     /// `meta` is a span from `new_span` with no object outside it, unlinked from every list.
     pub(crate) unsafe fn free_span(&self, meta: *mut SpanMeta) {
         // SAFETY: the caller passes a live span record.
-        let (start, c) = unsafe { ((*meta).start, (*meta).class as usize) };
-        let bytes = SpanMeta::span_bytes(c) - CORE_HEADER;
+        let (start, bytes) = unsafe { ((*meta).start, (*meta).bytes() - CORE_HEADER) };
         let mut core = self.lock.lock();
         self.pages.set(start, bytes, ptr::null_mut());
         // SAFETY: the span is a live block of the core that nothing refers to any more.

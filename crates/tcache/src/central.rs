@@ -9,7 +9,7 @@
 //! backend lock, so the order is acyclic.
 
 use crate::backend::{Backend, BackendStats};
-use crate::size_class::{CLASSES, NUM_CLASSES};
+use crate::size_class::{next_span_pages, CLASSES, NUM_CLASSES};
 use crate::span::{FreeObj, SpanMeta};
 use crate::spin_lock::SpinLock;
 use crate::sync::loom_const_fn;
@@ -27,6 +27,8 @@ struct ClassState {
     slots: [*mut FreeObj; MAX_TRANSFER_SLOTS],
     nslots: usize,
     partial: *mut SpanMeta,
+    /// The size in pages of the class's next span; 0 until its first span is made.
+    span_pages: usize,
 }
 
 // SAFETY: the raw pointers name memory owned by the allocator, not by any thread; the lock
@@ -36,7 +38,12 @@ unsafe impl Send for ClassState {}
 impl ClassState {
     loom_const_fn! {
         fn new() -> ClassState {
-            ClassState { slots: [ptr::null_mut(); MAX_TRANSFER_SLOTS], nslots: 0, partial: ptr::null_mut() }
+            ClassState {
+                slots: [ptr::null_mut(); MAX_TRANSFER_SLOTS],
+                nslots: 0,
+                partial: ptr::null_mut(),
+                span_pages: 0,
+            }
         }
     }
 
@@ -120,8 +127,10 @@ impl Central {
         self.take_inner(c, want, false)
     }
 
-    /// Like [`Central::take`], but a span's free list is handed over whole, so the list may hold
-    /// more than `want` objects (at most `want` plus one span's worth). Used by cache refills.
+    /// Like [`Central::take`], but a span's free list is handed over whole, and a request for
+    /// less than a batch is served by a whole batch when the transfer cache has one, so the list
+    /// may hold more than `want` objects (at most `want` plus one span's worth). Used by cache
+    /// refills.
     pub(crate) fn take_for_cache(&self, c: usize, want: u32) -> (*mut FreeObj, u32) {
         self.take_inner(c, want, true)
     }
@@ -129,7 +138,9 @@ impl Central {
     fn take_inner(&self, c: usize, want: u32, whole: bool) -> (*mut FreeObj, u32) {
         let info = &CLASSES[c];
         let mut st = self.classes[c].lock();
-        if want == info.batch && st.nslots > 0 {
+        // A refill takes a whole batch from the transfer cache even when it asked for fewer (a
+        // thread's first refills are small): those objects have been touched already.
+        if (want == info.batch || (whole && want < info.batch)) && st.nslots > 0 {
             st.nslots -= 1;
             let n = st.nslots;
             return (st.slots[n], info.batch);
@@ -139,10 +150,17 @@ impl Central {
         while got < want {
             let span = st.partial;
             if span.is_null() {
-                let span = self.backend.new_span(c);
+                // A class's spans start at the smallest size and double up to the full size, so
+                // a class that a program uses a little touches a page or two, not a 64 KiB span.
+                let pages = match st.span_pages {
+                    0 => info.first_span_pages as usize,
+                    p => p,
+                };
+                let span = self.backend.new_span(c, pages);
                 if span.is_null() {
                     break;
                 }
+                st.span_pages = next_span_pages(c, pages);
                 // SAFETY: a fresh span is on no list.
                 unsafe { st.link(span) };
                 continue;
@@ -208,7 +226,7 @@ impl Central {
             (*span).give(obj);
             if (*span).used == 0 {
                 let alone = st.partial.is_null() || (st.partial == span && (*span).next.is_null());
-                if !force && alone && SpanMeta::span_bytes(c) <= KEEP_EMPTY_SPAN_BYTES {
+                if !force && alone && (*span).bytes() <= KEEP_EMPTY_SPAN_BYTES {
                     if !(*span).in_partial {
                         st.link(span);
                     }

@@ -72,4 +72,4 @@ mod tests;
 pub use freespace_malloc::FreeError;
 pub use realloc_error::ReallocError;
 #[cfg(not(loom))]
-pub use thread_cached::{TcacheStats, ThreadCached};
+pub use thread_cached::{TcacheStats, ThreadCached, COLD_OBJECTS};

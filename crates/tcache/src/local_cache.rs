@@ -4,8 +4,9 @@
 //! `bin_limit`, except that a refill which took a span's whole free list widens it to fit (at
 //! most one span's worth), and scavenging narrows it again.
 //!
-//! Capacity adapts per class: `max` starts at one batch, grows by a batch on every miss and every
-//! overflow (slow start, as in tcmalloc) while the thread's total capacity stays within a 2 MiB
+//! Capacity adapts per class: `max` starts at a page's worth of objects (at most a batch), doubles
+//! up to a batch and then grows by a batch on every miss and every overflow (slow start, as in
+//! tcmalloc) while the thread's total capacity stays within a 2 MiB
 //! budget, and every `SCAVENGE_PERIOD` slow-path events each bin
 //! that saw no slow-path traffic gives back half of what it holds and halves its `max`.
 
@@ -142,13 +143,16 @@ impl LocalCache {
         bin.max.set(max);
     }
 
-    /// Grows bin `c`'s capacity by a batch, up to the class limit, while the thread's total
-    /// capacity stays within [`THREAD_BUDGET`]. A bin always gets at least one batch of room.
+    /// Grows bin `c`'s capacity: below a batch it starts at the class's first fill (a page of
+    /// objects) and doubles, so a class used a little touches little memory; from a batch on it
+    /// grows by a batch, up to the class limit, while the thread's total capacity stays within
+    /// [`THREAD_BUDGET`]. A bin always gets at least one batch of room.
     fn grow(&self, c: usize) {
         let info = &CLASSES[c];
         let max = self.bins[c].max.get();
         if max < info.batch {
-            self.set_max(c, info.batch);
+            let next = if max == 0 { info.first_fill } else { max * 2 };
+            self.set_max(c, next.min(info.batch));
         } else if max < info.bin_limit {
             let step = (info.batch * info.size) as usize;
             if self.capacity_bytes.get() + step <= THREAD_BUDGET {
@@ -183,15 +187,17 @@ impl LocalCache {
         }
     }
 
-    /// Slow path of allocation: the bin is empty. Refills one batch from the central list and
-    /// returns one object of it, or null when out of memory.
+    /// Slow path of allocation: the bin is empty. Refills up to one batch (no more than the bin's
+    /// capacity, which starts small) from the central list and returns one object of it, or null
+    /// when out of memory.
     #[cold]
     pub(crate) fn refill(&self, central: &Central, c: usize) -> *mut u8 {
         let info = &CLASSES[c];
         let bin = &self.bins[c];
         self.grow(c);
         self.note_slow_event(central, c);
-        let (head, n) = central.take_for_cache(c, info.batch);
+        let want = bin.max.get().clamp(1, info.batch);
+        let (head, n) = central.take_for_cache(c, want);
         if n == 0 {
             return ptr::null_mut();
         }

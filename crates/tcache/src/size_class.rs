@@ -112,10 +112,18 @@ pub const fn class_for(size: usize, align: usize) -> Option<usize> {
 pub struct ClassInfo {
     /// Object size in bytes.
     pub size: u32,
-    /// Span size in pages.
+    /// Span size in pages, once the class is busy (its full-size spans).
     pub span_pages: u32,
-    /// Objects carved from one span.
+    /// Objects carved from one full-size span.
     pub objects: u32,
+    /// Pages of the class's first span: the fewest that hold one object and the metadata
+    /// record. Each later span doubles the previous one, up to `span_pages`, so a class that is
+    /// used a little touches one or two pages rather than a 64 KiB span's first and last page.
+    pub first_span_pages: u32,
+    /// Objects in a thread's first refill of the class: what fits in one page (at least one, at
+    /// most a batch). Each later refill doubles it up to a batch, so a class that is used a
+    /// little touches one page of objects rather than a whole batch (up to 32 KiB).
+    pub first_fill: u32,
     /// Objects moved per refill or flush between a thread cache and the central list.
     pub batch: u32,
     /// Upper bound on the thread cache's capacity for this class, in objects.
@@ -124,6 +132,27 @@ pub struct ClassInfo {
     pub transfer_slots: u32,
     /// `ceil(2^40 / size)`: divides a span offset by the size with a multiply.
     pub recip: u64,
+}
+
+/// Objects of `size` bytes that fit in a span of `pages` pages, after its metadata record.
+const fn span_objects_of(size: usize, pages: usize) -> usize {
+    (pages * PAGE - SPAN_META_RESERVE) / size
+}
+
+/// Objects of class `c` in a span of `pages` pages.
+pub const fn span_objects(c: usize, pages: usize) -> usize {
+    span_objects_of(class_size(c), pages)
+}
+
+/// The size in pages of class `c`'s span after one of `pages` pages: double, up to the
+/// class's full span size.
+pub const fn next_span_pages(c: usize, pages: usize) -> usize {
+    let full = CLASSES[c].span_pages as usize;
+    if pages * 2 < full {
+        pages * 2
+    } else {
+        full
+    }
 }
 
 const fn clamp(v: usize, lo: usize, hi: usize) -> usize {
@@ -146,8 +175,10 @@ const fn class_info(c: usize) -> ClassInfo {
         min_bytes
     };
     let span_pages = min_bytes.div_ceil(PAGE);
-    let objects = (span_pages * PAGE - SPAN_META_RESERVE) / size;
+    let objects = span_objects_of(size, span_pages);
+    let first_span_pages = (size + SPAN_META_RESERVE).div_ceil(PAGE);
     let batch = clamp(32 * 1024 / size, 2, 32);
+    let first_fill = clamp(PAGE / size, 1, batch);
     let bin_limit = clamp(512 * 1024 / size, 2 * batch, MAX_BIN_OBJECTS as usize);
     let transfer_slots = clamp(
         128 * 1024 / (batch * size),
@@ -158,6 +189,8 @@ const fn class_info(c: usize) -> ClassInfo {
         size: size as u32,
         span_pages: span_pages as u32,
         objects: objects as u32,
+        first_span_pages: first_span_pages as u32,
+        first_fill: first_fill as u32,
         batch: batch as u32,
         bin_limit: bin_limit as u32,
         transfer_slots: transfer_slots as u32,
@@ -171,6 +204,8 @@ pub const CLASSES: [ClassInfo; NUM_CLASSES] = {
         size: 0,
         span_pages: 0,
         objects: 0,
+        first_span_pages: 0,
+        first_fill: 0,
         batch: 0,
         bin_limit: 0,
         transfer_slots: 0,
@@ -275,6 +310,50 @@ mod tests {
             assert!(info.bin_limit >= info.batch && info.bin_limit <= MAX_BIN_OBJECTS);
             assert!(info.transfer_slots >= 2);
         }
+    }
+
+    #[test]
+    fn spans_start_small_and_double_to_full_size() {
+        for (c, info) in CLASSES.iter().enumerate() {
+            let first = info.first_span_pages as usize;
+            // The first span is the smallest that holds an object: one page fewer holds none.
+            assert!(span_objects(c, first) >= 1, "class {c}");
+            assert!(
+                first == 1 || (first - 1) * PAGE < info.size as usize + SPAN_META_RESERVE,
+                "class {c}: first span of {first} pages is not the smallest"
+            );
+            let mut pages = first;
+            let mut steps = 0;
+            while pages < info.span_pages as usize {
+                let next = next_span_pages(c, pages);
+                assert!(
+                    next > pages && next <= 2 * pages,
+                    "class {c}: {pages} -> {next}"
+                );
+                assert!(span_objects(c, next) >= span_objects(c, pages));
+                pages = next;
+                steps += 1;
+            }
+            assert_eq!(pages, info.span_pages as usize, "class {c}");
+            assert_eq!(
+                next_span_pages(c, pages),
+                pages,
+                "full size is the last step"
+            );
+            assert!(
+                steps <= 5,
+                "class {c} takes {steps} spans to reach full size"
+            );
+            assert_eq!(span_objects(c, pages), info.objects as usize);
+            // The first refill fits in a page, or is a single object.
+            let fill = info.first_fill as usize;
+            assert!(fill >= 1 && fill <= info.batch as usize);
+            assert!(fill == 1 || fill * info.size as usize <= PAGE, "class {c}");
+        }
+        // Small classes start with one page; a 32 KiB class with one object and its record.
+        assert_eq!(CLASSES[0].first_span_pages, 1);
+        assert_eq!(CLASSES[NUM_CLASSES - 1].first_span_pages, 9);
+        assert_eq!(CLASSES[31].first_fill, 4);
     }
 
     #[test]

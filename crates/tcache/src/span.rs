@@ -7,7 +7,7 @@
 //! span costs the core one allocation. Every field except the immutable geometry is read and
 //! written only under its class's central lock.
 
-use crate::size_class::{ClassInfo, CLASSES, PAGE, SPAN_META_RESERVE};
+use crate::size_class::{span_objects, ClassInfo, CLASSES, PAGE, SPAN_META_RESERVE};
 use core::ptr;
 
 /// The marker word a free object carries in its second word: the object's address mixed with a
@@ -66,6 +66,10 @@ pub(crate) struct SpanMeta {
     pub(crate) start: usize,
     /// The size class.
     pub(crate) class: u32,
+    /// The span's size in pages (a class's spans start small and grow: `size_class.rs`).
+    pages: u32,
+    /// Objects the span holds.
+    pub(crate) objects: u32,
     /// Objects carved from the span so far (objects past this index were never handed out).
     bumped: u32,
     /// Objects outside the span.
@@ -87,26 +91,31 @@ pub(crate) struct SpanMeta {
 const _: () = assert!(core::mem::size_of::<SpanMeta>() + 16 <= SPAN_META_RESERVE);
 
 impl SpanMeta {
-    /// The size of a span of class `c`, in bytes.
-    pub(crate) const fn span_bytes(c: usize) -> usize {
-        CLASSES[c].span_pages as usize * PAGE
+    /// The size of this span, in bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.pages as usize * PAGE
     }
 
-    /// Writes a fresh metadata record for a span of class `c` at `start`, and returns it.
+    /// Writes a fresh metadata record for a span of class `c` and `pages` pages at `start`, and
+    /// returns it.
     ///
     /// # Safety
-    /// `start` must be page aligned and own at least `span_bytes(c) - 16` writable bytes.
-    pub(crate) unsafe fn init(start: *mut u8, c: usize) -> *mut SpanMeta {
-        // SAFETY: the record starts `SPAN_META_RESERVE` bytes before `span_bytes(c)` and ends at
+    /// `start` must be page aligned and own at least `pages * PAGE - 16` writable bytes, and
+    /// `pages` must hold at least one object of class `c` besides the record.
+    pub(crate) unsafe fn init(start: *mut u8, c: usize, pages: usize) -> *mut SpanMeta {
+        debug_assert!(span_objects(c, pages) >= 1);
+        // SAFETY: the record starts `SPAN_META_RESERVE` bytes before `pages * PAGE` and ends at
         // least 16 bytes before it (checked at compile time above), so it lies inside the bytes
         // the caller owns; it is 128-byte aligned.
         unsafe {
             let meta = start
-                .add(Self::span_bytes(c) - SPAN_META_RESERVE)
+                .add(pages * PAGE - SPAN_META_RESERVE)
                 .cast::<SpanMeta>();
             meta.write(SpanMeta {
                 start: start as usize,
                 class: c as u32,
+                pages: pages as u32,
+                objects: span_objects(c, pages) as u32,
                 bumped: 0,
                 used: 0,
                 in_partial: false,
@@ -126,7 +135,7 @@ impl SpanMeta {
 
     /// Whether the span still has an object to hand out.
     pub(crate) fn has_free(&self) -> bool {
-        !self.free.is_null() || self.bumped < self.info().objects
+        !self.free.is_null() || self.bumped < self.objects
     }
 
     /// Takes up to `want` objects, linking them in front of `head`. Returns the new head and how
@@ -172,7 +181,7 @@ impl SpanMeta {
             }
         }
         let size = self.info().size as usize;
-        while taken < want && self.bumped < self.info().objects {
+        while taken < want && self.bumped < self.objects {
             let obj = (self.start + self.bumped as usize * size) as *mut u8;
             self.bumped += 1;
             // SAFETY: objects past the old bump index were never handed out; the span owns them.

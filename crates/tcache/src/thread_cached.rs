@@ -1,15 +1,48 @@
 //! `ThreadCached`: the public face of the allocator, as a `GlobalAlloc` and as C-style entry
-//! points (`malloc`, `free` without a size, `usable_size`, fork handlers). Invariant: a request is
-//! served by a size class exactly when `size_class::class_for(size, align)` says so, and by the
-//! core otherwise, so a sized deallocation can find the class from its layout alone.
+//! points (`malloc`, `free` without a size, `usable_size`, fork handlers). Invariant: a
+//! `GlobalAlloc` request is served by a size class exactly when `size_class::class_for(size,
+//! align)` says so, and by the core otherwise, so a sized deallocation can find the class from its
+//! layout alone. The C-style entry points also let the core serve a class's first
+//! [`COLD_OBJECTS`] objects (a cold class); their `free` finds the owner from the address, so
+//! either place works for them.
 
-use crate::size_class::{class_for, size_to_class, split_offset, CLASSES, MIN_SIZE};
+use crate::size_class::{self, class_for, size_to_class, split_offset, CLASSES, MIN_SIZE};
 use crate::span::FreeObj;
 use crate::tls::{self, CENTRAL};
 use crate::ReallocError;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicU32, Ordering};
 use freespace_malloc::FreeError;
+
+/// How many objects of each class the C-style entry points take from the core before the class
+/// gets spans. A span costs a process at least one page of its own per class, and the page of
+/// its record, however few objects it holds; the core packs blocks of every size side by side.
+/// A program that uses a class for a handful of objects (a start-up, a small tool such as `cat`
+/// or `git`) so keeps them in shared pages, and a class that proves busy moves to spans and the
+/// thread caches after a few core allocations.
+pub const COLD_OBJECTS: u32 = 64;
+
+/// Per class, how many objects the core has served while the class was cold (it may overshoot
+/// [`COLD_OBJECTS`] by a few when threads race; that only delays the switch).
+static CORE_SERVED: [AtomicU32; size_class::NUM_CLASSES] =
+    [const { AtomicU32::new(0) }; size_class::NUM_CLASSES];
+
+/// Serves a request of class `c` from the core while the class is cold; `None` once it is busy.
+#[cold]
+#[inline(never)]
+fn alloc_cold(c: usize, size: usize, align: usize) -> Option<*mut u8> {
+    let served = &CORE_SERVED[c];
+    if served.load(Ordering::Relaxed) >= COLD_OBJECTS {
+        return None;
+    }
+    served.fetch_add(1, Ordering::Relaxed);
+    let p = CENTRAL
+        .backend
+        .alloc_large(size.max(1), align.max(MIN_SIZE));
+    // Out of memory in the core: let the span path try (it fails too, or finds a free object).
+    (!p.is_null()).then_some(p)
+}
 
 /// The thread-cached allocator. A zero-sized handle: every `ThreadCached` shares one set of
 /// central lists and each thread's one cache.
@@ -29,9 +62,10 @@ pub struct TcacheStats {
     pub spans_created: usize,
     /// Spans ever given back to the core.
     pub spans_released: usize,
-    /// Bytes the core holds for live large objects.
+    /// Bytes the core holds for the live objects it serves: large ones, over-aligned ones, and
+    /// the C-style entry points' objects of cold size classes.
     pub large_bytes: usize,
-    /// Live large objects.
+    /// Live objects served by the core (as counted in `large_bytes`).
     pub large_objects: usize,
     /// Bytes of free objects in the central transfer caches.
     pub transfer_bytes: usize,
@@ -49,10 +83,14 @@ impl ThreadCached {
 
     /// Allocates `size` bytes, 16-byte aligned. Size 0 gives a unique minimal block. Null when out
     /// of memory.
+    ///
+    /// The block must be released through the C-style entry points ([`ThreadCached::free`],
+    /// [`ThreadCached::realloc`]), never through `GlobalAlloc::dealloc`: while its size class is
+    /// cold (fewer than [`COLD_OBJECTS`] served), the block comes from the core, not from a span.
     #[inline]
     pub fn malloc(&self, size: usize) -> *mut u8 {
         match size_to_class(size) {
-            Some(c) => tls::alloc_small(c),
+            Some(c) => tls::alloc_small_or(c, || alloc_cold(c, size, MIN_SIZE)),
             None => CENTRAL.backend.alloc_large(size, MIN_SIZE),
         }
     }
@@ -64,7 +102,7 @@ impl ThreadCached {
             return ptr::null_mut();
         }
         match class_for(size, align) {
-            Some(c) => tls::alloc_small(c),
+            Some(c) => tls::alloc_small_or(c, || alloc_cold(c, size, align)),
             None => CENTRAL
                 .backend
                 .alloc_large(size.max(1), align.max(MIN_SIZE)),
@@ -91,11 +129,12 @@ impl ThreadCached {
         if span.is_null() {
             return Ok(None);
         }
-        // SAFETY: the page map points only at live span records; `start` and `class` never
-        // change while the span lives.
-        let (start, c) = unsafe { ((*span).start, (*span).class as usize) };
+        // SAFETY: the page map points only at live span records; `start`, `class` and `objects`
+        // never change while the span lives.
+        let (start, c, objects) =
+            unsafe { ((*span).start, (*span).class as usize, (*span).objects) };
         let (idx, rem) = split_offset(c, ptr as usize - start);
-        if rem != 0 || idx >= CLASSES[c].objects as usize {
+        if rem != 0 || idx >= objects as usize {
             return Err(FreeError::Misaligned);
         }
         Ok(Some(c))

@@ -67,6 +67,23 @@ pub(crate) fn alloc_small(c: usize) -> *mut u8 {
     })
 }
 
+/// Allocates one object of class `c` for a C-style entry point: the fast path, then `cold()`,
+/// which may serve the request elsewhere (the core, while the class is cold: see
+/// `thread_cached.rs`), then the refill.
+#[inline(always)]
+pub(crate) fn alloc_small_or(c: usize, cold: impl FnOnce() -> Option<*mut u8>) -> *mut u8 {
+    CACHE.with(|t| {
+        let p = t.cache.pop(c);
+        if !p.is_null() {
+            return p;
+        }
+        if let Some(p) = cold() {
+            return p;
+        }
+        alloc_slow(t, c)
+    })
+}
+
 #[cold]
 #[inline(never)]
 fn alloc_slow(t: &ThreadState, c: usize) -> *mut u8 {

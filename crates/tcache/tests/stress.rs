@@ -2,7 +2,8 @@
 //! filled with a pattern keyed to its address and checked before it is freed, so a block handed
 //! out twice, or overwritten by the allocator's own links, fails the test.
 
-use freespace_tcache::{FreeError, ReallocError, ThreadCached};
+use freespace_tcache::size_class::{class_size, NUM_CLASSES};
+use freespace_tcache::{FreeError, ReallocError, ThreadCached, COLD_OBJECTS};
 use std::sync::mpsc;
 use std::thread;
 
@@ -18,6 +19,19 @@ impl Rng {
     }
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
+    }
+}
+
+/// Makes every size class busy, so that the tests below get objects from spans (with the span
+/// checks) rather than a cold class's objects from the core (tests/cold_classes.rs covers those).
+fn warm_every_class() {
+    for c in 0..NUM_CLASSES {
+        let blocks: Vec<*mut u8> = (0..COLD_OBJECTS).map(|_| A.malloc(class_size(c))).collect();
+        for p in blocks {
+            assert!(!p.is_null());
+            // SAFETY: `p` was just allocated and is freed once.
+            unsafe { A.free(p).unwrap() };
+        }
     }
 }
 
@@ -170,6 +184,7 @@ fn realloc_chains_keep_their_prefix() {
 
 #[test]
 fn bad_frees_are_refused() {
+    warm_every_class();
     let p = A.malloc(48);
     // SAFETY: each call passes a pointer into a live block or to readable memory; the refused
     // frees change nothing, and the last valid free happens once.
@@ -194,6 +209,7 @@ fn refused(r: Result<std::ptr::NonNull<u8>, ReallocError>) -> bool {
 
 #[test]
 fn try_realloc_tells_bad_pointers_from_out_of_memory() {
+    warm_every_class();
     // SAFETY: every pointer passed is a live block, or a freed block or other pointer into
     // readable memory (which the calls refuse, changing nothing); live blocks are freed once.
     unsafe {
