@@ -294,6 +294,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
 
     /// Tries to resize a used block in place to `need` bytes (header included), recording
     /// `requested`. False when it cannot be done without moving.
+    #[inline]
     pub(crate) fn resize_in_place(&mut self, block: usize, need: usize, requested: usize) -> bool {
         let size = self.space.block_size(block);
         let old_requested = self.space.requested(block);
