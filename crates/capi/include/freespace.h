@@ -23,8 +23,10 @@ struct freespace_stats {
     size_t spans;               /* live spans */
     size_t spans_created;       /* spans ever taken from the core */
     size_t spans_released;      /* spans ever given back to the core */
-    size_t large_bytes;         /* bytes held for live large objects (above 32 KiB) */
-    size_t large_objects;       /* live large objects */
+    size_t large_bytes;         /* bytes the core holds for the live objects it serves: above
+                                   32 KiB, aligned beyond 4 KiB, or of a cold size class (its
+                                   first 64 objects) */
+    size_t large_objects;       /* live objects served by the core */
     size_t transfer_bytes;      /* free bytes in the central transfer caches */
     size_t thread_cache_bytes;  /* free bytes cached by the calling thread */
     uint64_t trace_records;     /* trace records made since the process started */

@@ -17,9 +17,10 @@ pub struct FreespaceStats {
     pub spans_created: usize,
     /// Spans ever given back to the core.
     pub spans_released: usize,
-    /// Bytes the core holds for live large objects.
+    /// Bytes the core holds for the live objects it serves: large ones, over-aligned ones, and
+    /// those of cold size classes.
     pub large_bytes: usize,
-    /// Live large objects.
+    /// Live objects served by the core.
     pub large_objects: usize,
     /// Bytes of free objects in the central transfer caches.
     pub transfer_bytes: usize,

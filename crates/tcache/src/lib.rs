@@ -37,6 +37,10 @@
 //! - **Spans and the page map** (`span.rs`, `page_map.rs`, `backend.rs`): spans of pages come
 //!   from the core, each carved into objects of one class; a radix page map finds the span (and
 //!   so the class) of any pointer without its size. Objects above 32 KiB go straight to the core.
+//!   A class's spans start at one object's worth of pages and double up to full size.
+//! - **Cold classes**: through the C-style entry points, a class's first [`COLD_OBJECTS`]
+//!   objects come from the core, so a program that uses many classes a little does not pay a
+//!   page or two per class.
 //! - **Remote frees** migrate: a thread frees any object into its own cache, as in tcmalloc, and
 //!   objects travel back to their spans through the central lists. See docs/tcache.md for why.
 //! - **Thread exit** flushes the cache; empty spans go back to the core.
