@@ -88,6 +88,10 @@ pub(crate) struct RawSpace<S: Source> {
     /// Where the first region ends (0 = no region yet), kept here so that looking up a pointer
     /// in it reads no region header.
     primary_end: usize,
+    /// How many addresses from the first region's first payload (`primary + 32`) up to its
+    /// sentinel can be payloads (0 = no region yet): one comparison tells `lookup` that a
+    /// pointer lies in the first region, past its first header and before its sentinel.
+    payload_span: usize,
     heap_bytes: usize,
     overhead: usize,
 }
@@ -99,6 +103,7 @@ impl<S: Source> RawSpace<S> {
             regions: 0,
             primary: 0,
             primary_end: 0,
+            payload_span: 0,
             heap_bytes: 0,
             overhead: 0,
         }
@@ -133,6 +138,27 @@ impl<S: Source> RawSpace<S> {
             r = self.rd(r) as usize;
         }
         None
+    }
+
+    /// Records where the first region now ends.
+    fn set_primary_end(&mut self, end: usize) {
+        self.primary_end = end;
+        // From the first payload (past the region header and the first block header) up to the
+        // sentinel header.
+        self.payload_span = end - self.primary - REGION_HEADER - 2 * HEADER;
+    }
+
+    /// Where the region holding a pointer handed to the user ends (its sentinel), after
+    /// checking that the pointer can be a payload there; the slow path of `lookup`, for
+    /// pointers outside the first region and for bad ones.
+    #[cold]
+    fn payload_bounds_slow(&self, user: usize) -> Result<usize, FreeError> {
+        let (r, len) = self.region_of(user).ok_or(FreeError::NotInHeap)?;
+        let sentinel = r + len - HEADER;
+        if user % ALIGN != 0 || user < r + REGION_HEADER + HEADER || user >= sentinel {
+            return Err(FreeError::Misaligned);
+        }
+        Ok(sentinel)
     }
 
     /// Writes the end sentinel at `s`, with a purge mark of `mark` (fresh pages are untouched).
@@ -207,6 +233,7 @@ impl<S: Source> RawSpace<S> {
         self.regions = 0;
         self.primary = 0;
         self.primary_end = 0;
+        self.payload_span = 0;
         self.heap_bytes = 0;
         self.overhead = 0;
     }
@@ -384,11 +411,13 @@ impl<S: Source> Space for RawSpace<S> {
     }
     #[inline]
     fn lookup(&self, user: usize) -> Result<usize, FreeError> {
-        let (r, len) = self.region_of(user).ok_or(FreeError::NotInHeap)?;
-        let sentinel = r + len - HEADER;
-        if user % ALIGN != 0 || user < r + REGION_HEADER + HEADER || user >= sentinel {
-            return Err(FreeError::Misaligned);
-        }
+        let first_payload = self.primary + REGION_HEADER + HEADER;
+        let sentinel = if user.wrapping_sub(first_payload) < self.payload_span && user % ALIGN == 0
+        {
+            first_payload + self.payload_span
+        } else {
+            self.payload_bounds_slow(user)?
+        };
         let block = user - HEADER;
         let w0 = self.rd(block);
         let size = w0 & SIZE_MASK;
@@ -445,7 +474,7 @@ impl<S: Source> Space for RawSpace<S> {
         }
         if self.primary == 0 {
             self.primary = r;
-            self.primary_end = end;
+            self.set_primary_end(end);
         }
         self.write_sentinel(sentinel, first);
         self.wr(first, 0);
@@ -507,7 +536,7 @@ impl<S: Source> Space for RawSpace<S> {
         }
         self.wr(r + 8, (new_end - r) as u64);
         if r == self.primary {
-            self.primary_end = new_end;
+            self.set_primary_end(new_end);
         }
         self.write_sentinel(new_end - HEADER, new_end - HEADER);
         let new_size = new_end - HEADER - block;
@@ -560,7 +589,10 @@ impl<S: Source> Space for RawSpace<S> {
         let mut r = self.regions;
         while r != 0 {
             let len = self.rd(r + 8) as usize;
-            if r == self.primary && r + len != self.primary_end {
+            if r == self.primary
+                && (r + len != self.primary_end
+                    || self.payload_span != len - REGION_HEADER - 2 * HEADER)
+            {
                 return Err(Corruption::BadTiling { addr: r });
             }
             let sentinel = r + len - HEADER;
