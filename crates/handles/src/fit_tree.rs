@@ -67,13 +67,8 @@ mod tests {
     /// Against a linear scan, through random shrinks and queries.
     #[test]
     fn first_fit_agrees_with_a_linear_scan() {
-        let mut seed = 0x853c_49e6_748f_ea9bu64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rng = crate::tests::rng::XorShift::new(0x853c_49e6_748f_ea9b);
+        let mut next = move |n: usize| rng.below(n as u64) as usize;
         for size in [1usize, 2, 3, 7, 64, 100] {
             let mut lens: Vec<usize> = (0..size).map(|_| next(1000)).collect();
             let mut fit = FitTree::new(&lens);

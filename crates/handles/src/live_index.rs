@@ -319,13 +319,8 @@ mod tests {
     fn both_forms_agree_through_churn_and_conversions() {
         let mut ix = LiveIndex::default();
         let mut model = std::collections::BTreeMap::new();
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::tests::rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || rng.next();
         // Offsets are unique (slot * 64), slots reused after removal.
         for step in 0..5000u32 {
             let r = next();

@@ -173,11 +173,9 @@ mod tests {
     fn agrees_with_a_std_map_through_churn() {
         let mut m = OffsetMap::default();
         let mut model = HashMap::new();
-        let mut seed = 0x853c_49e6_748f_ea9bu64;
+        let mut rng = crate::tests::rng::XorShift::new(0x853c_49e6_748f_ea9b);
         for step in 0..20_000 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
+            let seed = rng.next();
             // Few distinct keys, multiples of 16, so runs collide and wrap.
             let key = (seed % 300) as usize * 16;
             match seed % 5 {

@@ -5,6 +5,8 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+use super::rng::XorShift;
+
 use crate::{
     Arena, ArenaConfig, ArenaError, Budget, Compactor, GrowthPolicy, MoveError, Progress,
     Relocator, Sliding, TwoFinger, MAX_ALIGN, PAGE,
@@ -284,13 +286,8 @@ fn two_finger_moves_fewer_bytes_than_sliding() {
 /// the same offset, pinned barriers included.
 #[test]
 fn two_finger_bulk_pass_places_blocks_as_the_stepwise_pass_does() {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = move |n: u64| rng.below(n);
     for round in 0..20 {
         let config = || {
             ArenaConfig::new()
@@ -608,13 +605,8 @@ fn stats_add_up() {
 /// each; mixed sizes, alignments and pinned barriers must all come through byte for byte.
 #[test]
 fn bulk_slide_keeps_every_byte_across_small_large_and_pinned_blocks() {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rng = XorShift::new(0x2545_f491_4f6c_dd1d);
+    let mut next = move |n: u64| rng.below(n);
     for round in 0..20 {
         let config = ArenaConfig::new().initial_capacity(4 << 20);
         let mut a = Arena::with_config(config, Sliding::new());
