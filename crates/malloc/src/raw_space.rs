@@ -10,7 +10,7 @@
 //! Every block starts with a 16-byte header:
 //!
 //! ```text
-//! word 0: size (a multiple of 16) | USED | PREV_FREE | PREV_SMALL
+//! word 0: size (a multiple of 16) | USED | PREV_FREE | PREV_SMALL | LAST
 //! word 1: magic (32 bits, keyed to the block's address and size) | slack (32 bits)
 //! ```
 //!
@@ -19,8 +19,10 @@
 //! its payload (next at +16, prev at +24) and a boundary tag (its size) in its last word, except
 //! the smallest (32-byte) free block, whose last word is its prev link: for it the following
 //! header says PREV_SMALL instead. PREV_FREE in the following header makes backward coalescing
-//! O(1), as in dlmalloc. Invariant: every header's PREV bits describe the block before it, and
-//! the regions list is sorted by address.
+//! O(1), as in dlmalloc. LAST marks a free block whose next header is the sentinel, so that
+//! carving an allocation out of any other free block need not read the header after it.
+//! Invariant: every header's PREV bits describe the block before it, exactly the free blocks
+//! that end their region say LAST, and the regions list is sorted by address.
 
 use bitflags::bitflags;
 use core::ptr::NonNull;
