@@ -232,6 +232,12 @@ fn replay_command(args: &ReplayArgs) -> Result<String, Failure> {
         ))
     })?;
     let trace = read_trace_file(&args.trace).map_err(|e| Failure(e.to_string()))?;
+    if trace.foreign_frees > 0 {
+        eprintln!(
+            "freespace: {}: left out {} free(s) or realloc(s) of blocks allocated before recording began",
+            trace.source, trace.foreign_frees
+        );
+    }
     let subjects = specs.len();
     let total = (trace.events.len() * subjects) as u64;
     let bar = if total >= 200_000 && std::io::stderr().is_terminal() {

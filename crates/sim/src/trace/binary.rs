@@ -564,6 +564,13 @@ mod tests {
         let reader = BinaryReader::new("t.bin", &file).unwrap();
         assert_eq!(reader.foreign_frees(), 1);
         assert_eq!(reader.processes(), 2);
+        // The count reaches the trace that `replay` reports from.
+        assert_eq!(
+            super::super::read_trace("t.bin", &file)
+                .unwrap()
+                .foreign_frees,
+            1
+        );
         assert_eq!(
             ops(&file).unwrap(),
             vec![

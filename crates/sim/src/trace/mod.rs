@@ -65,6 +65,10 @@ pub struct Trace {
     pub source: String,
     /// The events in order.
     pub events: Vec<Event>,
+    /// Frees and reallocs of blocks allocated before recording began, which the reader left
+    /// out (binary traces only: a process that started recording late, or a forked child
+    /// freeing its parent's block).
+    pub foreign_frees: usize,
 }
 
 /// A problem with a trace, located at `source:line`.
@@ -116,6 +120,7 @@ pub trait TraceReader {
         let mut trace = Trace {
             source: self.source().to_string(),
             events: Vec::new(),
+            foreign_frees: 0,
         };
         while let Some(event) = self.next_event() {
             trace.events.push(event?);
@@ -129,7 +134,10 @@ pub trait TraceReader {
 /// `libfreespace.so`) by its magic bytes, anything else as text.
 pub fn read_trace(source: &str, bytes: &[u8]) -> Result<Trace, TraceError> {
     if is_binary(bytes) {
-        return BinaryReader::new(source, bytes)?.read_all();
+        let mut reader = BinaryReader::new(source, bytes)?;
+        let mut trace = reader.read_all()?;
+        trace.foreign_frees = reader.foreign_frees();
+        return Ok(trace);
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()]
