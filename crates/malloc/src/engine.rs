@@ -40,7 +40,6 @@ pub struct BlockInfo {
 struct Counts {
     allocated: usize,
     requested: usize,
-    free_bytes: usize,
     free_blocks: usize,
     allocations: u64,
     frees: u64,
@@ -57,7 +56,6 @@ impl Counts {
     const ZERO: Counts = Counts {
         allocated: 0,
         requested: 0,
-        free_bytes: 0,
         free_blocks: 0,
         allocations: 0,
         frees: 0,
@@ -94,15 +92,23 @@ impl<St: Space, P: Policy> Engine<St, P> {
     #[inline]
     fn insert_free(&mut self, block: usize, size: usize) {
         self.policy.insert(&mut self.space, block, size);
-        self.counts.free_bytes += size;
         self.counts.free_blocks += 1;
     }
 
     #[inline]
     fn remove_free(&mut self, block: usize, size: usize) {
         self.policy.remove(&mut self.space, block, size);
-        self.counts.free_bytes -= size;
         self.counts.free_blocks -= 1;
+    }
+
+    /// Bytes in free blocks, headers included. Every byte of the heap is in a block or is
+    /// overhead, and every block is free or live, so this follows from the running counts of
+    /// live blocks and their bytes (`check` walks the heap and compares).
+    fn free_bytes(&self) -> usize {
+        self.space.heap_bytes()
+            - self.space.overhead_bytes()
+            - self.counts.allocated
+            - self.counts.live_blocks() * self.space.header_size()
     }
 
     /// Free-list elements searched so far.
@@ -177,9 +183,8 @@ impl<St: Space, P: Policy> Engine<St, P> {
     ) -> usize {
         let header = self.space.header_size();
         let min = self.space.min_block();
-        let taken = size;
-        // Bytes and blocks that go back on the lists (padding, remainder).
-        let (mut filed, mut filed_blocks) = (0, 0);
+        // Blocks that go back on the lists (padding, remainder).
+        let mut filed_blocks = 0;
         // Whether `block` still has the free block's own header (no padding was split off).
         let mut whole = true;
         if align > self.space.natural_align() {
@@ -192,7 +197,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
                 self.space.fresh(block + pad);
                 self.space.set_free(block, pad);
                 self.policy.insert(&mut self.space, block, pad);
-                (filed, filed_blocks) = (pad, 1);
+                filed_blocks = 1;
                 block += pad;
                 size -= pad;
                 whole = false;
@@ -206,13 +211,11 @@ impl<St: Space, P: Policy> Engine<St, P> {
                 self.split(block, need, requested, rest);
             }
             self.policy.insert(&mut self.space, block + need, rest);
-            filed += rest;
             filed_blocks += 1;
             size = need;
         } else {
             self.space.set_used(block, size, requested);
         }
-        self.counts.free_bytes = self.counts.free_bytes - taken + filed;
         self.counts.free_blocks = self.counts.free_blocks + filed_blocks - 1;
         self.counts.allocated += size - header;
         self.counts.requested += requested;
@@ -262,13 +265,11 @@ impl<St: Space, P: Policy> Engine<St, P> {
             Coalescing::Never => {}
         }
         self.space.set_free(start, total);
-        // One update for the whole merge: the freed bytes join the free ones, and the merged
-        // block replaces its neighbours on the lists.
-        self.counts.free_bytes += size;
+        // One update for the whole merge: the merged block replaces its neighbours on the lists
+        // (the free bytes follow from the live counts).
         self.counts.free_blocks = self.counts.free_blocks + 1 - merged;
         if total >= self.config.trim_threshold && self.space.can_trim() {
             // `trim_then_file` counts what it files: take the block out of the counts first.
-            self.counts.free_bytes -= total;
             self.counts.free_blocks -= 1;
             self.trim_then_file(start, total, self.config.trim_threshold / 2, false);
         } else {
@@ -432,7 +433,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
             heap_bytes: self.space.heap_bytes(),
             allocated_bytes: c.allocated,
             requested_bytes: c.requested,
-            free_bytes: c.free_bytes,
+            free_bytes: self.free_bytes(),
             free_blocks: c.free_blocks,
             largest_free_block: self.largest_free(),
             header_bytes: c.live_blocks() * self.space.header_size(),
@@ -450,6 +451,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
         let immediate = self.config.coalescing == Coalescing::Immediate;
         let mut walked = Counts::default();
         let mut walked_live = 0usize;
+        let mut walked_free_bytes = 0usize;
         let mut block_bytes = 0usize;
         let mut prev: Option<(usize, bool)> = None;
         self.space.walk_checked(&mut |block, first| {
@@ -471,7 +473,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
                 walked.requested += self.space.requested(block);
                 walked_live += 1;
             } else {
-                walked.free_bytes += size;
+                walked_free_bytes += size;
                 walked.free_blocks += 1;
             }
             prev = Some((block, used));
@@ -505,7 +507,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
                 x = self.space.next(x);
             }
         }
-        if listed != walked.free_blocks || listed_bytes != walked.free_bytes {
+        if listed != walked.free_blocks || listed_bytes != walked_free_bytes {
             return Err(Corruption::FreeListMismatch { addr: NIL });
         }
         self.policy.verify(&self.space)?;
@@ -513,7 +515,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
         let c = &self.counts;
         let same = c.allocated == walked.allocated
             && c.requested == walked.requested
-            && c.free_bytes == walked.free_bytes
+            && self.free_bytes() == walked_free_bytes
             && c.free_blocks == walked.free_blocks
             && c.live_blocks() == walked_live
             && self.space.heap_bytes() == block_bytes + self.space.overhead_bytes();
