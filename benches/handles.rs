@@ -1,9 +1,10 @@
 //! The handle arena against its peers, measured in the same run so ratios mean something:
 //! - `handles/get`: `Arena::get` vs slotmap's `SlotMap::get` vs a raw pointer dereference;
 //! - `handles/insert_remove`: a batch of inserts then removes, arena vs slotmap;
-//! - `handles/compact`: compaction throughput (bytes moved per second) vs a plain memcpy of
-//!   the same bytes, as one copy and in blocks of the same size. Every contender starts with
-//!   its data out of the caches, as a pass over a large, long-lived arena would;
+//! - `handles/compact`: compaction throughput (bytes moved per second) vs one memmove of the
+//!   same number of bytes inside a fresh arena's own buffer, and vs a plain memcpy between two
+//!   vectors, as one copy and in blocks of the same size. Every contender starts with its data
+//!   out of the caches, as a pass over a large, long-lived arena would;
 //! - before the timed groups, a printed table: footprint after one fragmenting workload on the
 //!   arena (after `compact`), freespace-malloc's `Heap` and the system allocator.
 //!
@@ -122,11 +123,28 @@ fn insert_remove(c: &mut Criterion) {
 /// Builds an arena of `count` byte blocks of `len` bytes and frees every other one, so that a
 /// sliding pass moves half of them.
 fn fragmented<C: Compactor>(compactor: C, count: usize, len: usize) -> Arena<C> {
+    fragmented_with_base(compactor, count, len).0
+}
+
+/// A fragmented arena as [`fragmented`] builds it, and its buffer's base address. The buffer
+/// does not move afterwards (the policy is manual), so the base stays valid while the arena
+/// lives.
+fn fragmented_with_base<C: Compactor>(
+    compactor: C,
+    count: usize,
+    len: usize,
+) -> (Arena<C>, NonNull<u8>) {
     let config = freespace::handles::ArenaConfig::new()
         .policy(GrowthPolicy::Manual)
         .shrink_after_compaction(false);
     let mut arena = Arena::with_config(config, compactor);
     let hs: Vec<_> = (0..count).map(|_| arena.alloc_bytes(len, 16)).collect();
+    assert_eq!(
+        arena.blocks().next(),
+        Some((0, len)),
+        "the first block is at offset 0"
+    );
+    let base = arena.address_of(hs[0]).unwrap();
     for (i, h) in hs.into_iter().enumerate() {
         if i % 2 == 0 {
             arena.free_bytes(h).unwrap();
@@ -134,7 +152,17 @@ fn fragmented<C: Compactor>(compactor: C, count: usize, len: usize) -> Arena<C> 
             arena.bytes_mut(h).unwrap().fill(i as u8);
         }
     }
-    arena
+    (arena, base)
+}
+
+/// The baseline that shares the pass's memory: one `memmove` of `bytes` from the upper part of
+/// a freshly built arena's buffer down to its start, the move a compaction would make if the
+/// live data were one block. The bytes it overwrites are the arena's, so the arena is only
+/// dropped afterwards (byte blocks have no drop glue).
+fn memmove_in_buffer(base: NonNull<u8>, bytes: usize) {
+    // SAFETY: the buffer holds at least 2 * bytes (the bench's arenas are twice the bytes a
+    // pass moves), both ranges lie inside it, and ptr::copy allows them to overlap.
+    unsafe { core::ptr::copy(base.as_ptr().add(bytes), base.as_ptr(), bytes) };
 }
 
 fn compact(c: &mut Criterion) {
@@ -175,6 +203,20 @@ fn compact(c: &mut Criterion) {
                 },
                 |mut arena| {
                     arena.compact();
+                    arena
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        g.bench_function("memmove_in_buffer", |b| {
+            b.iter_batched(
+                || {
+                    let fresh = fragmented_with_base(Sliding::new(), count, len);
+                    evict_caches(&mut scratch);
+                    fresh
+                },
+                |(arena, base)| {
+                    memmove_in_buffer(base, moved);
                     arena
                 },
                 BatchSize::PerIteration,
@@ -457,7 +499,7 @@ fn compact_ratio<C: Compactor>(scratch: &mut Vec<u8>, compactor: impl Fn() -> C,
     let count = (16 << 20) / len;
     let name = compactor().name();
     {
-        let (mut pass, mut copy) = (Vec::new(), Vec::new());
+        let (mut pass, mut copy, mut within) = (Vec::new(), Vec::new(), Vec::new());
         let mut moved = 0;
         for _ in 0..15 {
             let mut arena = fragmented(compactor(), count, len);
@@ -472,14 +514,28 @@ fn compact_ratio<C: Compactor>(scratch: &mut Vec<u8>, compactor: impl Fn() -> C,
             dst.copy_from_slice(black_box(&src));
             copy.push(t.elapsed().as_secs_f64());
             black_box(&dst);
+            drop((src, dst));
+            let (arena, base) = fragmented_with_base(Sliding::new(), count, len);
+            evict_caches(scratch);
+            let t = Instant::now();
+            memmove_in_buffer(black_box(base), moved);
+            within.push(t.elapsed().as_secs_f64());
+            drop(arena);
         }
-        let (pass, copy) = (best_and_median(pass), best_and_median(copy));
+        let (pass, copy, within) = (
+            best_and_median(pass),
+            best_and_median(copy),
+            best_and_median(within),
+        );
         println!(
-            "compact ({name}), {len}-byte blocks: {:.2} GB/s, memcpy {:.2} GB/s, ratio {:.2} (best), {:.2} (median)",
+            "compact ({name}), {len}-byte blocks: {:.2} GB/s; memcpy {:.2} GB/s, ratio {:.2} (best), {:.2} (median); memmove in the buffer {:.2} GB/s, ratio {:.2} (best), {:.2} (median)",
             moved as f64 / pass.0 / 1e9,
             moved as f64 / copy.0 / 1e9,
             copy.0 / pass.0,
-            copy.1 / pass.1
+            copy.1 / pass.1,
+            moved as f64 / within.0 / 1e9,
+            within.0 / pass.0,
+            within.1 / pass.1
         );
     }
 }
