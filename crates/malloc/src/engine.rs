@@ -264,7 +264,11 @@ impl<St: Space, P: Policy> Engine<St, P> {
             Coalescing::Deferred => self.dirty = true,
             Coalescing::Never => {}
         }
-        self.space.set_free(start, total);
+        if merged == 0 {
+            self.space.set_free_unmerged(start, total);
+        } else {
+            self.space.set_free(start, total);
+        }
         // One update for the whole merge: the merged block replaces its neighbours on the lists
         // (the free bytes follow from the live counts).
         self.counts.free_blocks = self.counts.free_blocks + 1 - merged;

@@ -11,7 +11,7 @@
 //!
 //! ```text
 //! word 0: size (a multiple of 16) | USED | PREV_FREE | PREV_SMALL | LAST
-//! word 1: magic (32 bits, keyed to the block's address and size) | slack (32 bits)
+//! word 1: magic (32 bits, keyed to the block's address and size) | slack (32 bits, used blocks)
 //! ```
 //!
 //! The payload follows at a 16-byte boundary. `slack` is the payload bytes the caller did not ask
@@ -383,6 +383,28 @@ impl<S: Source> Space for RawSpace<S> {
         self.wr(next, (w & !PREV_MASK) | bits);
         if last {
             // The region's trailing block: everything before it may have been handed out.
+            self.raise_mark(next, block + MIN_BLOCK);
+        }
+    }
+    #[inline]
+    fn set_free_unmerged(&mut self, block: usize, size: usize) {
+        // As `set_free`, but the header's second word stays: `lookup` has just checked that its
+        // magic number is the one for this address and size, and a free block's slack is never
+        // read.
+        let w = self.rd(block);
+        let next = block + size;
+        let nw = self.rd(next);
+        let last = nw & SENTINEL_MASK == Flags::USED.bits();
+        let last_bit = if last { Flags::LAST.bits() } else { 0 };
+        self.wr(block, (w & !Flags::USED.bits()) | last_bit);
+        let mut bits = Flags::PREV_FREE.bits();
+        if size == MIN_BLOCK {
+            bits |= Flags::PREV_SMALL.bits();
+        } else {
+            self.wr(block + size - 8, size as u64);
+        }
+        self.wr(next, (nw & !PREV_MASK) | bits);
+        if last {
             self.raise_mark(next, block + MIN_BLOCK);
         }
     }

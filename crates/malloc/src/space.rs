@@ -87,6 +87,12 @@ pub(crate) trait Space: FreeLinks {
     /// Marks the block free with the given size (header, boundary tag) and tells the following
     /// block that its previous neighbour is now free.
     fn set_free(&mut self, block: usize, size: usize);
+    /// `set_free` of a used block that keeps its size (it merged with no neighbour). A space
+    /// whose header check is keyed to the block's address and size may leave that check as it
+    /// is, since neither changed.
+    fn set_free_unmerged(&mut self, block: usize, size: usize) {
+        self.set_free(block, size);
+    }
     /// The block at `block` has been absorbed into a neighbour: make its header unusable (so a
     /// stale pointer to it is refused) and forget it.
     fn discard(&mut self, block: usize);
