@@ -209,7 +209,7 @@ mod tests {
         }
         assert_eq!(
             AnyPolicy::new(Fit::Segregated, ListOrder::Fifo).list_count(),
-            48 * 32
+            48 * 64
         );
         assert_eq!(AnyPolicy::new(Fit::Best, ListOrder::Fifo).list_count(), 1);
     }

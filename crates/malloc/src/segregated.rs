@@ -1,7 +1,7 @@
 //! [`SegregatedFit`]: two-level size-class bins with bitmaps, in the manner of TLSF.
 //!
-//! Sizes below 512 bytes fall in 32 exact 16-byte classes (first level 0). Above that, the
-//! first level is the power of two and the second level splits it into 32 equal classes. One bit
+//! Sizes below 1024 bytes fall in 64 exact 16-byte classes (first level 0). Above that, the
+//! first level is the power of two and the second level splits it into 64 equal classes. One bit
 //! per non-empty class, in a second-level word per first level plus one first-level word, finds
 //! the smallest non-empty class at or above a request with two count-trailing-zeros.
 //! Invariant: a bin holds exactly the free blocks whose size maps to it, and a bitmap bit is set
@@ -12,27 +12,27 @@ use crate::policy::Policy;
 use crate::space::{FreeLinks, NIL};
 
 /// log2 of the number of second-level classes per first level.
-const SL_LOG2: u32 = 5;
+const SL_LOG2: u32 = 6;
 /// Second-level classes per first level.
 const SL: usize = 1 << SL_LOG2;
 /// log2 of the class width below `SMALL`.
 const GRAIN_LOG2: u32 = 4;
 /// Below this size, classes are exact multiples of 16.
 const SMALL: usize = SL << GRAIN_LOG2;
-/// First-level classes (sizes up to 2^(FL + 8) bytes; larger ones share the last class).
+/// First-level classes (sizes below 2^(FL + 9) bytes; larger ones share the last class).
 const FL: usize = 48;
 
 /// The default policy: segregated free lists in size-class bins with bitmaps, O(1).
 ///
-/// `find` first tries the head of the request's own class, which fits more tightly when it is
-/// big enough. Otherwise it rounds the request up to the next class boundary, so that any block
-/// of the class it finds is big enough ("good fit"): one bitmap lookup, one list head. Only
-/// when that fails does it search the request's own class linearly, so that a nearly full heap
-/// can still use a block that fits exactly. Each bin is LIFO.
+/// `find` rounds the request up to the next class boundary, so that any block of the class it
+/// finds is big enough ("good fit"): one bitmap lookup, one list head. A class spans at most
+/// 1/64 of its size, so rounding up wastes little. Only when that fails does it search the
+/// request's own class linearly, so that a nearly full heap can still use a block that fits
+/// exactly. Each bin is LIFO.
 #[derive(Clone)]
 pub struct SegregatedFit {
     fl_bitmap: u64,
-    sl_bitmap: [u32; FL],
+    sl_bitmap: [u64; FL],
     heads: [[usize; SL]; FL],
 }
 
@@ -115,7 +115,7 @@ impl SegregatedFit {
     /// The smallest non-empty class at or above `(fl, sl)`.
     #[inline]
     fn first_nonempty(&self, fl: usize, sl: usize) -> Option<(usize, usize)> {
-        let here = self.sl_bitmap[fl] & (u32::MAX << sl);
+        let here = self.sl_bitmap[fl] & (u64::MAX << sl);
         if here != 0 {
             return Some((fl, here.trailing_zeros() as usize));
         }
@@ -136,21 +136,13 @@ impl SegregatedFit {
         }
     }
 
-    /// Where a free block of at least `size` bytes is: the head of the request's own class if
-    /// it is big enough (it wastes less than a block of the next class, and a tighter heap moves
-    /// fewer blocks on realloc); else the head of the first non-empty class at or above the next
-    /// class boundary (any block there is big enough); else, on a nearly full heap, somewhere
-    /// inside the request's own class.
+    /// Where a free block of at least `size` bytes is: the head of the first non-empty class at
+    /// or above the next class boundary (any block there is big enough, except in the last
+    /// class, which is open-ended); else, on a nearly full heap, somewhere inside the request's
+    /// own class.
     #[inline]
     fn locate<L: FreeLinks>(&self, links: &L, size: usize, searched: &mut u64) -> Found {
         let (fl, sl) = class_of(size);
-        let own = self.heads[fl][sl];
-        if own != NIL {
-            *searched += 1;
-            if links.block_size(own) >= size {
-                return Found::Head(fl, sl);
-            }
-        }
         let above = class_at_or_above(size, (fl, sl));
         if let Some((f, s)) = self.first_nonempty(above / SL, above % SL) {
             *searched += 1;
@@ -314,9 +306,10 @@ mod tests {
             last = c;
         }
         assert_eq!(class_of(32), (0, 2));
-        assert_eq!(class_of(512), (1, 0));
-        assert_eq!(class_of(1023), (1, 31));
-        assert_eq!(class_of(1024), (2, 0));
+        assert_eq!(class_of(1008), (0, 63));
+        assert_eq!(class_of(1024), (1, 0));
+        assert_eq!(class_of(2047), (1, 63));
+        assert_eq!(class_of(2048), (2, 0));
         assert_eq!(class_of(usize::MAX), (FL - 1, SL - 1));
     }
 
@@ -367,7 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn find_tries_the_own_class_head_then_rounds_up() {
+    fn find_rounds_up_then_searches_the_own_class() {
         // Block 5 (992 bytes) is filed last, so it heads the class 992..1008 and block 1
         // (1004 bytes, same class) sits behind it.
         let sizes = [48, 1004, 1008, 4096, 100_000, 992];
@@ -379,25 +372,23 @@ mod tests {
         p.verify(&t).unwrap();
         let mut n = 0;
         assert_eq!(p.find(&t, 32, &mut n), Some(0));
-        assert_eq!(p.find(&t, 992, &mut n), Some(5), "the own class head fits");
+        assert_eq!(p.find(&t, 992, &mut n), Some(5), "992 starts its own class");
         assert_eq!(
             p.find(&t, 1000, &mut n),
             Some(2),
-            "the own class head is too small: rounded up to the 1008 class"
+            "1000 is inside the 992 class: rounded up to the 1008 class"
         );
         assert_eq!(p.find(&t, 2000, &mut n), Some(3));
-        assert_eq!(
-            n, 5,
-            "one block per lookup, two for the miss on the own head"
-        );
+        assert_eq!(n, 4, "one block per lookup");
         p.remove(&mut t, 2, 1008);
         p.remove(&mut t, 3, 4096);
         p.remove(&mut t, 4, 100_000);
-        // Above 48 only the 992..1008 class is left. For 1000 bytes its head misses, the
-        // good-fit lookup finds nothing, and the slow path walks the class to block 1.
+        // Above 48 only the 992..1008 class is left. For 1000 bytes the good-fit lookup finds
+        // nothing, and the slow path walks the class past block 5 to block 1.
         assert_eq!(p.find(&t, 1000, &mut n), Some(1));
-        assert_eq!(n, 8);
+        assert_eq!(n, 6);
         assert_eq!(p.find(&t, 1005, &mut n), None);
+        assert_eq!(n, 8);
         p.verify(&t).unwrap();
         p.remove(&mut t, 1, 1004);
         p.remove(&mut t, 5, 992);
@@ -420,9 +411,9 @@ mod tests {
         for (size, want) in [
             (2000, 3),
             (992, 5),
-            (1000, 1),
             (1000, 2),
-            (50_000, 4),
+            (1000, 4),
+            (1000, 1),
             (16, 0),
         ] {
             let mut m = 0;
