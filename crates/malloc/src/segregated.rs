@@ -61,35 +61,34 @@ impl core::fmt::Debug for SegregatedFit {
     }
 }
 
-/// log2 of the width of the classes that `size` falls among (16 bytes below `2 * SMALL`).
+/// The flat index (`fl * SL + sl`) of the class of a block of `size` bytes, not clamped: with
+/// `m` the top bit of `size` (or of `SMALL`, for smaller sizes), the classes among which `size`
+/// falls are `2^(m - SL_LOG2)` bytes wide, and `size` shifted by that width lands in
+/// `SL..2 * SL` (in `0..SL` below `SMALL`), so one `ilog2` gives both levels. Also returns
+/// the width's log2.
 #[inline]
-fn width_log2(size: usize) -> u32 {
-    (size | SMALL).ilog2() - SL_LOG2
+fn flat_class(size: usize) -> (usize, u32) {
+    let m = (size | SMALL).ilog2();
+    let shift = m - SL_LOG2;
+    let flat = (((m - SL_LOG2 - GRAIN_LOG2) as usize) << SL_LOG2) + (size >> shift);
+    (flat, shift)
 }
 
-/// The class of a block of `size` bytes.
+/// The class of a block of `size` bytes (sizes past the last class share it).
 #[inline]
 fn class_of(size: usize) -> (usize, usize) {
-    if size < SMALL {
-        (0, size >> GRAIN_LOG2)
-    } else {
-        let msb = usize::BITS - 1 - size.leading_zeros();
-        let fl = (msb - SL_LOG2 - GRAIN_LOG2 + 1) as usize;
-        if fl >= FL {
-            return (FL - 1, SL - 1);
-        }
-        (fl, (size >> (msb - SL_LOG2)) & (SL - 1))
-    }
+    let flat = flat_class(size).0.min(FL * SL - 1);
+    (flat >> SL_LOG2, flat & (SL - 1))
 }
 
-/// The first class whose every size is at least `size`, given `own`, the class of `size`, as
-/// a flat index (`fl * SL + sl`, clamped to the last class): the own class when `size` is
-/// where it starts, else the one after it (the flat index carries into the next first level
-/// by itself).
+/// The first class whose every size is at least `size`, as a flat index (`fl * SL + sl`,
+/// clamped to the last class): the class of `size` when `size` is where it starts, else the
+/// one after it (the flat index carries into the next first level by itself).
 #[inline]
-fn class_at_or_above(size: usize, own: (usize, usize)) -> usize {
-    let partial = size & ((1 << width_log2(size)) - 1) != 0;
-    (own.0 * SL + own.1 + partial as usize).min(FL * SL - 1)
+fn class_at_or_above(size: usize) -> usize {
+    let (own, shift) = flat_class(size);
+    let partial = size & ((1 << shift) - 1) != 0;
+    (own + partial as usize).min(FL * SL - 1)
 }
 
 /// The smallest size in a class.
@@ -142,8 +141,7 @@ impl SegregatedFit {
     /// own class.
     #[inline]
     fn locate<L: FreeLinks>(&self, links: &L, size: usize, searched: &mut u64) -> Found {
-        let (fl, sl) = class_of(size);
-        let above = class_at_or_above(size, (fl, sl));
+        let above = class_at_or_above(size);
         if let Some((f, s)) = self.first_nonempty(above / SL, above % SL) {
             *searched += 1;
             if links.block_size(self.heads[f][s]) >= size {
@@ -316,7 +314,7 @@ mod tests {
     #[test]
     fn rounding_up_finds_the_first_class_that_holds_only_big_enough_blocks() {
         for size in 1..200_000usize {
-            let above = class_at_or_above(size, class_of(size));
+            let above = class_at_or_above(size);
             let (fl, sl) = (above / SL, above % SL);
             assert!(
                 class_floor(fl, sl) >= size,
@@ -334,10 +332,7 @@ mod tests {
                 assert_eq!((fl, sl), next, "{size} rounds up to the next class");
             }
         }
-        assert_eq!(
-            class_at_or_above(usize::MAX, class_of(usize::MAX)),
-            FL * SL - 1
-        );
+        assert_eq!(class_at_or_above(usize::MAX), FL * SL - 1);
     }
 
     struct Sizes(std::vec::Vec<(usize, usize, usize)>);
