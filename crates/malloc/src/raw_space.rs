@@ -178,6 +178,34 @@ impl<S: Source> RawSpace<S> {
         }
     }
 
+    /// Marks `block` free with `size` bytes: its header (keeping its PREV bits, and LAST when
+    /// the sentinel follows), its boundary tag, and the PREV bits of the header after it. With
+    /// `keep_magic`, the header's second word is left as it is, for a caller that knows it
+    /// already holds the magic number for this address and size.
+    #[inline(always)]
+    fn write_free(&mut self, block: usize, size: usize, keep_magic: bool) {
+        let prev_bits = self.rd(block) & PREV_MASK;
+        let next = block + size;
+        let w = self.rd(next);
+        let last = w & SENTINEL_MASK == Flags::USED.bits();
+        let last_bit = if last { Flags::LAST.bits() } else { 0 };
+        self.wr(block, size as u64 | prev_bits | last_bit);
+        if !keep_magic {
+            self.wr(block + 8, magic(block, size as u64) as u64);
+        }
+        let mut bits = Flags::PREV_FREE.bits();
+        if size == MIN_BLOCK {
+            bits |= Flags::PREV_SMALL.bits();
+        } else {
+            self.wr(block + size - 8, size as u64);
+        }
+        self.wr(next, (w & !PREV_MASK) | bits);
+        if last {
+            // The region's trailing block: everything before it may have been handed out.
+            self.raise_mark(next, block + MIN_BLOCK);
+        }
+    }
+
     /// Unlinks region `r` (whose next is `next`) from the sorted list.
     fn unlink_region(&mut self, r: usize, next: usize) {
         if self.regions == r {
@@ -367,46 +395,13 @@ impl<S: Source> Space for RawSpace<S> {
     }
     #[inline]
     fn set_free(&mut self, block: usize, size: usize) {
-        let prev_bits = self.rd(block) & PREV_MASK;
-        let next = block + size;
-        let w = self.rd(next);
-        let last = w & SENTINEL_MASK == Flags::USED.bits();
-        let last_bit = if last { Flags::LAST.bits() } else { 0 };
-        self.wr(block, size as u64 | prev_bits | last_bit);
-        self.wr(block + 8, magic(block, size as u64) as u64);
-        let mut bits = Flags::PREV_FREE.bits();
-        if size == MIN_BLOCK {
-            bits |= Flags::PREV_SMALL.bits();
-        } else {
-            self.wr(block + size - 8, size as u64);
-        }
-        self.wr(next, (w & !PREV_MASK) | bits);
-        if last {
-            // The region's trailing block: everything before it may have been handed out.
-            self.raise_mark(next, block + MIN_BLOCK);
-        }
+        self.write_free(block, size, false);
     }
     #[inline]
     fn set_free_unmerged(&mut self, block: usize, size: usize) {
-        // As `set_free`, but the header's second word stays: `lookup` has just checked that its
-        // magic number is the one for this address and size, and a free block's slack is never
-        // read.
-        let w = self.rd(block);
-        let next = block + size;
-        let nw = self.rd(next);
-        let last = nw & SENTINEL_MASK == Flags::USED.bits();
-        let last_bit = if last { Flags::LAST.bits() } else { 0 };
-        self.wr(block, (w & !Flags::USED.bits()) | last_bit);
-        let mut bits = Flags::PREV_FREE.bits();
-        if size == MIN_BLOCK {
-            bits |= Flags::PREV_SMALL.bits();
-        } else {
-            self.wr(block + size - 8, size as u64);
-        }
-        self.wr(next, (nw & !PREV_MASK) | bits);
-        if last {
-            self.raise_mark(next, block + MIN_BLOCK);
-        }
+        // `lookup` has just checked that the header's magic number is the one for this address
+        // and size, and a free block's slack is never read: the second word can stay.
+        self.write_free(block, size, true);
     }
     #[inline]
     fn discard(&mut self, block: usize) {

@@ -354,16 +354,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn find_rounds_up_then_searches_the_own_class() {
-        // Block 5 (992 bytes) is filed last, so it heads the class 992..1008 and block 1
-        // (1004 bytes, same class) sits behind it.
-        let sizes = [48, 1004, 1008, 4096, 100_000, 992];
+    /// The blocks both tests below file: blocks 1 and 5 share the class 992..1008, the others
+    /// are alone in their classes.
+    const SIZES: [usize; 6] = [48, 1004, 1008, 4096, 100_000, 992];
+
+    /// Blocks `0..sizes.len()` of the given sizes, filed in that order.
+    fn filed(sizes: &[usize]) -> (Sizes, SegregatedFit) {
         let mut t = Sizes(sizes.iter().map(|&s| (s, NIL, NIL)).collect());
         let mut p = SegregatedFit::new();
         for (b, &s) in sizes.iter().enumerate() {
             p.insert(&mut t, b, s);
         }
+        (t, p)
+    }
+
+    #[test]
+    fn find_rounds_up_then_searches_the_own_class() {
+        // Block 5 (992 bytes) is filed last, so it heads the class 992..1008 and block 1
+        // (1004 bytes, same class) sits behind it.
+        let (mut t, mut p) = filed(&SIZES);
         p.verify(&t).unwrap();
         let mut n = 0;
         assert_eq!(p.find(&t, 32, &mut n), Some(0));
@@ -396,12 +405,7 @@ mod tests {
     fn take_unlinks_what_find_would_pick() {
         // Blocks 1 and 5 share the class 992..1008 (5 heads it, then 1 does); the others are
         // alone in their classes.
-        let sizes = [48, 1004, 1008, 4096, 100_000, 992];
-        let mut t = Sizes(sizes.iter().map(|&s| (s, NIL, NIL)).collect());
-        let mut p = SegregatedFit::new();
-        for (b, &s) in sizes.iter().enumerate() {
-            p.insert(&mut t, b, s);
-        }
+        let (mut t, mut p) = filed(&SIZES);
         let mut n = 0;
         for (size, want) in [
             (2000, 3),
@@ -413,7 +417,7 @@ mod tests {
         ] {
             let mut m = 0;
             let found = p.find(&t, size, &mut m);
-            assert_eq!(p.take(&mut t, size, &mut n), Some((want, sizes[want])));
+            assert_eq!(p.take(&mut t, size, &mut n), Some((want, SIZES[want])));
             assert_eq!(found, Some(want), "take picks what find picks");
             // The taken block is on no list any more, and the bins and bitmaps still agree.
             for list in 0..p.list_count() {
