@@ -54,7 +54,10 @@ void freespace_release_memory(void);
 int freespace_trace_start(const char *path);
 
 /* Stops the trace: every thread's buffered records are written and the file is closed.
- * Returns 0, or EINVAL when no trace was being recorded (or it ended by itself). */
+ * Returns 0, or EINVAL when no trace was being recorded (or it ended by itself).
+ *
+ * None of the functions of this library, malloc and free included, may be called from a
+ * signal handler: see docs/capi.md, "Signal handlers". */
 int freespace_trace_stop(void);
 
 #ifdef __cplusplus

@@ -29,6 +29,9 @@
 //!   FIFO with no reader is refused rather than waited for, a reader that goes away ends the
 //!   trace with EPIPE (never SIGPIPE), and errno is kept. The format (`trace_format.rs`) is
 //!   specified in docs/trace-format-binary.md and read by freespace-sim.
+//! - No function of this library may be called from a signal handler (POSIX does not make
+//!   malloc async-signal-safe; here it can deadlock on a spin lock its own thread holds).
+//!   docs/capi.md, "Signal handlers", says what is safe.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
 mod exports;
