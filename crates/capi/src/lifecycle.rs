@@ -61,11 +61,42 @@ fn initialise() {
         // SAFETY: as above.
         let err = unsafe { trace_recorder::start(path) };
         if err != 0 {
-            let msg = b"freespace: cannot open FREESPACE_TRACE; not recording\n";
-            // SAFETY: a static message; write(2) allocates nothing.
-            unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+            let mut msg = [0u8; 128];
+            let n = start_error_message(err, &mut msg);
+            // SAFETY: `msg[..n]` is initialised; write(2) allocates nothing.
+            unsafe { libc::write(2, msg.as_ptr().cast(), n) };
         }
     }
+}
+
+/// Formats the one line written when `FREESPACE_TRACE` cannot be recorded, for the errno `err`
+/// of `trace_recorder::start`, into `out`; returns its length. The program runs on unrecorded.
+/// The path is not echoed: it may be of any length.
+fn start_error_message(err: i32, out: &mut [u8; 128]) -> usize {
+    let why: &[u8] = match err {
+        libc::ENXIO => b"a FIFO with no reader",
+        libc::ENOENT => b"no such file or directory",
+        libc::EACCES => b"permission denied",
+        libc::EISDIR => b"a directory",
+        libc::ENAMETOOLONG => b"path too long",
+        _ => b"cannot open",
+    };
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        for &b in bytes {
+            if n < out.len() {
+                out[n] = b;
+                n += 1;
+            }
+        }
+    };
+    put(b"freespace: FREESPACE_TRACE: ");
+    put(why);
+    put(b" (errno ");
+    let mut digits = [0u8; 10];
+    put(trace_recorder::decimal(err.unsigned_abs(), &mut digits));
+    put(b"); not recording\n");
+    n
 }
 
 /// The `pthread_atfork` prepare handler. Registered first, so it runs last before `fork`: the
@@ -105,3 +136,23 @@ static INIT_ARRAY: extern "C" fn() = constructor;
 #[used]
 #[link_section = ".fini_array"]
 static FINI_ARRAY: extern "C" fn() = destructor;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_errors_name_their_cause_on_one_line() {
+        let mut out = [0u8; 128];
+        let n = start_error_message(libc::ENXIO, &mut out);
+        assert_eq!(
+            &out[..n],
+            b"freespace: FREESPACE_TRACE: a FIFO with no reader (errno 6); not recording\n"
+        );
+        let n = start_error_message(libc::EROFS, &mut out);
+        assert_eq!(
+            &out[..n],
+            b"freespace: FREESPACE_TRACE: cannot open (errno 30); not recording\n"
+        );
+    }
+}

@@ -1,15 +1,24 @@
 //! The trace recorder behind `FREESPACE_TRACE`: every C call becomes a record in a per-thread
-//! buffer, and full buffers go to the trace file as one chunk per `write(2)`.
+//! buffer, and full buffers go to the trace file as chunks, one `writev(2)` each.
 //!
 //! Invariants:
 //! - Nothing here allocates through malloc. Buffers are `mmap`ed, 64 KiB each, kept on a
-//!   push-only registry and reused by later threads; thread-local state is two `const` cells.
+//!   push-only registry and reused by later threads; thread-local state is `const` cells.
 //! - A buffer's records are touched only under its spin lock, so `fork`, `stop` and process exit
 //!   can flush every thread's buffer. A record is appended only while tracing is on (checked
 //!   under that lock), so `stop` leaves nothing behind to write to a closed file.
 //! - Sequence numbers give the order calls took effect: an allocation takes its number after
 //!   the block is obtained, a free before the block is released, so a reuse of an address
 //!   always sorts after the free that made it available.
+//! - One session at a time: `STATE` moves OFF -> STARTING -> ON -> STOPPING -> OFF. Only the
+//!   thread that moved it out of OFF opens a descriptor, and only the one that moved it out of
+//!   ON closes it. A write that finds the trace unusable (a broken pipe, a descriptor the
+//!   program took over) ends the session itself, ON -> OFF, without waiting for anything; the
+//!   descriptor's last user then closes it (a broken pipe) or leaves it alone (taken over).
+//! - The descriptor is closed only when no thread is using it (`USERS`), so its number is never
+//!   handed to the program while a write to it is still in progress.
+//! - Recording never changes whether the program runs: opening never blocks (a FIFO with no
+//!   reader is refused), a write never raises SIGPIPE, and errno is left as the call set it.
 
 use crate::trace_format::{
     encode_chunk_header, Call, Kind, Record, CHUNK_HEADER_SIZE, RECORD_SIZE,
@@ -17,20 +26,24 @@ use crate::trace_format::{
 use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 
 /// Bytes per thread buffer (one mapping).
 const BUF_BYTES: usize = 64 * 1024;
-/// Where the chunk header sits in a buffer; the records follow it, so a flush is one write.
-const CHUNK_AT: usize = 64;
-/// Records a buffer holds.
-const CAPACITY: usize = (BUF_BYTES - CHUNK_AT - CHUNK_HEADER_SIZE) / RECORD_SIZE;
+/// Where the records start in a buffer, after its head.
+const RECORDS_AT: usize = 64;
+/// Records a buffer holds, and so the most a chunk holds.
+const CAPACITY: usize = (BUF_BYTES - RECORDS_AT) / RECORD_SIZE;
+/// The most records a chunk written to a pipe holds: the whole chunk fits in `PIPE_BUF` bytes,
+/// so the kernel writes it in one piece, never interleaved with another thread's or process's
+/// chunk, however slowly the reader reads.
+const PIPE_CHUNK_RECORDS: usize = (libc::PIPE_BUF - CHUNK_HEADER_SIZE) / RECORD_SIZE;
 /// The lowest descriptor number the trace file is moved to, out of the way of programs that
 /// reuse low numbers.
 const FD_FLOOR: i32 = 700;
 
-/// The head of one thread buffer; the chunk header and records follow at `CHUNK_AT`.
+/// The head of one thread buffer; the records follow at `RECORDS_AT`.
 #[repr(C)]
 struct Buf {
     lock: AtomicBool,
@@ -41,12 +54,36 @@ struct Buf {
     next: *mut Buf,
 }
 
-const _: () = assert!(core::mem::size_of::<Buf>() <= CHUNK_AT);
+const _: () = assert!(core::mem::size_of::<Buf>() <= RECORDS_AT);
 // The records fill the mapping: CAPACITY fit, one more would not.
-const _: () = assert!(CHUNK_AT + CHUNK_HEADER_SIZE + CAPACITY * RECORD_SIZE <= BUF_BYTES);
-const _: () = assert!(CHUNK_AT + CHUNK_HEADER_SIZE + (CAPACITY + 1) * RECORD_SIZE > BUF_BYTES);
+const _: () = assert!(RECORDS_AT + CAPACITY * RECORD_SIZE <= BUF_BYTES);
+const _: () = assert!(RECORDS_AT + (CAPACITY + 1) * RECORD_SIZE > BUF_BYTES);
+const _: () = assert!(PIPE_CHUNK_RECORDS >= 1 && PIPE_CHUNK_RECORDS <= CAPACITY);
+const _: () = assert!(CHUNK_HEADER_SIZE + PIPE_CHUNK_RECORDS * RECORD_SIZE <= libc::PIPE_BUF);
 
+/// The session states (`STATE`).
+const OFF: u8 = 0;
+const STARTING: u8 = 1;
+const ON: u8 = 2;
+const STOPPING: u8 = 3;
+/// Where the trace session is; see the module invariants. `start` and `stop` claim it with a
+/// compare-exchange, so of several concurrent callers exactly one proceeds.
+static STATE: AtomicU8 = AtomicU8::new(OFF);
+/// True while records are taken: the fast-path check. Set last by `start`, cleared first by
+/// `stop` and by a write that ends the session.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Threads that may write to `FD`: from before they load it (or check `ACTIVE`, for a direct
+/// write) until their write is done. Plus
+/// `CLOSE_PENDING` while a descriptor whose trace ended on a broken pipe (`ORPHAN_FD`) waits
+/// for its last user; that user closes it and clears the word to 0 in one step.
+static USERS: AtomicUsize = AtomicUsize::new(0);
+const CLOSE_PENDING: usize = 1 << (usize::BITS - 1);
+/// The descriptor to close when `USERS` drops to `CLOSE_PENDING`; read only while that bit is
+/// set, written only before it is set.
+static ORPHAN_FD: AtomicI32 = AtomicI32::new(-1);
+/// True when the trace file is a FIFO: chunks are cut to `PIPE_CHUNK_RECORDS` and writes block
+/// SIGPIPE.
+static TO_PIPE: AtomicBool = AtomicBool::new(false);
 /// After process exit has started: every record is written at once.
 static WRITE_THROUGH: AtomicBool = AtomicBool::new(false);
 static FD: AtomicI32 = AtomicI32::new(-1);
@@ -55,8 +92,6 @@ static PID: AtomicU32 = AtomicU32::new(0);
 static RUN: AtomicU32 = AtomicU32::new(0);
 static SEQ: AtomicU64 = AtomicU64::new(0);
 static REGISTRY: AtomicPtr<Buf> = AtomicPtr::new(ptr::null_mut());
-/// Direct (unbuffered) writers in progress; `stop` waits for them before closing the file.
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 /// The pthread key whose destructor flushes a thread's buffer, plus one (0: none yet).
 static KEY: AtomicU32 = AtomicU32::new(0);
 static RECORDS: AtomicU64 = AtomicU64::new(0);
@@ -112,31 +147,79 @@ pub(crate) fn init_key() {
 }
 
 /// Starts recording to `path` (a NUL-terminated string; `%p` is replaced by the process id).
-/// Returns 0, or an errno value: `EBUSY` if a trace is already being recorded, or open(2)'s.
+/// Returns 0, or an errno value: `EBUSY` if a trace is being recorded, started or stopped
+/// (of several threads starting at once, exactly one gets 0 and the others `EBUSY`),
+/// `ENAMETOOLONG`, `ENXIO` for a FIFO that no process has open for reading, or open(2)'s.
+///
+/// The file is opened without blocking, so a FIFO with no reader is refused rather than
+/// waited for. Writes to a FIFO that has a reader do block while the pipe is full, as writes to
+/// any pipe do.
 ///
 /// # Safety
 /// `path` points to a NUL-terminated string.
 pub(crate) unsafe fn start(path: *const libc::c_char) -> i32 {
-    if ACTIVE.load(Ordering::Acquire) {
+    if STATE
+        .compare_exchange(OFF, STARTING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
         return libc::EBUSY;
     }
+    // Writers of an earlier session that ended on its own may still be leaving; once they are
+    // gone, records it left in buffers are dropped.
+    wait_for_users();
+    for_each_buffer(|buf| {
+        // SAFETY: a live buffer.
+        let b = unsafe { &*buf };
+        lock(b);
+        b.len.store(0, Ordering::Relaxed);
+        unlock(b);
+    });
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
+    // SAFETY: forwarded: `path` is NUL-terminated.
+    match unsafe { open_trace(path, pid) } {
+        Ok((fd, to_pipe)) => {
+            TO_PIPE.store(to_pipe, Ordering::Relaxed);
+            PID.store(pid, Ordering::Relaxed);
+            let t = now_nanos();
+            RUN.store((t ^ (t >> 32)) as u32 | 1, Ordering::Relaxed);
+            FD.store(fd, Ordering::SeqCst);
+            ACTIVE.store(true, Ordering::SeqCst);
+            STATE.store(ON, Ordering::Release);
+            0
+        }
+        Err(e) => {
+            STATE.store(OFF, Ordering::Release);
+            e
+        }
+    }
+}
+
+/// Opens the trace file for `start`: without blocking, close-on-exec, moved to `FD_FLOOR` or
+/// above, its identity noted for `still_ours`. Returns the descriptor and whether it is a FIFO.
+///
+/// # Safety
+/// `path` points to a NUL-terminated string.
+unsafe fn open_trace(path: *const libc::c_char, pid: u32) -> Result<(i32, bool), i32> {
     let mut expanded = [0u8; 4096];
     // SAFETY: forwarded: `path` is NUL-terminated.
     let Some(_) = (unsafe { expand_path(path, pid, &mut expanded) }) else {
-        return libc::ENAMETOOLONG;
+        return Err(libc::ENAMETOOLONG);
     };
+    // O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader, before `main`
+    // when the path comes from FREESPACE_TRACE; with it, no reader means ENXIO. No O_NOFOLLOW:
+    // the path is the user's, and /dev/stdout or /dev/stderr (symbolic links) are natural
+    // places to send a trace to a reader.
     // SAFETY: `expanded` is NUL-terminated by `expand_path`.
     let fd = unsafe {
         libc::open(
             expanded.as_ptr().cast(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC | libc::O_NONBLOCK,
             0o644,
         )
     };
     if fd < 0 {
-        return errno();
+        return Err(errno());
     }
     // SAFETY: `fd` is open; F_DUPFD_CLOEXEC only duplicates it.
     let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, FD_FLOOR) };
@@ -149,29 +232,24 @@ pub(crate) unsafe fn start(path: *const libc::c_char) -> i32 {
     };
     // SAFETY: an all-zero `stat` is a valid value for fstat to overwrite.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: `fd` is open and `st` a valid out-pointer.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+    // Writes block again once the file is open: a reader that is slow holds the program back
+    // rather than losing records. (EAGAIN is still handled, by waiting in poll.)
+    // SAFETY: `fd` is open; F_GETFL and F_SETFL change only its status flags.
+    let ok = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0
+            && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+            && libc::fstat(fd, &mut st) == 0
+    };
+    if !ok {
         let e = errno();
         // SAFETY: `fd` is ours.
         unsafe { libc::close(fd) };
-        return e;
+        return Err(e);
     }
     FILE_DEV.store(st.st_dev as u64, Ordering::Relaxed);
     FILE_INO.store(st.st_ino as u64, Ordering::Relaxed);
-    // Records left from a trace that ended because its file was taken over are dropped.
-    for_each_buffer(|buf| {
-        // SAFETY: a live buffer.
-        let b = unsafe { &*buf };
-        lock(b);
-        b.len.store(0, Ordering::Relaxed);
-        unlock(b);
-    });
-    PID.store(pid, Ordering::Relaxed);
-    let t = now_nanos();
-    RUN.store((t ^ (t >> 32)) as u32 | 1, Ordering::Relaxed);
-    FD.store(fd, Ordering::Release);
-    ACTIVE.store(true, Ordering::Release);
-    0
+    Ok((fd, st.st_mode & libc::S_IFMT == libc::S_IFIFO))
 }
 
 /// Copies `path` into `out`, replacing `%p` with `pid`; `None` if it does not fit.
@@ -190,18 +268,8 @@ unsafe fn expand_path(path: *const libc::c_char, pid: u32, out: &mut [u8; 4096])
         // SAFETY: as above; `i + 1` is within the string since `c` is not the NUL.
         if c == b'%' && unsafe { *path.add(i + 1) } as u8 == b'p' {
             let mut digits = [0u8; 10];
-            let mut len = 0;
-            let mut v = pid;
-            loop {
-                digits[len] = b'0' + (v % 10) as u8;
-                len += 1;
-                v /= 10;
-                if v == 0 {
-                    break;
-                }
-            }
-            for k in (0..len).rev() {
-                *out.get_mut(n)? = digits[k];
+            for &d in decimal(pid, &mut digits) {
+                *out.get_mut(n)? = d;
                 n += 1;
             }
             i += 2;
@@ -215,22 +283,102 @@ unsafe fn expand_path(path: *const libc::c_char, pid: u32, out: &mut [u8; 4096])
     Some(n)
 }
 
+/// Writes `v` in decimal into `digits`, returning the digits used.
+pub(crate) fn decimal(mut v: u32, digits: &mut [u8; 10]) -> &[u8] {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &digits[at..];
+        }
+    }
+}
+
 /// Stops recording: flushes every buffer and closes the file. Returns 0, or `EINVAL` if no
-/// trace was being recorded.
+/// trace was being recorded (none started, or it is still starting, or another thread is
+/// stopping it, or it ended on its own).
 pub(crate) fn stop() -> i32 {
-    if !ACTIVE.swap(false, Ordering::SeqCst) {
+    if STATE
+        .compare_exchange(ON, STOPPING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
         return libc::EINVAL;
     }
+    ACTIVE.store(false, Ordering::SeqCst);
     flush_all();
-    while IN_FLIGHT.load(Ordering::SeqCst) != 0 {
-        core::hint::spin_loop();
-    }
-    let fd = FD.swap(-1, Ordering::AcqRel);
-    if fd >= 0 {
+    // Direct writers that saw tracing on still write their record; then nobody uses `FD`.
+    wait_for_users();
+    let fd = FD.swap(-1, Ordering::SeqCst);
+    if fd >= 0 && still_ours(fd) {
         // SAFETY: the descriptor is ours and no writer can reach it any more.
         unsafe { libc::close(fd) };
     }
+    STATE.store(OFF, Ordering::Release);
     0
+}
+
+/// Counts the calling thread as a user of `FD` until `leave`.
+fn enter() {
+    USERS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Ends a use begun by `enter`. The last user of a descriptor whose session ended on a broken
+/// pipe closes it.
+fn leave() {
+    let mut cur = USERS.load(Ordering::SeqCst);
+    loop {
+        let last_of_orphan = cur == CLOSE_PENDING | 1;
+        // Read before the word can drop to 0: after that a new session may set a new orphan.
+        let orphan = if last_of_orphan {
+            ORPHAN_FD.load(Ordering::Acquire)
+        } else {
+            -1
+        };
+        let next = if last_of_orphan { 0 } else { cur - 1 };
+        match USERS.compare_exchange_weak(cur, next, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => {
+                if orphan >= 0 {
+                    // SAFETY: the orphan is ours and its last user has left; its number stays
+                    // allocated (so unused by anyone else) until this close.
+                    unsafe { libc::close(orphan) };
+                }
+                return;
+            }
+            Err(c) => cur = c,
+        }
+    }
+}
+
+/// Waits until no thread uses `FD` and no orphaned descriptor is left to close.
+fn wait_for_users() {
+    while USERS.load(Ordering::SeqCst) != 0 {
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
+}
+
+/// Ends the session from inside a write, where `stop` cannot run (the caller may hold a buffer
+/// lock, or be a signal handler): tracing goes off and `fd` is no longer used. With
+/// `close_it`, the last user closes `fd` (a broken pipe); without, it is left alone (the
+/// program took the number over). False if another thread ended or stopped the session first.
+fn end_session(fd: i32, close_it: bool) -> bool {
+    if FD
+        .compare_exchange(fd, -1, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
+        return false;
+    }
+    ACTIVE.store(false, Ordering::SeqCst);
+    if close_it {
+        ORPHAN_FD.store(fd, Ordering::Release);
+        // The caller is a user, so the word cannot reach 0 before this bit is set.
+        USERS.fetch_or(CLOSE_PENDING, Ordering::SeqCst);
+    }
+    // A concurrent `stop` (STOPPING) finishes the state change itself.
+    let _ = STATE.compare_exchange(ON, OFF, Ordering::AcqRel, Ordering::Acquire);
+    true
 }
 
 /// Records an allocation of `size` bytes at `addr` (after the block was obtained).
@@ -270,6 +418,11 @@ fn errno() -> i32 {
     unsafe { *libc::__errno_location() }
 }
 
+fn set_errno(e: i32) {
+    // SAFETY: __errno_location always returns this thread's errno.
+    unsafe { *libc::__errno_location() = e };
+}
+
 fn now_nanos() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -294,9 +447,17 @@ fn current_tid() -> u32 {
     })
 }
 
+/// Records one call. errno is the caller's again afterwards: a failed trace write (or mmap of
+/// a buffer) must not show through a successful `malloc` or `free`.
 #[cold]
 #[inline(never)]
 fn record(kind: Kind, call: Call, addr: u64, size: u64, align: u64) {
+    let saved = errno();
+    record_keeping_errno(kind, call, addr, size, align);
+    set_errno(saved);
+}
+
+fn record_keeping_errno(kind: Kind, call: Call, addr: u64, size: u64, align: u64) {
     let seq = SEQ.fetch_add(1, Ordering::AcqRel);
     let rec = Record {
         kind,
@@ -350,10 +511,7 @@ fn record(kind: Kind, call: Call, addr: u64, size: u64, align: u64) {
 /// `buf` is a live buffer and `i < CAPACITY`.
 unsafe fn record_slot(buf: *mut Buf, i: usize) -> *mut u8 {
     // SAFETY: within the 64 KiB mapping by the caller's bound.
-    unsafe {
-        buf.cast::<u8>()
-            .add(CHUNK_AT + CHUNK_HEADER_SIZE + i * RECORD_SIZE)
-    }
+    unsafe { buf.cast::<u8>().add(RECORDS_AT + i * RECORD_SIZE) }
 }
 
 fn lock(b: &Buf) {
@@ -373,24 +531,14 @@ fn unlock(b: &Buf) {
 
 /// Writes one record as its own chunk, bypassing buffers.
 fn write_direct(bytes: &[u8; RECORD_SIZE]) {
-    // SeqCst pairs with `stop`: either `stop` sees this writer in flight and waits, or this
+    // SeqCst pairs with `stop`: either `stop` sees this writer in `USERS` and waits, or this
     // writer sees tracing off and writes nothing.
-    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    enter();
     if ACTIVE.load(Ordering::SeqCst) {
-        let mut chunk = [0u8; CHUNK_HEADER_SIZE + RECORD_SIZE];
-        let mut header = [0u8; CHUNK_HEADER_SIZE];
-        encode_chunk_header(
-            PID.load(Ordering::Relaxed),
-            RUN.load(Ordering::Relaxed),
-            1,
-            &mut header,
-        );
-        chunk[..CHUNK_HEADER_SIZE].copy_from_slice(&header);
-        chunk[CHUNK_HEADER_SIZE..].copy_from_slice(bytes);
         RECORDS.fetch_add(1, Ordering::Relaxed);
-        write_all(&chunk);
+        write_records(bytes);
     }
-    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    leave();
 }
 
 /// True if `fd` is still the trace file that `start` opened. A program may close descriptors it
@@ -405,35 +553,169 @@ fn still_ours(fd: i32) -> bool {
         && st.st_ino as u64 == FILE_INO.load(Ordering::Relaxed)
 }
 
-/// Writes `bytes` to the trace file, once per chunk. If the file is no longer ours, recording
-/// ends here: nothing more is written and the descriptor is left to its new owner.
-fn write_all(mut bytes: &[u8]) {
-    let fd = FD.load(Ordering::Acquire);
-    if fd < 0 {
-        return;
-    }
-    if !still_ours(fd) {
-        WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
-        ACTIVE.store(false, Ordering::SeqCst);
-        FD.store(-1, Ordering::Release);
-        return;
-    }
-    while !bytes.is_empty() {
-        // SAFETY: `bytes` is initialised memory of the given length.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n < 0 {
-            if errno() == libc::EINTR {
-                continue;
-            }
+/// Writes `records` (whole records of one thread, in order) to the trace file: as one chunk to
+/// a file, as chunks of at most `PIPE_CHUNK_RECORDS` to a FIFO. Ends the session if the file
+/// is no longer ours (the descriptor is left to its new owner) or its reader has gone (the
+/// descriptor is closed); other write errors lose these records and are counted.
+fn write_records(records: &[u8]) {
+    enter();
+    let fd = FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        if !still_ours(fd) {
             WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
-            return;
+            end_session(fd, false);
+        } else if TO_PIPE.load(Ordering::Relaxed) {
+            let guard = SigpipeBlock::new();
+            let mut broken = false;
+            for piece in records.chunks(PIPE_CHUNK_RECORDS * RECORD_SIZE) {
+                if write_chunk(fd, piece) == Err(libc::EPIPE) {
+                    broken = true;
+                    break;
+                }
+            }
+            if broken && end_session(fd, true) {
+                let msg =
+                    b"freespace: the trace reader went away (broken pipe); recording stopped\n";
+                // SAFETY: a static message; SIGPIPE is still blocked, in case stderr is that
+                // same pipe.
+                unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+            }
+            guard.restore(broken);
+        } else {
+            let _ = write_chunk(fd, records);
+        }
+    }
+    leave();
+}
+
+/// Writes `records` as one chunk (header and records in one `writev`), retrying after a
+/// signal or a partial write. Returns the errno of a failed write, which is counted.
+fn write_chunk(fd: i32, records: &[u8]) -> Result<(), i32> {
+    let mut header = [0u8; CHUNK_HEADER_SIZE];
+    encode_chunk_header(
+        PID.load(Ordering::Relaxed),
+        RUN.load(Ordering::Relaxed),
+        (records.len() / RECORD_SIZE) as u32,
+        &mut header,
+    );
+    let mut iov = [
+        libc::iovec {
+            iov_base: header.as_mut_ptr().cast(),
+            iov_len: header.len(),
+        },
+        libc::iovec {
+            iov_base: records.as_ptr().cast_mut().cast(),
+            iov_len: records.len(),
+        },
+    ];
+    let mut first = 0;
+    while first < iov.len() {
+        // SAFETY: `iov[first..]` describes initialised memory (the header and `records`) that
+        // outlives the call; writev only reads it.
+        let n = unsafe {
+            libc::writev(
+                fd,
+                iov[first..].as_ptr(),
+                (iov.len() - first) as libc::c_int,
+            )
+        };
+        if n < 0 {
+            match errno() {
+                libc::EINTR => continue,
+                libc::EAGAIN => {
+                    wait_writable(fd);
+                    continue;
+                }
+                e => {
+                    WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
         }
         BYTES.fetch_add(n as u64, Ordering::Relaxed);
-        bytes = &bytes[n as usize..];
+        let mut n = n as usize;
+        while first < iov.len() && n >= iov[first].iov_len {
+            n -= iov[first].iov_len;
+            first += 1;
+        }
+        if n > 0 {
+            // SAFETY: `n` is less than this entry's length, so the new base stays inside it.
+            iov[first].iov_base = unsafe { iov[first].iov_base.cast::<u8>().add(n) }.cast();
+            iov[first].iov_len -= n;
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `fd` takes a write (or reports an error, which the next write returns).
+fn wait_writable(fd: i32) {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; poll allocates nothing.
+    unsafe { libc::poll(&mut p, 1, -1) };
+}
+
+/// SIGPIPE blocked in the calling thread for the length of a write to a pipe, the way libraries
+/// that write to descriptors they do not own keep the program alive (libcurl, OpenSSL): a
+/// reader that goes away then gives EPIPE instead of killing the program. `restore` takes back
+/// the SIGPIPE that write raised, unless one was already pending for the program, and restores
+/// the thread's signal mask.
+struct SigpipeBlock {
+    old: libc::sigset_t,
+    was_pending: bool,
+}
+
+impl SigpipeBlock {
+    fn new() -> SigpipeBlock {
+        let set = sigpipe_set();
+        // SAFETY: an all-zero sigset_t is a valid value for the calls below to overwrite.
+        let (mut pending, mut old) = unsafe { (core::mem::zeroed(), core::mem::zeroed()) };
+        // SAFETY: valid sigset pointers; sigpending and pthread_sigmask allocate nothing.
+        let was_pending = unsafe {
+            libc::sigpending(&mut pending) == 0 && libc::sigismember(&pending, libc::SIGPIPE) == 1
+        };
+        // SAFETY: as above.
+        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
+        SigpipeBlock { old, was_pending }
+    }
+
+    /// `raised`: a write got EPIPE, so it raised a SIGPIPE at this thread.
+    fn restore(self, raised: bool) {
+        if raised && !self.was_pending {
+            let set = sigpipe_set();
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            loop {
+                // SAFETY: valid pointers; a null info pointer is allowed; the zero timeout
+                // makes this a poll for the one pending SIGPIPE.
+                let r = unsafe { libc::sigtimedwait(&set, ptr::null_mut(), &zero) };
+                if r >= 0 || errno() != libc::EINTR {
+                    break;
+                }
+            }
+        }
+        // SAFETY: `old` is the mask `new` saved.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, ptr::null_mut()) };
     }
 }
 
-/// Writes `buf`'s records as one chunk and empties it.
+fn sigpipe_set() -> libc::sigset_t {
+    // SAFETY: an all-zero sigset_t is valid storage for sigemptyset.
+    let mut set: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: `set` is valid; SIGPIPE is a valid signal number.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+    }
+    set
+}
+
+/// Writes `buf`'s records and empties it.
 ///
 /// # Safety
 /// The caller holds `buf`'s lock.
@@ -444,23 +726,9 @@ unsafe fn flush_locked(buf: *mut Buf) {
     if len == 0 {
         return;
     }
-    // SAFETY: the chunk header area lies inside the mapping, before the records.
-    let header = unsafe {
-        &mut *buf
-            .cast::<u8>()
-            .add(CHUNK_AT)
-            .cast::<[u8; CHUNK_HEADER_SIZE]>()
-    };
-    encode_chunk_header(
-        PID.load(Ordering::Relaxed),
-        RUN.load(Ordering::Relaxed),
-        len as u32,
-        header,
-    );
-    let total = CHUNK_HEADER_SIZE + len * RECORD_SIZE;
-    // SAFETY: the header and `len` records are initialised and contiguous in the mapping.
-    let bytes = unsafe { core::slice::from_raw_parts(buf.cast::<u8>().add(CHUNK_AT), total) };
-    write_all(bytes);
+    // SAFETY: `len` records are initialised and contiguous in the mapping; we hold the lock.
+    let records = unsafe { core::slice::from_raw_parts(record_slot(buf, 0), len * RECORD_SIZE) };
+    write_records(records);
     b.len.store(0, Ordering::Relaxed);
 }
 
@@ -637,11 +905,29 @@ pub(crate) fn postfork_parent() {
 }
 
 /// In the child after `fork()`: the other threads are gone, so their buffers are emptied and
-/// freed for reuse; records from here on carry the child's pid and thread id.
+/// freed for reuse; records from here on carry the child's pid and thread id. A write, start or
+/// stop that another thread of the parent was in the middle of is settled: nobody uses the
+/// descriptor, an orphaned one is closed, and a half-done start or stop ends ON or OFF.
 pub(crate) fn postfork_child() {
     // SAFETY: getpid has no preconditions.
     PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     TID.with(|t| t.set(0));
+    if USERS.swap(0, Ordering::SeqCst) & CLOSE_PENDING != 0 {
+        // SAFETY: the child's copy of the orphan; no thread here uses it.
+        unsafe { libc::close(ORPHAN_FD.load(Ordering::Acquire)) };
+    }
+    if matches!(STATE.load(Ordering::Acquire), STARTING | STOPPING) {
+        if ACTIVE.load(Ordering::SeqCst) {
+            STATE.store(ON, Ordering::Release);
+        } else {
+            let fd = FD.swap(-1, Ordering::SeqCst);
+            if fd >= 0 {
+                // SAFETY: the child's copy of the trace descriptor; no thread here uses it.
+                unsafe { libc::close(fd) };
+            }
+            STATE.store(OFF, Ordering::Release);
+        }
+    }
     let own = own_buffer();
     for_each_buffer(|buf| {
         // SAFETY: a live buffer; the child has one thread, so nothing else touches it.
