@@ -29,6 +29,9 @@
 //!   FIFO with no reader is refused rather than waited for, a reader that goes away ends the
 //!   trace with EPIPE (never SIGPIPE), and errno is kept. The format (`trace_format.rs`) is
 //!   specified in docs/trace-format-binary.md and read by freespace-sim.
+//! - `FREESPACE_TRACE` is ignored when the program runs in secure-execution mode (`AT_SECURE`:
+//!   setuid, setgid, file capabilities), so it cannot make a privileged program write a file
+//!   where its caller chooses.
 //! - No function of this library may be called from a signal handler (POSIX does not make
 //!   malloc async-signal-safe; here it can deadlock on a spin lock its own thread holds).
 //!   docs/capi.md, "Signal handlers", says what is safe.
