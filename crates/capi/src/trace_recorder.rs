@@ -10,6 +10,10 @@
 //! - Sequence numbers give the order calls took effect: an allocation takes its number after
 //!   the block is obtained, a free before the block is released, so a reuse of an address
 //!   always sorts after the free that made it available.
+//! - A record takes its sequence number only once it is sure to be kept (tracing is on, checked
+//!   under its buffer's lock or while counted in `USERS`), so a record dropped in a race with
+//!   `stop` uses up no number: the numbers of one program are dense, and a hole in them means
+//!   records made and then lost (a failed write, or a process that died with them buffered).
 //! - One session at a time: `STATE` moves OFF -> STARTING -> ON -> STOPPING -> OFF. Only the
 //!   thread that moved it out of OFF opens a descriptor, and only the one that moved it out of
 //!   ON closes it. A write that finds the trace unusable (a broken pipe, a descriptor the
@@ -458,21 +462,19 @@ fn record(kind: Kind, call: Call, addr: u64, size: u64, align: u64) {
 }
 
 fn record_keeping_errno(kind: Kind, call: Call, addr: u64, size: u64, align: u64) {
-    let seq = SEQ.fetch_add(1, Ordering::AcqRel);
+    // The sequence number is filled in only once the record is sure to be kept.
     let rec = Record {
         kind,
         call,
         align,
         tid: current_tid(),
-        seq,
+        seq: 0,
         nanos: now_nanos(),
         addr,
         size,
     };
-    let mut bytes = [0u8; RECORD_SIZE];
-    rec.encode(&mut bytes);
     if IN_RECORD.with(|r| r.replace(true)) {
-        write_direct(&bytes);
+        write_direct(rec);
         return;
     }
     let slot = SLOT.with(|s| s.get());
@@ -482,7 +484,7 @@ fn record_keeping_errno(kind: Kind, call: Call, addr: u64, size: u64, align: u64
         b => b as *mut Buf,
     };
     if buf.is_null() {
-        write_direct(&bytes);
+        write_direct(rec);
         IN_RECORD.with(|r| r.set(false));
         return;
     }
@@ -491,6 +493,12 @@ fn record_keeping_errno(kind: Kind, call: Call, addr: u64, size: u64, align: u64
     lock(b);
     if ACTIVE.load(Ordering::Acquire) {
         let len = b.len.load(Ordering::Relaxed);
+        let mut bytes = [0u8; RECORD_SIZE];
+        Record {
+            seq: next_seq(),
+            ..rec
+        }
+        .encode(&mut bytes);
         // SAFETY: `len < CAPACITY` (a full buffer is flushed at once below), so the record lies
         // inside the mapping; we hold the buffer's lock.
         unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), record_slot(buf, len), RECORD_SIZE) };
@@ -503,6 +511,14 @@ fn record_keeping_errno(kind: Kind, call: Call, addr: u64, size: u64, align: u64
     }
     unlock(b);
     IN_RECORD.with(|r| r.set(false));
+}
+
+/// Takes the next sequence number. Called only for a record that will be kept (tracing was on
+/// under its buffer's lock, or for a direct write while counted in `USERS`), so the numbers of
+/// one program are dense: a hole means a record that was kept and then lost (its write failed,
+/// or its process died with it buffered).
+fn next_seq() -> u64 {
+    SEQ.fetch_add(1, Ordering::AcqRel)
 }
 
 /// The address of record `i` of `buf`.
@@ -529,14 +545,21 @@ fn unlock(b: &Buf) {
     b.lock.store(false, Ordering::Release);
 }
 
-/// Writes one record as its own chunk, bypassing buffers.
-fn write_direct(bytes: &[u8; RECORD_SIZE]) {
+/// Writes one record as its own chunk, bypassing buffers; takes its sequence number only if
+/// it is written.
+fn write_direct(rec: Record) {
     // SeqCst pairs with `stop`: either `stop` sees this writer in `USERS` and waits, or this
     // writer sees tracing off and writes nothing.
     enter();
     if ACTIVE.load(Ordering::SeqCst) {
+        let mut bytes = [0u8; RECORD_SIZE];
+        Record {
+            seq: next_seq(),
+            ..rec
+        }
+        .encode(&mut bytes);
         RECORDS.fetch_add(1, Ordering::Relaxed);
-        write_records(bytes);
+        write_records(&bytes);
     }
     leave();
 }
@@ -944,12 +967,134 @@ pub(crate) fn postfork_child() {
 mod tests {
     use super::*;
     use crate::trace_format::MAGIC;
+    use std::sync::{Arc, Mutex, MutexGuard};
+
+    /// Held by every test that starts a trace: the recorder has one session per process.
+    fn one_session_at_a_time() -> MutexGuard<'static, ()> {
+        static SESSION: Mutex<()> = Mutex::new(());
+        SESSION.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The (pid, run, seq) of every record of a trace file, in file order. Panics unless the file
+    /// is whole chunks of the format in trace_format.rs.
+    fn parse_records(bytes: &[u8]) -> Vec<(u32, u32, u64)> {
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            assert!(
+                at + CHUNK_HEADER_SIZE <= bytes.len(),
+                "offset {at}: cut header"
+            );
+            assert_eq!(bytes[at..at + 8], MAGIC, "offset {at}: not a chunk");
+            let (pid, count, size, run) = (
+                u32_at(at + 8),
+                u32_at(at + 12) as usize,
+                u32_at(at + 16) as usize,
+                u32_at(at + 20),
+            );
+            assert_eq!(size, RECORD_SIZE, "offset {at}: record size");
+            let end = at + CHUNK_HEADER_SIZE + count * RECORD_SIZE;
+            assert!(end <= bytes.len(), "offset {at}: chunk cut short");
+            for rec in bytes[at + CHUNK_HEADER_SIZE..end].chunks_exact(RECORD_SIZE) {
+                out.push((pid, run, u64::from_le_bytes(rec[8..16].try_into().unwrap())));
+            }
+            at = end;
+        }
+        out
+    }
+
+    /// Panics unless the sequence numbers of each (pid, run) are consecutive, with no repeat and
+    /// no hole.
+    fn assert_dense(records: &[(u32, u32, u64)], what: &str) {
+        let mut programs: Vec<((u32, u32), Vec<u64>)> = Vec::new();
+        for &(pid, run, seq) in records {
+            match programs.iter_mut().find(|(p, _)| *p == (pid, run)) {
+                Some((_, seqs)) => seqs.push(seq),
+                None => programs.push(((pid, run), vec![seq])),
+            }
+        }
+        for ((pid, run), seqs) in programs {
+            let (lo, hi) = (*seqs.iter().min().unwrap(), *seqs.iter().max().unwrap());
+            let mut seen = vec![false; (hi - lo + 1) as usize];
+            for &seq in &seqs {
+                let at = (seq - lo) as usize;
+                assert!(!seen[at], "{what}: pid {pid} run {run:#x}: {seq} twice");
+                seen[at] = true;
+            }
+            let holes = seen.iter().filter(|&&s| !s).count();
+            let first = seen.iter().position(|&s| !s).map(|i| lo + i as u64);
+            assert_eq!(
+                holes, 0,
+                "{what}: pid {pid} run {run:#x}: {holes} holes in {lo}..={hi}, the first at {first:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn records_dropped_by_a_racing_stop_leave_no_hole_in_the_sequence() {
+        const ROUNDS: usize = 20;
+        const THREADS: usize = 8;
+        let _session = one_session_at_a_time();
+        for round in 0..ROUNDS {
+            let path = std::env::temp_dir().join(format!(
+                "capi-unit-stop-race-{}-{round}.fstrace",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_file(&path);
+            let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+            // SAFETY: `c` is NUL-terminated.
+            assert_eq!(unsafe { start(c.as_ptr()) }, 0, "round {round}");
+            // Each worker records until it sees tracing off; one that has taken its number and
+            // is descheduled before the check is the race.
+            let running = Arc::new(AtomicUsize::new(0));
+            let workers: Vec<_> = (0..THREADS)
+                .map(|t| {
+                    let running = running.clone();
+                    std::thread::spawn(move || {
+                        running.fetch_add(1, Ordering::Relaxed);
+                        let mut i = 0usize;
+                        while enabled() {
+                            alloc(
+                                Call::Malloc,
+                                (0x1000 + t * 0x100_0000 + i * 16) as *mut u8,
+                                i,
+                                0,
+                            );
+                            i = (i + 1) % 0x10_0000;
+                        }
+                    })
+                })
+                .collect();
+            // Stop once every worker is recording.
+            let at_start = counters().records;
+            while running.load(Ordering::Relaxed) < THREADS || counters().records < at_start + 2_000
+            {
+                std::thread::yield_now();
+            }
+            assert_eq!(stop(), 0, "round {round}");
+            for w in workers {
+                w.join().unwrap();
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let _ = std::fs::remove_file(&path);
+            let records = parse_records(&bytes);
+            assert!(
+                records.len() >= 2_000,
+                "round {round}: {} records",
+                records.len()
+            );
+            assert_dense(&records, &format!("round {round}"));
+        }
+    }
 
     #[test]
     fn a_recorded_trace_holds_exactly_the_counted_records() {
+        let _session = one_session_at_a_time();
         let path = std::env::temp_dir().join(format!("capi-unit-{}.fstrace", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        let before = counters().records;
         // SAFETY: `c` is NUL-terminated.
         assert_eq!(unsafe { start(c.as_ptr()) }, 0);
         // SAFETY: as above.
@@ -973,28 +1118,19 @@ mod tests {
         }
         assert_eq!(stop(), 0);
         assert_eq!(stop(), libc::EINVAL);
-        let counted = counters().records;
+        let counted = counters().records - before;
         let bytes = std::fs::read(&path).unwrap();
         let _ = std::fs::remove_file(&path);
-        let (mut at, mut records, mut seqs) = (0, 0u64, Vec::new());
-        while at < bytes.len() {
-            assert_eq!(bytes[at..at + 8], MAGIC);
-            let count = u32::from_le_bytes(bytes[at + 12..at + 16].try_into().unwrap()) as usize;
-            for r in 0..count {
-                let rec = at + CHUNK_HEADER_SIZE + r * RECORD_SIZE;
-                seqs.push(u64::from_le_bytes(
-                    bytes[rec + 8..rec + 16].try_into().unwrap(),
-                ));
-            }
-            records += count as u64;
-            at += CHUNK_HEADER_SIZE + count * RECORD_SIZE;
-        }
-        assert_eq!(at, bytes.len(), "the file ends on a chunk boundary");
-        assert_eq!(records, counted);
-        assert!(records >= 9000, "the three workers' records are all there");
+        let records = parse_records(&bytes);
+        assert_eq!(records.len() as u64, counted);
+        assert!(
+            records.len() >= 9000,
+            "the three workers' records are all there"
+        );
+        let mut seqs: Vec<u64> = records.iter().map(|r| r.2).collect();
         seqs.sort_unstable();
         seqs.dedup();
-        assert_eq!(seqs.len() as u64, records, "sequence numbers are unique");
+        assert_eq!(seqs.len(), records.len(), "sequence numbers are unique");
     }
 
     #[test]
