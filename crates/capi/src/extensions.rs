@@ -97,8 +97,9 @@ pub unsafe extern "C" fn freespace_trace_start(path: *const libc::c_char) -> i32
 }
 
 /// Stops recording: flushes every thread's records and closes the file. Returns 0, or `EINVAL`
-/// if no trace was on (including one that ended by itself, on a broken pipe or a descriptor the
-/// program took over, and one that another thread is starting or stopping).
+/// if no trace was on (including one that ended by itself, on a broken pipe, a file that cannot
+/// grow or a descriptor the program took over, and one that another thread is starting or
+/// stopping).
 #[no_mangle]
 pub extern "C" fn freespace_trace_stop() -> i32 {
     trace_recorder::stop()

@@ -16,9 +16,12 @@
 //!   records made and then lost (a failed write, or a process that died with them buffered).
 //! - One session at a time: `STATE` moves OFF -> STARTING -> ON -> STOPPING -> OFF. Only the
 //!   thread that moved it out of OFF opens a descriptor, and only the one that moved it out of
-//!   ON closes it. A write that finds the trace unusable (a broken pipe, a descriptor the
-//!   program took over) ends the session itself, ON -> OFF, without waiting for anything; the
-//!   descriptor's last user then closes it (a broken pipe) or leaves it alone (taken over).
+//!   ON closes it. A write that finds the trace unusable (a broken pipe, a file that cannot
+//!   grow, a descriptor the program took over) ends the session itself, ON -> OFF, without
+//!   waiting for anything; the descriptor's last user then closes it (a broken pipe, a full
+//!   file) or leaves it alone (taken over).
+//! - A chunk written to a regular file lands whole, or is cut short at its end by a file that
+//!   cannot grow and its rest dropped; never split around other writers' chunks (`write_chunk`).
 //! - The descriptor is closed only when no thread is using it (`USERS`), so its number is never
 //!   handed to the program while a write to it is still in progress.
 //! - Recording never changes whether the program runs: opening never blocks (a FIFO with no
@@ -78,7 +81,8 @@ static STATE: AtomicU8 = AtomicU8::new(OFF);
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// Threads that may write to `FD`: from before they load it (or check `ACTIVE`, for a direct
 /// write) until their write is done. Plus
-/// `CLOSE_PENDING` while a descriptor whose trace ended on a broken pipe (`ORPHAN_FD`) waits
+/// `CLOSE_PENDING` while a descriptor whose trace ended on a broken pipe or a full file
+/// (`ORPHAN_FD`) waits
 /// for its last user; that user closes it and clears the word to 0 in one step.
 static USERS: AtomicUsize = AtomicUsize::new(0);
 const CLOSE_PENDING: usize = 1 << (usize::BITS - 1);
@@ -88,6 +92,9 @@ static ORPHAN_FD: AtomicI32 = AtomicI32::new(-1);
 /// True when the trace file is a FIFO: chunks are cut to `PIPE_CHUNK_RECORDS` and writes block
 /// SIGPIPE.
 static TO_PIPE: AtomicBool = AtomicBool::new(false);
+/// True when the trace file is a regular file: a chunk lands whole or its rest is dropped (see
+/// `write_chunk`).
+static TO_FILE: AtomicBool = AtomicBool::new(false);
 /// After process exit has started: every record is written at once.
 static WRITE_THROUGH: AtomicBool = AtomicBool::new(false);
 static FD: AtomicI32 = AtomicI32::new(-1);
@@ -182,8 +189,9 @@ pub(crate) unsafe fn start(path: *const libc::c_char) -> i32 {
     let pid = unsafe { libc::getpid() } as u32;
     // SAFETY: forwarded: `path` is NUL-terminated.
     match unsafe { open_trace(path, pid) } {
-        Ok((fd, to_pipe)) => {
-            TO_PIPE.store(to_pipe, Ordering::Relaxed);
+        Ok((fd, file_type)) => {
+            TO_PIPE.store(file_type == libc::S_IFIFO, Ordering::Relaxed);
+            TO_FILE.store(file_type == libc::S_IFREG, Ordering::Relaxed);
             PID.store(pid, Ordering::Relaxed);
             let t = now_nanos();
             RUN.store((t ^ (t >> 32)) as u32 | 1, Ordering::Relaxed);
@@ -200,11 +208,12 @@ pub(crate) unsafe fn start(path: *const libc::c_char) -> i32 {
 }
 
 /// Opens the trace file for `start`: without blocking, close-on-exec, moved to `FD_FLOOR` or
-/// above, its identity noted for `still_ours`. Returns the descriptor and whether it is a FIFO.
+/// above, its identity noted for `still_ours`. Returns the descriptor and its file type (the
+/// `S_IFMT` bits of its mode).
 ///
 /// # Safety
 /// `path` points to a NUL-terminated string.
-unsafe fn open_trace(path: *const libc::c_char, pid: u32) -> Result<(i32, bool), i32> {
+unsafe fn open_trace(path: *const libc::c_char, pid: u32) -> Result<(i32, libc::mode_t), i32> {
     let mut expanded = [0u8; 4096];
     // SAFETY: forwarded: `path` is NUL-terminated.
     let Some(_) = (unsafe { expand_path(path, pid, &mut expanded) }) else {
@@ -253,7 +262,7 @@ unsafe fn open_trace(path: *const libc::c_char, pid: u32) -> Result<(i32, bool),
     }
     FILE_DEV.store(st.st_dev as u64, Ordering::Relaxed);
     FILE_INO.store(st.st_ino as u64, Ordering::Relaxed);
-    Ok((fd, st.st_mode & libc::S_IFMT == libc::S_IFIFO))
+    Ok((fd, st.st_mode & libc::S_IFMT))
 }
 
 /// Copies `path` into `out`, replacing `%p` with `pid`; `None` if it does not fit.
@@ -365,7 +374,7 @@ fn wait_for_users() {
 
 /// Ends the session from inside a write, where `stop` cannot run (the caller may hold a buffer
 /// lock, or be a signal handler): tracing goes off and `fd` is no longer used. With
-/// `close_it`, the last user closes `fd` (a broken pipe); without, it is left alone (the
+/// `close_it`, the last user closes `fd` (a broken pipe, a full file); without, it is left alone (the
 /// program took the number over). False if another thread ended or stopped the session first.
 fn end_session(fd: i32, close_it: bool) -> bool {
     if FD
@@ -578,8 +587,9 @@ fn still_ours(fd: i32) -> bool {
 
 /// Writes `records` (whole records of one thread, in order) to the trace file: as one chunk to
 /// a file, as chunks of at most `PIPE_CHUNK_RECORDS` to a FIFO. Ends the session if the file
-/// is no longer ours (the descriptor is left to its new owner) or its reader has gone (the
-/// descriptor is closed); other write errors lose these records and are counted.
+/// is no longer ours (the descriptor is left to its new owner), its reader has gone, or it
+/// cannot grow (the descriptor is closed); other write errors lose these records and are
+/// counted.
 fn write_records(records: &[u8]) {
     enter();
     let fd = FD.load(Ordering::SeqCst);
@@ -591,7 +601,7 @@ fn write_records(records: &[u8]) {
             let guard = SigpipeBlock::new();
             let mut broken = false;
             for piece in records.chunks(PIPE_CHUNK_RECORDS * RECORD_SIZE) {
-                if write_chunk(fd, piece) == Err(libc::EPIPE) {
+                if write_chunk(fd, piece, false) == Err(ChunkError::Failed(libc::EPIPE)) {
                     broken = true;
                     break;
                 }
@@ -604,16 +614,47 @@ fn write_records(records: &[u8]) {
                 unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
             }
             guard.restore(broken);
-        } else {
-            let _ = write_chunk(fd, records);
+        } else if write_chunk(fd, records, TO_FILE.load(Ordering::Relaxed)) == Err(ChunkError::Cut)
+            && end_session(fd, true)
+        {
+            let msg = b"freespace: the trace file cannot grow (a write was cut short: a file \
+                        size limit, or no space); recording stopped\n";
+            // SAFETY: a static message.
+            unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
         }
     }
     leave();
 }
 
+/// Why `write_chunk` did not write a whole chunk. Either way it is counted in `WRITE_ERRORS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkError {
+    /// The write failed with this errno.
+    Failed(i32),
+    /// A regular file took only the start of the chunk, and the rest was dropped.
+    Cut,
+}
+
 /// Writes `records` as one chunk (header and records in one `writev`), retrying after a
-/// signal or a partial write. Returns the errno of a failed write, which is counted.
-fn write_chunk(fd: i32, records: &[u8]) -> Result<(), i32> {
+/// signal that came before anything was written.
+///
+/// With `whole_or_nothing` (a regular file), a write that takes only part of the chunk is not
+/// followed by another for the rest. A short write to a regular file is the kernel's answer
+/// when the file cannot grow by the whole chunk: it wrote what fit under the process's
+/// RLIMIT_FSIZE (only a write that can write nothing fails, with EFBIG), or what fit in the
+/// space or quota left (ENOSPC and EDQUOT come only when nothing fits), or up to the file
+/// system's largest file size; or a fatal signal came in the middle of the write. The file is
+/// opened `O_APPEND`, so a second write would put the rest at the end of the file as it is
+/// then, after any chunk that another thread or process wrote in between (once the limit is
+/// raised or space is freed): the chunk would be split, its header promising records that do
+/// not follow it. The bytes written cannot be taken back (a truncate could cut another
+/// process's chunk that landed after them), so the chunk stays cut short where they end, which
+/// a reader sees as a truncated chunk, and its records are lost: `Err(Cut)`.
+///
+/// Otherwise (a FIFO, a terminal, a socket) the rest is written at once: there a partial
+/// write is flow control, not a limit. A FIFO never takes part of a chunk, as its chunks fit in
+/// `PIPE_BUF`.
+fn write_chunk(fd: i32, records: &[u8], whole_or_nothing: bool) -> Result<(), ChunkError> {
     let mut header = [0u8; CHUNK_HEADER_SIZE];
     encode_chunk_header(
         PID.load(Ordering::Relaxed),
@@ -651,7 +692,7 @@ fn write_chunk(fd: i32, records: &[u8]) -> Result<(), i32> {
                 }
                 e => {
                     WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
-                    return Err(e);
+                    return Err(ChunkError::Failed(e));
                 }
             }
         }
@@ -660,6 +701,10 @@ fn write_chunk(fd: i32, records: &[u8]) -> Result<(), i32> {
         while first < iov.len() && n >= iov[first].iov_len {
             n -= iov[first].iov_len;
             first += 1;
+        }
+        if first < iov.len() && whole_or_nothing {
+            WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
+            return Err(ChunkError::Cut);
         }
         if n > 0 {
             // SAFETY: `n` is less than this entry's length, so the new base stays inside it.

@@ -35,6 +35,8 @@ const CHUNK_HEADER: usize = 24;
 const RECORD: usize = 40;
 /// Records a chunk may hold: one thread buffer.
 const MAX_CHUNK_RECORDS: usize = 1636;
+/// The file size limit of the `threads-under-a-size-limit` child: inside the second chunk.
+const SIZE_LIMIT: u64 = 100_000;
 
 /// The child side: runs only when a test below spawns this binary with `CAPI_TRACE_CHILD` set.
 #[test]
@@ -64,6 +66,34 @@ fn child_program() {
             }
             writeln!(out.lock(), "child: done").unwrap();
         }
+        "one-write-cut-short" => {
+            // SAFETY: ignoring SIGXFSZ has no preconditions (the cut write raises none; this
+            // only keeps a stray one from ending the test).
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+            let trace = PathBuf::from(std::env::var_os("FREESPACE_TRACE").unwrap());
+            cut_short::arm(&trace);
+            // Enough records for several chunks: the second is cut short.
+            malloc_free_pairs(0, 4 * MAX_CHUNK_RECORDS);
+            assert!(cut_short::fired(), "no trace write was cut short");
+            writeln!(out.lock(), "child: done").unwrap();
+        }
+        "threads-under-a-size-limit" => {
+            // SAFETY: ignoring SIGXFSZ has no preconditions.
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+            let lim = libc::rlimit {
+                rlim_cur: SIZE_LIMIT,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            // SAFETY: a valid rlimit.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &lim) }, 0);
+            let workers: Vec<_> = (0..THREADS)
+                .map(|t| std::thread::spawn(move || malloc_free_pairs(t, PAIRS)))
+                .collect();
+            for w in workers {
+                w.join().unwrap();
+            }
+            writeln!(out.lock(), "child: done").unwrap();
+        }
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -83,6 +113,122 @@ fn malloc_free_pairs(t: usize, n: usize) {
             let e = *libc::__errno_location();
             assert_eq!(e, KEPT, "pair {i} of thread {t} changed errno");
         }
+    }
+}
+
+/// The `writev` of this executable, which stands in for libc's in the preloaded library
+/// (build.rs exports it). It passes every call to the kernel, except that once armed it cuts
+/// the second write to the trace file after arming short, for real: it lowers RLIMIT_FSIZE to just past the
+/// file's end, so the kernel writes only `CUT` bytes of the chunk and returns that count; it
+/// lifts the limit again; and it appends another writer's whole chunk, as another process that
+/// shares the file would. A writer that then writes the rest of its chunk splits the chunk.
+mod cut_short {
+    use std::path::Path;
+    use std::sync::atomic::{AtomicI32, AtomicU64, AtomicU8, Ordering};
+
+    /// Bytes of the cut chunk that reach the file.
+    pub const CUT: u64 = 100;
+    /// The pid in the other writer's chunk header.
+    pub const OTHER_PID: u32 = 1;
+    /// 0: not armed, everything passes; 1: armed; 2: armed and one trace write passed, so the
+    /// next is cut; `DONE` after the cut, everything passes again.
+    static STATE: AtomicU8 = AtomicU8::new(0);
+    const DONE: u8 = u8::MAX;
+    static DEV: AtomicU64 = AtomicU64::new(0);
+    static INO: AtomicU64 = AtomicU64::new(0);
+    static OTHER_FD: AtomicI32 = AtomicI32::new(-1);
+
+    /// Arms the cut for writes to the file at `trace` (which the library has open).
+    pub fn arm(trace: &Path) {
+        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::io::IntoRawFd;
+        let m = std::fs::metadata(trace).unwrap();
+        DEV.store(m.dev(), Ordering::Relaxed);
+        INO.store(m.ino(), Ordering::Relaxed);
+        let other = std::fs::OpenOptions::new()
+            .append(true)
+            .open(trace)
+            .unwrap();
+        OTHER_FD.store(other.into_raw_fd(), Ordering::Relaxed);
+        STATE.store(1, Ordering::Release);
+    }
+
+    pub fn fired() -> bool {
+        STATE.load(Ordering::Acquire) == DONE
+    }
+
+    fn raw_writev(fd: libc::c_int, iov: *const libc::iovec, n: libc::c_int) -> libc::ssize_t {
+        // SAFETY: the caller's iovecs, passed on unchanged.
+        unsafe { libc::syscall(libc::SYS_writev, fd, iov, n) as libc::ssize_t }
+    }
+
+    fn is_trace(fd: libc::c_int) -> bool {
+        // SAFETY: an all-zero stat is valid storage for fstat.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid out-pointer.
+        let ok = unsafe { libc::fstat(fd, &mut st) } == 0;
+        ok && st.st_dev == DEV.load(Ordering::Relaxed)
+            && st.st_ino == INO.load(Ordering::Relaxed)
+            && fd != OTHER_FD.load(Ordering::Relaxed)
+    }
+
+    fn set_size_limit(soft: u64) {
+        let lim = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: a valid rlimit.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &lim) }, 0);
+    }
+
+    /// # Safety
+    /// As writev(2): `iov` points to `n` valid iovecs.
+    #[no_mangle]
+    pub unsafe extern "C" fn writev(
+        fd: libc::c_int,
+        iov: *const libc::iovec,
+        n: libc::c_int,
+    ) -> libc::ssize_t {
+        let state = STATE.load(Ordering::Acquire);
+        if state == 0 || state == DONE || !is_trace(fd) {
+            return raw_writev(fd, iov, n);
+        }
+        if state == 1 {
+            STATE.store(2, Ordering::Release);
+            return raw_writev(fd, iov, n);
+        }
+        // SAFETY: an all-zero stat is valid storage for fstat.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid out-pointer.
+        assert_eq!(unsafe { libc::fstat(fd, &mut st) }, 0);
+        set_size_limit(st.st_size as u64 + CUT);
+        let cut = raw_writev(fd, iov, n);
+        set_size_limit(libc::RLIM_INFINITY);
+        let mut other = [0u8; super::CHUNK_HEADER + super::RECORD];
+        other[..8].copy_from_slice(super::MAGIC);
+        other[8..12].copy_from_slice(&OTHER_PID.to_le_bytes());
+        other[12..16].copy_from_slice(&1u32.to_le_bytes());
+        other[16..20].copy_from_slice(&(super::RECORD as u32).to_le_bytes());
+        other[20..24].copy_from_slice(&1u32.to_le_bytes());
+        let rec = &mut other[super::CHUNK_HEADER..];
+        (rec[0], rec[1]) = (1, 1);
+        rec[24..32].copy_from_slice(&0x1000u64.to_le_bytes());
+        rec[32..40].copy_from_slice(&16u64.to_le_bytes());
+        // SAFETY: `other` is initialised; the descriptor is this module's own.
+        let n = unsafe {
+            libc::write(
+                OTHER_FD.load(Ordering::Relaxed),
+                other.as_ptr().cast(),
+                other.len(),
+            )
+        };
+        assert_eq!(n as usize, other.len(), "the other writer's chunk");
+        STATE.store(DONE, Ordering::Release);
+        assert_eq!(
+            cut, CUT as libc::ssize_t,
+            "the kernel cut the write at the limit"
+        );
+        cut
     }
 }
 
@@ -291,6 +437,91 @@ fn a_slow_reader_gets_whole_chunks_from_every_thread() {
         THREADS * PAIRS,
         "every worker allocation arrived once"
     );
+}
+
+#[test]
+fn a_chunk_cut_short_is_never_finished_after_another_writers_chunk() {
+    let dir = scratch("cut-short");
+    let trace = dir.join("t.fstrace");
+    let mut child = spawn_child("one-write-cut-short", &trace);
+    drop(child.stdin.take());
+    let dog = Watchdog::new(&child);
+    let (status, stdout, stderr) = wait_child(child, dog, "one write cut short");
+    let bytes = std::fs::read(&trace).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "status {status}; stderr: {stderr}");
+    assert!(stdout.contains("child: done"), "stdout: {stdout}");
+    let (whole, cut) = walk_chunks_with_cuts(&bytes);
+    assert_eq!(cut, 1, "the cut chunk stays cut: {whole} whole chunks");
+    assert!(
+        whole >= 2,
+        "the first chunk and the other writer's: {whole}"
+    );
+    let lines = library_lines(&stderr);
+    assert_eq!(lines.len(), 1, "one line on stderr, got: {stderr}");
+    assert!(
+        lines[0].contains("cannot grow") && lines[0].contains("recording stopped"),
+        "the line says why recording stopped: {}",
+        lines[0]
+    );
+}
+
+#[test]
+fn a_file_size_limit_ends_the_trace_on_a_chunk_boundary_or_one_cut_chunk() {
+    let dir = scratch("size-limit");
+    let trace = dir.join("t.fstrace");
+    let mut child = spawn_child("threads-under-a-size-limit", &trace);
+    drop(child.stdin.take());
+    let dog = Watchdog::new(&child);
+    let (status, stdout, stderr) = wait_child(child, dog, "size limit");
+    let bytes = std::fs::read(&trace).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "status {status}; stderr: {stderr}");
+    assert!(stdout.contains("child: done"), "stdout: {stdout}");
+    assert!(bytes.len() as u64 <= SIZE_LIMIT, "{} bytes", bytes.len());
+    let (whole, cut) = walk_chunks_with_cuts(&bytes);
+    assert!(cut <= 1, "{cut} cut chunks");
+    assert!(whole >= 1, "the chunks before the limit are whole");
+    let lines = library_lines(&stderr);
+    assert_eq!(lines.len(), 1, "one line on stderr, got: {stderr}");
+    assert!(
+        lines[0].contains("cannot grow") && lines[0].contains("recording stopped"),
+        "the line says why recording stopped: {}",
+        lines[0]
+    );
+}
+
+/// Walks a trace file that may hold chunks cut short (a write that stopped at a limit). Each
+/// chunk runs to the next chunk header (or the end of the file): it is whole if that is exactly
+/// where its header says it ends, cut short if that comes sooner. If it comes later, the bytes
+/// in between belong to no chunk: the rest of a chunk written after other chunks, a split
+/// chunk. Returns the counts of whole and cut chunks.
+fn walk_chunks_with_cuts(bytes: &[u8]) -> (usize, usize) {
+    let next_header = |from: usize| {
+        (from..bytes.len().saturating_sub(7))
+            .find(|&i| &bytes[i..i + 8] == MAGIC)
+            .unwrap_or(bytes.len())
+    };
+    let (mut at, mut whole, mut cut) = (next_header(0), 0, 0);
+    assert_eq!(at, 0, "the file starts with a chunk header");
+    while at < bytes.len() {
+        let next = next_header(at + 8);
+        let end = (at + CHUNK_HEADER <= next).then(|| {
+            let count = u32::from_le_bytes(bytes[at + 12..at + 16].try_into().unwrap()) as usize;
+            at + CHUNK_HEADER + count * RECORD
+        });
+        match end {
+            Some(end) if end == next => whole += 1,
+            Some(end) if end < next => panic!(
+                "offset {end}: {} bytes that belong to no chunk, after a whole chunk at {at} \
+                 (the rest of a split chunk; {whole} whole and {cut} cut chunks before)",
+                next - end
+            ),
+            _ => cut += 1,
+        }
+        at = next;
+    }
+    (whole, cut)
 }
 
 fn set_blocking(f: &File) {
