@@ -25,7 +25,8 @@
 //! - The descriptor is closed only when no thread is using it (`USERS`), so its number is never
 //!   handed to the program while a write to it is still in progress.
 //! - Recording never changes whether the program runs: opening never blocks (a FIFO with no
-//!   reader is refused), a write never raises SIGPIPE, and errno is left as the call set it.
+//!   reader is refused), a write never raises SIGPIPE or SIGXFSZ, and errno is left as the
+//!   call set it.
 
 use crate::trace_format::{
     encode_chunk_header, Call, Kind, Record, CHUNK_HEADER_SIZE, RECORD_SIZE,
@@ -598,7 +599,7 @@ fn write_records(records: &[u8]) {
             WRITE_ERRORS.fetch_add(1, Ordering::Relaxed);
             end_session(fd, false);
         } else if TO_PIPE.load(Ordering::Relaxed) {
-            let guard = SigpipeBlock::new();
+            let guard = SignalBlock::new(libc::SIGPIPE);
             let mut broken = false;
             for piece in records.chunks(PIPE_CHUNK_RECORDS * RECORD_SIZE) {
                 if write_chunk(fd, piece, false) == Err(ChunkError::Failed(libc::EPIPE)) {
@@ -614,13 +615,28 @@ fn write_records(records: &[u8]) {
                 unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
             }
             guard.restore(broken);
-        } else if write_chunk(fd, records, TO_FILE.load(Ordering::Relaxed)) == Err(ChunkError::Cut)
-            && end_session(fd, true)
-        {
-            let msg = b"freespace: the trace file cannot grow (a write was cut short: a file \
-                        size limit, or no space); recording stopped\n";
-            // SAFETY: a static message.
-            unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+        } else if TO_FILE.load(Ordering::Relaxed) {
+            let guard = SignalBlock::new(libc::SIGXFSZ);
+            let result = write_chunk(fd, records, true);
+            let full = matches!(
+                result,
+                Err(ChunkError::Cut)
+                    | Err(ChunkError::Failed(
+                        libc::EFBIG | libc::ENOSPC | libc::EDQUOT
+                    ))
+            );
+            let mut raised = result == Err(ChunkError::Failed(libc::EFBIG));
+            if full && end_session(fd, true) {
+                let msg = b"freespace: the trace file cannot grow (a file size limit, or no \
+                            space); recording stopped\n";
+                // SAFETY: a static message; SIGXFSZ is still blocked, in case stderr is a file
+                // at the same limit.
+                let n = unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+                raised |= n < 0 && errno() == libc::EFBIG;
+            }
+            guard.restore(raised);
+        } else {
+            let _ = write_chunk(fd, records, false);
         }
     }
     leave();
@@ -726,41 +742,48 @@ fn wait_writable(fd: i32) {
     unsafe { libc::poll(&mut p, 1, -1) };
 }
 
-/// SIGPIPE blocked in the calling thread for the length of a write to a pipe, the way libraries
-/// that write to descriptors they do not own keep the program alive (libcurl, OpenSSL): a
-/// reader that goes away then gives EPIPE instead of killing the program. `restore` takes back
-/// the SIGPIPE that write raised, unless one was already pending for the program, and restores
-/// the thread's signal mask.
-struct SigpipeBlock {
+/// One signal blocked in the calling thread for the length of a trace write, the way libraries
+/// that write to descriptors they do not own keep the program alive (libcurl and OpenSSL do
+/// this for SIGPIPE): the write then fails with an errno instead of raising a signal whose
+/// default action kills the program. SIGPIPE is raised by a write to a pipe whose reader has
+/// gone (EPIPE), SIGXFSZ by a write to a file that is already at the process's RLIMIT_FSIZE
+/// (EFBIG). `restore` takes back the signal that the write raised, unless one was already
+/// pending for the program, and restores the thread's signal mask.
+struct SignalBlock {
+    signal: i32,
     old: libc::sigset_t,
     was_pending: bool,
 }
 
-impl SigpipeBlock {
-    fn new() -> SigpipeBlock {
-        let set = sigpipe_set();
+impl SignalBlock {
+    fn new(signal: i32) -> SignalBlock {
+        let set = signal_set(signal);
         // SAFETY: an all-zero sigset_t is a valid value for the calls below to overwrite.
         let (mut pending, mut old) = unsafe { (core::mem::zeroed(), core::mem::zeroed()) };
         // SAFETY: valid sigset pointers; sigpending and pthread_sigmask allocate nothing.
         let was_pending = unsafe {
-            libc::sigpending(&mut pending) == 0 && libc::sigismember(&pending, libc::SIGPIPE) == 1
+            libc::sigpending(&mut pending) == 0 && libc::sigismember(&pending, signal) == 1
         };
         // SAFETY: as above.
         unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
-        SigpipeBlock { old, was_pending }
+        SignalBlock {
+            signal,
+            old,
+            was_pending,
+        }
     }
 
-    /// `raised`: a write got EPIPE, so it raised a SIGPIPE at this thread.
+    /// `raised`: a write failed in the way that raises the signal at this thread.
     fn restore(self, raised: bool) {
         if raised && !self.was_pending {
-            let set = sigpipe_set();
+            let set = signal_set(self.signal);
             let zero = libc::timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
             };
             loop {
                 // SAFETY: valid pointers; a null info pointer is allowed; the zero timeout
-                // makes this a poll for the one pending SIGPIPE.
+                // makes this a poll for the one pending signal.
                 let r = unsafe { libc::sigtimedwait(&set, ptr::null_mut(), &zero) };
                 if r >= 0 || errno() != libc::EINTR {
                     break;
@@ -772,13 +795,13 @@ impl SigpipeBlock {
     }
 }
 
-fn sigpipe_set() -> libc::sigset_t {
+fn signal_set(signal: i32) -> libc::sigset_t {
     // SAFETY: an all-zero sigset_t is valid storage for sigemptyset.
     let mut set: libc::sigset_t = unsafe { core::mem::zeroed() };
-    // SAFETY: `set` is valid; SIGPIPE is a valid signal number.
+    // SAFETY: `set` is valid; the callers pass SIGPIPE or SIGXFSZ, valid signal numbers.
     unsafe {
         libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::sigaddset(&mut set, signal);
     }
     set
 }

@@ -94,6 +94,24 @@ fn child_program() {
             }
             writeln!(out.lock(), "child: done").unwrap();
         }
+        "threads-at-the-size-limit" => {
+            // SAFETY: restoring the default action (death) of SIGXFSZ has no preconditions.
+            unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_DFL) };
+            let trace = PathBuf::from(std::env::var_os("FREESPACE_TRACE").unwrap());
+            let lim = libc::rlimit {
+                rlim_cur: std::fs::metadata(trace).unwrap().len(),
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            // SAFETY: a valid rlimit.
+            assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &lim) }, 0);
+            let workers: Vec<_> = (0..THREADS)
+                .map(|t| std::thread::spawn(move || malloc_free_pairs(t, PAIRS)))
+                .collect();
+            for w in workers {
+                w.join().unwrap();
+            }
+            writeln!(out.lock(), "child: done").unwrap();
+        }
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -482,6 +500,33 @@ fn a_file_size_limit_ends_the_trace_on_a_chunk_boundary_or_one_cut_chunk() {
     let (whole, cut) = walk_chunks_with_cuts(&bytes);
     assert!(cut <= 1, "{cut} cut chunks");
     assert!(whole >= 1, "the chunks before the limit are whole");
+    let lines = library_lines(&stderr);
+    assert_eq!(lines.len(), 1, "one line on stderr, got: {stderr}");
+    assert!(
+        lines[0].contains("cannot grow") && lines[0].contains("recording stopped"),
+        "the line says why recording stopped: {}",
+        lines[0]
+    );
+}
+
+#[test]
+fn a_trace_file_at_the_size_limit_does_not_kill_the_program() {
+    let dir = scratch("at-size-limit");
+    let trace = dir.join("t.fstrace");
+    let mut child = spawn_child("threads-at-the-size-limit", &trace);
+    drop(child.stdin.take());
+    let dog = Watchdog::new(&child);
+    let (status, stdout, stderr) = wait_child(child, dog, "at the size limit");
+    let bytes = std::fs::read(&trace).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        status.success(),
+        "the traced program must survive its trace file's size limit: status {status}; \
+         stderr: {stderr}"
+    );
+    assert!(stdout.contains("child: done"), "stdout: {stdout}");
+    let (_, cut) = walk_chunks_with_cuts(&bytes);
+    assert_eq!(cut, 0, "nothing was written past the limit");
     let lines = library_lines(&stderr);
     assert_eq!(lines.len(), 1, "one line on stderr, got: {stderr}");
     assert!(
