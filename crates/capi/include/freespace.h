@@ -49,8 +49,10 @@ void freespace_release_memory(void);
  * started or stopped (of several threads starting at once, exactly one gets 0), ENXIO for a
  * FIFO that has no reader (never waited for), or the errno of open(2). A FIFO with a reader
  * works; if the reader goes away, recording stops with one line on stderr and the program
- * goes on (no SIGPIPE). FREESPACE_TRACE=path in the environment does the same when the
- * library loads. */
+ * goes on (no SIGPIPE). Likewise if the file cannot grow (a file size limit, or no space;
+ * no SIGXFSZ). FREESPACE_TRACE=path in the environment does the same when the library
+ * loads, except in a program that runs in secure-execution mode (setuid, setgid, file
+ * capabilities: getauxval(AT_SECURE) != 0), which ignores it. */
 int freespace_trace_start(const char *path);
 
 /* Stops the trace: every thread's buffered records are written and the file is closed.
