@@ -238,6 +238,12 @@ fn replay_command(args: &ReplayArgs) -> Result<String, Failure> {
             trace.source, trace.foreign_frees
         );
     }
+    if !trace.losses.is_empty() {
+        eprintln!(
+            "freespace: {}: incomplete trace, replaying what survives: {}",
+            trace.source, trace.losses
+        );
+    }
     let subjects = specs.len();
     let total = (trace.events.len() * subjects) as u64;
     let bar = if total >= 200_000 && std::io::stderr().is_terminal() {
