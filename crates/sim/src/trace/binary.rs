@@ -33,10 +33,12 @@ const KIND_REALLOC_TO: u8 = 4;
 /// The highest `call` code (`free`).
 const LAST_CALL: u8 = 10;
 
-/// True if `bytes` starts like a binary trace (any version), so [`super::read_trace`] should
-/// hand it to [`BinaryReader`] rather than the text reader.
+/// True if `bytes` is a binary trace rather than a text one, so [`super::read_trace`] should
+/// hand it to [`BinaryReader`]: it starts with `FSTRACE` (any version), or its first 24 bytes
+/// (one chunk header) hold a NUL byte. A text trace holds none, and every chunk header does (its record size, 40, is a little-endian `u32`), so a binary trace whose first magic
+/// number is damaged is still read as binary, and refused for its bad magic.
 pub fn is_binary(bytes: &[u8]) -> bool {
-    bytes.starts_with(&MAGIC[..7])
+    bytes.starts_with(&MAGIC[..7]) || bytes.iter().take(CHUNK_HEADER_SIZE).any(|&b| b == 0)
 }
 
 /// One decoded record and where it sits in the file.

@@ -247,7 +247,8 @@ pub trait TraceReader {
 }
 
 /// Reads a trace from `bytes`, choosing the reader by content: a binary trace (recorded by
-/// `libfreespace.so`) by its magic bytes, anything else as text.
+/// `libfreespace.so`) by its magic bytes or a NUL byte in its first chunk header (see
+/// [`is_binary`]), anything else as text.
 pub fn read_trace(source: &str, bytes: &[u8]) -> Result<Trace, TraceError> {
     if is_binary(bytes) {
         let mut reader = BinaryReader::new(source, bytes)?;
@@ -414,6 +415,34 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(trace(text).unwrap_err().to_string(), want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_binary_trace_with_a_damaged_first_magic_is_refused_as_binary() {
+        // A chunk header (24 bytes: magic, pid, count, record size 40, run) whose magic lost
+        // a byte, and one record.
+        let mut file = b"FSTRACX\x01".to_vec();
+        for field in [7u32, 1, 40, 1] {
+            file.extend_from_slice(&field.to_le_bytes());
+        }
+        file.extend_from_slice(&[1, 1, 0, 0, 7, 0, 0, 0]);
+        file.extend_from_slice(&[0; 32]);
+        assert_eq!(
+            read_trace("b.fstrace", &file).unwrap_err().to_string(),
+            "b.fstrace: byte offset 0: not a trace chunk (bad magic)"
+        );
+        let mut garbage = file.clone();
+        garbage[..8].copy_from_slice(b"GARBAGE!");
+        assert_eq!(
+            read_trace("b.fstrace", &garbage).unwrap_err().to_string(),
+            "b.fstrace: byte offset 0: not a trace chunk (bad magic)"
+        );
+        // A NUL byte past the first 24 bytes leaves a text trace a text trace.
+        let text = b"a 1 8\na 2 8\na 3 8\na 4 8\nf \x00\n";
+        assert_eq!(
+            read_trace("t.trace", text).unwrap_err().to_string(),
+            "t.trace:5: id must be a non-negative integer, got \"\\0\""
+        );
     }
 
     #[test]
