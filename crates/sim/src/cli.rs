@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::gen::{generate_text, GenOptions, Shape};
 use crate::ostep::{self, ListOrderName, OstepOptions, PolicyName, RunError};
-use crate::quote::{clip, clip_quoted};
+use crate::quote::clip;
 use crate::trace::read_trace_file;
 use crate::{replay, svg};
 
@@ -452,12 +452,51 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> Result<(), Failure> {
     }
 }
 
+/// Parses a command line (the program name first) as the binary does.
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    Cli::try_parse_from(args)
+}
+
+/// The line `freespace: ` prints for a command line that clap refused: clap's paragraph up to
+/// its first blank line, joined, with every value it shows from the command line escaped and
+/// clipped ([`clip`]). The values are changed in the error's context, which clap renders
+/// from, so quotes or line breaks inside a value cannot confuse it.
+pub fn usage_error(mut err: clap::Error) -> String {
+    use clap::error::ContextValue;
+    let clipped: Vec<_> = err
+        .context()
+        .filter_map(|(kind, value)| match value {
+            ContextValue::String(s) if clip(s) != *s => Some((kind, ContextValue::String(clip(s)))),
+            ContextValue::Strings(list) if list.iter().any(|s| clip(s) != *s) => Some((
+                kind,
+                ContextValue::Strings(list.iter().map(|s| clip(s)).collect()),
+            )),
+            _ => None,
+        })
+        .collect();
+    for (kind, value) in clipped {
+        err.insert(kind, value);
+    }
+    let full = err.to_string();
+    let first: Vec<&str> = full
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let first = first.join(" ");
+    first.strip_prefix("error: ").unwrap_or(&first).to_string()
+}
+
 /// The whole command: parses `args` (the program name first), runs it with standard output
 /// buffered, and turns every failure into one line on standard error and the exit status:
 /// 0 for success (and for a reader that closed standard output), 1 for a failure, 2 for a
 /// bad command line.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse(args) {
         Ok(cli) => cli,
         Err(err) => {
             use clap::error::ErrorKind;
@@ -474,16 +513,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
-            // clap's message is a paragraph; its first lines up to the blank one say it all.
-            let full = err.to_string();
-            let first: Vec<&str> = full
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            let first = first.join(" ");
-            let first = first.strip_prefix("error: ").unwrap_or(&first);
-            eprintln!("freespace: {}", clip_quoted(first));
+            eprintln!("freespace: {}", usage_error(err));
             return ExitCode::from(2);
         }
     };
@@ -497,6 +527,35 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             let _ = out.flush();
             eprintln!("freespace: {msg}");
             ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (ostep_args): a refused value with `'` in it broke the quote-by-quote
+    /// clipping, and the whole value came back in the message.
+    #[test]
+    fn a_refused_value_full_of_quotes_is_clipped_too() {
+        let value = "x'".repeat(2000);
+        for args in [
+            vec!["freespace", "ostep", value.as_str()],
+            vec!["freespace", "ostep", "--engine", value.as_str()],
+            vec!["freespace", "gen", value.as_str()],
+            vec![
+                "freespace",
+                "replay",
+                "t",
+                "--progress-every",
+                value.as_str(),
+            ],
+        ] {
+            let err = parse(&args).unwrap_err();
+            let line = usage_error(err);
+            assert!(line.len() < 400, "{} bytes: {line}", line.len());
+            assert!(line.contains("x'x'x'"), "{line}");
         }
     }
 }

@@ -21,7 +21,7 @@ pub use py_int::{optparse_int, python_int};
 pub use textbook::TextbookList;
 
 use crate::mt19937::PyRandom;
-use crate::quote::clip;
+use crate::quote::quoted;
 
 /// Sizes and addresses inside the simulation. Flags are 64-bit, and 128 bits leave room for
 /// any sum the simulation can form from them, so nothing overflows where Python's unbounded
@@ -224,8 +224,8 @@ impl fmt::Display for OstepError {
             }
             OstepError::BadOp { position, op } => write!(
                 f,
-                "-A entry {position} ({:?}): expected +SIZE or -INDEX with an integer",
-                clip(op)
+                "-A entry {position} ({}): expected +SIZE or -INDEX with an integer",
+                quoted(op)
             ),
             OstepError::FreeOfFailedAlloc { position, index } => write!(
                 f,
@@ -493,4 +493,20 @@ fn run_list(
         writeln!(out)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (ostep_args): a token of control characters, clipped to 40 characters
+    /// and then escaped, still made a message of hundreds of bytes.
+    #[test]
+    fn a_bad_entry_of_control_characters_makes_a_short_message() {
+        let op = "\u{12}".repeat(1000);
+        let msg = OstepError::BadOp { position: 4, op }.to_string();
+        assert!(msg.len() < 150, "{} bytes: {msg}", msg.len());
+        assert!(msg.starts_with("-A entry 4 (\"\\u{12}\\u{12}"), "{msg}");
+        assert!(msg.contains("…\")"), "{msg}");
+    }
 }

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::{Event, Op, Trace, TraceError, TraceReader, DEFAULT_ALIGN};
-use crate::quote::clip;
+use crate::quote::{clip, quoted};
 
 /// What separates fields: spaces and tabs, nothing else (docs/trace-format.md).
 const SEPARATORS: [char; 2] = [' ', '\t'];
@@ -37,8 +37,8 @@ impl<'a> TextReader<'a> {
         let number = |what: &str, text: &str| -> Result<u64, TraceError> {
             if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(err(format!(
-                    "{what} must be a non-negative integer, got {:?}",
-                    clip(text)
+                    "{what} must be a non-negative integer, got {}",
+                    quoted(text)
                 )));
             }
             text.parse::<u64>()
@@ -55,8 +55,8 @@ impl<'a> TextReader<'a> {
         let arity = |min: usize, max: usize, usage: &str| {
             if fields.len() < min || fields.len() > max {
                 Err(err(format!(
-                    "expected `{usage}`, got {:?}",
-                    clip(body.trim_matches(SEPARATORS))
+                    "expected `{usage}`, got {}",
+                    quoted(body.trim_matches(SEPARATORS))
                 )))
             } else {
                 Ok(())
@@ -90,8 +90,8 @@ impl<'a> TextReader<'a> {
                 })
             }
             other => Err(err(format!(
-                "unknown operation {:?} (expected a, f or r)",
-                clip(other)
+                "unknown operation {} (expected a, f or r)",
+                quoted(other)
             ))),
         }
     }
