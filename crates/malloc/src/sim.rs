@@ -370,9 +370,10 @@ impl SimHeap {
         self.engine.check()
     }
 
-    /// Runs the deferred-coalescing pass now.
+    /// Runs the deferred-coalescing pass now, if coalescing is deferred; as
+    /// [`Heap::coalesce`](crate::Heap::coalesce), it does nothing under the other modes.
     pub fn coalesce(&mut self) {
-        self.engine.coalesce_all()
+        self.engine.coalesce()
     }
 
     /// The shape the heap was made with.
