@@ -83,7 +83,7 @@ enum Size {
 
 /// Bytes one input may ask for in all; past it, requests are cut down to small ones, so that an
 /// input stays fast (pages of huge blocks are faulted in, written and checked).
-const BUDGET: usize = 4 << 20;
+const BUDGET: usize = 3 << 19;
 
 impl Size {
     fn get(self, spent: &mut usize) -> usize {
@@ -101,7 +101,7 @@ impl Size {
             Size::Small(s) => s as usize % 4097,
             Size::Class(c, d) => (class_size(c as usize % NUM_CLASSES) + d as usize % 3).max(1) - 1,
             Size::Large(s) => 32 * 1024 + s as usize,
-            Size::Huge(b) => 512 * 1024 + (b as usize % 64) * 16_400,
+            Size::Huge(b) => 512 * 1024 + (b as usize % 64) * 4112,
         }
     }
 }
