@@ -297,7 +297,7 @@ unsafe impl Source for Chunks {
             panic!("shrink({start:p}, {len}, {new_len}): not a live region");
         };
         assert!(
-            new_len < len && new_len % page == 0,
+            new_len < len && new_len.is_multiple_of(page),
             "shrink({start:p}, {len}, {new_len}): page {page}"
         );
         poison::poison(h.base.wrapping_add(new_len), len - new_len);
@@ -308,7 +308,7 @@ unsafe impl Source for Chunks {
     unsafe fn purge(&mut self, start: NonNull<u8>, len: usize) -> bool {
         let s = start.as_ptr() as usize;
         assert!(
-            s % self.page == 0 && len % self.page == 0 && len > 0,
+            s.is_multiple_of(self.page) && len.is_multiple_of(self.page) && len > 0,
             "purge({start:p}, {len}): not whole pages of {}",
             self.page
         );
@@ -1071,7 +1071,7 @@ fn bad_call(
         };
         let want: &[FreeError] = if !managed {
             &[FreeError::NotInHeap]
-        } else if addr % 16 != 0 {
+        } else if !addr.is_multiple_of(16) {
             &[FreeError::Misaligned]
         } else if fresh_double {
             &[FreeError::DoubleFree]
@@ -1163,7 +1163,7 @@ fuzz_target!(|input: Input| {
                     };
                     let queue = lens
                         .iter()
-                        .map(|&l| 16 + (l as usize % (MAX_REGION / 2)) & !15)
+                        .map(|&l| (16 + l as usize % (MAX_REGION / 2)) & !15)
                         .collect();
                     let source = Chunks {
                         page,
@@ -1192,7 +1192,7 @@ fuzz_target!(|input: Input| {
                 region: (start as usize, len),
             };
             run(&mut h, &input.ops);
-            drop(h);
+
             drop(region);
         }
     }
