@@ -5,6 +5,10 @@
 //! magic keyed to the header's address); a free block also carries the links of its order's
 //! doubly linked free list, and no two free buddies of the same order ever coexist (freeing
 //! merges them at once). A block's buddy is found by flipping bit `order` of its offset.
+//! A header that stops starting a block (the upper half of a merge) or a payload (a freed
+//! over-aligned block's payload header) is marked absorbed, so that no stale header inside a
+//! free block, or inside a block handed out again, passes for a live one: a second free of its
+//! pointer is a double free.
 //!
 //! # Layout of a block
 //!
@@ -55,6 +59,9 @@ const USED: u8 = 0xA1;
 /// Header state at the start of a used block whose payload (and payload header) sit further in,
 /// because the request asked for more than 16-byte alignment.
 const USED_ALIGNED: u8 = 0xA2;
+/// Header state of a header that heads nothing any more: the upper half of a merge, or the
+/// payload header of a freed over-aligned block. A free of the pointer after it is a double free.
+const ABSORBED: u8 = 0xAB;
 
 /// Base of the magic numbers, mixed with each header's address and contents.
 const MAGIC_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -65,7 +72,8 @@ const MAGIC_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 struct Header {
     /// Keyed to the header's address and to the other fields; see [`magic_for`].
     magic: u32,
-    /// [`FREE`], [`USED`] or [`USED_ALIGNED`].
+    /// [`FREE`], [`USED`] or [`USED_ALIGNED`] at a block start or payload; [`ABSORBED`] where a
+    /// block or payload used to start.
     state: u8,
     /// log2 of the block size.
     order: u8,
@@ -394,9 +402,9 @@ impl BuddyHeap {
         let size = 1usize << order;
         if pad != HEADER {
             let at = ptr.as_ptr() as usize - HEADER;
-            // SAFETY: the payload header lies inside the block being freed; rewriting it as free
+            // SAFETY: the payload header lies inside the block being freed; marking it absorbed
             // lets a second free of the same pointer be reported as a double free.
-            unsafe { self.write_header(at, Header::new(at, FREE, order, 0, 0)) };
+            unsafe { self.absorb(at, order) };
         }
         self.stats.allocated_bytes -= size - pad;
         self.stats.header_bytes -= pad;
@@ -409,7 +417,9 @@ impl BuddyHeap {
     }
 
     /// Puts a block on the free lists, first merging it with its buddy for as long as the buddy
-    /// is free and of the same order.
+    /// is free and of the same order. The header of the upper half of every merge is marked
+    /// absorbed, whichever half the freed block was: a header that no longer starts a block
+    /// must never pass for a live one, or a second free of the old pointer would be accepted.
     ///
     /// # Safety
     /// `off` must be a block of `order` that is on no free list and no longer in use.
@@ -418,6 +428,8 @@ impl BuddyHeap {
             // SAFETY: `free_buddy` found `buddy` on free list `order`.
             unsafe { self.unlink(buddy, order) };
             off &= !(1usize << order);
+            // SAFETY: the upper half starts inside the merged block, which nobody uses now.
+            unsafe { self.absorb(self.base + off + (1usize << order), order) };
             order += 1;
         }
         // SAFETY: `off` is now a block of `order` that nobody uses (caller's contract plus the
@@ -459,7 +471,7 @@ impl BuddyHeap {
             return Err(FreeError::BadMagic);
         }
         match h.state {
-            FREE => return Err(FreeError::DoubleFree),
+            FREE | ABSORBED => return Err(FreeError::DoubleFree),
             USED_ALIGNED => return Err(FreeError::Misaligned),
             USED => {}
             _ => return Err(FreeError::BadMagic),
@@ -576,8 +588,13 @@ impl BuddyHeap {
         new_size: usize,
     ) {
         for k in order..target {
-            // SAFETY: `can_grow_in_place` found this buddy free with order `k`.
-            unsafe { self.unlink(off ^ (1usize << k), k) };
+            let buddy = off ^ (1usize << k);
+            // SAFETY: `can_grow_in_place` found this buddy free with order `k`; it is the upper
+            // half of the grown block, so its header no longer starts a block.
+            unsafe {
+                self.unlink(buddy, k);
+                self.absorb(self.base + buddy, k);
+            }
         }
         let mut k = order;
         while k > target {
@@ -808,6 +825,15 @@ impl BuddyHeap {
         }
         self.stats.free_blocks -= 1;
         self.stats.free_bytes -= 1usize << order;
+    }
+
+    /// Marks the header at `addr`, which no longer starts a block or a payload, as absorbed.
+    ///
+    /// # Safety
+    /// As [`write_header`](Self::write_header).
+    unsafe fn absorb(&mut self, addr: usize, order: u32) {
+        // SAFETY: caller's contract.
+        unsafe { self.write_header(addr, Header::new(addr, ABSORBED, order, 0, 0)) };
     }
 
     /// Reads the header at `addr`.

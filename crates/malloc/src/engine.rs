@@ -330,6 +330,10 @@ impl<St: Space, P: Policy> Engine<St, P> {
                 self.space.set_requested(block, requested);
             }
         } else {
+            // Growing absorbs the free block after this one: a merge, which `Never` rules out.
+            if self.config.coalescing == Coalescing::Never {
+                return false;
+            }
             let Some(n) = next else { return false };
             let ns = self.space.block_size(n);
             let total = size + ns;
@@ -352,8 +356,16 @@ impl<St: Space, P: Policy> Engine<St, P> {
         true
     }
 
+    /// Runs the deferred-coalescing pass if coalescing is deferred. Under `Immediate` no two
+    /// free blocks are neighbours, and under `Never` blocks must not merge: it does nothing.
+    pub(crate) fn coalesce(&mut self) {
+        if self.config.coalescing == Coalescing::Deferred {
+            self.coalesce_all();
+        }
+    }
+
     /// Merges every run of free neighbours (the deferred-coalescing pass). O(blocks).
-    pub(crate) fn coalesce_all(&mut self) {
+    fn coalesce_all(&mut self) {
         self.dirty = false;
         let mut cur = self.space.walk_first();
         while let Some(at) = cur {
@@ -387,9 +399,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
     /// back to the space's source, and lets the source drop the pages inside the other free
     /// blocks. Returns the bytes given back or dropped.
     pub(crate) fn release_free_memory(&mut self) -> usize {
-        if self.config.coalescing == Coalescing::Deferred {
-            self.coalesce_all();
-        }
+        self.coalesce();
         if !self.space.can_trim() {
             return 0;
         }
@@ -633,7 +643,7 @@ mod tests {
         }
         assert_eq!(e.stats().free_blocks, 9);
         e.check().unwrap();
-        e.coalesce_all();
+        e.coalesce();
         assert_eq!(layout(&e), [(1000, 90, Free), (1090, 10, Used)]);
         assert_eq!(e.stats().free_bytes, 90);
         e.check().unwrap();

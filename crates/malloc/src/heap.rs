@@ -120,6 +120,11 @@ impl<S: Source, P: Policy> Heap<S, P> {
 
     /// Allocates a block for `layout`. The payload is 16-aligned, or aligned to
     /// `layout.align()` if that is larger (the padding in front becomes a free block).
+    ///
+    /// # Errors
+    /// `ZeroSize` and `TooLarge` before anything changes; `OutOfMemory` when no free block is
+    /// large enough and the source gives nothing that is: under deferred coalescing the merge
+    /// pass has run by then, and stays (see [`AllocError::OutOfMemory`]).
     #[inline]
     pub fn malloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let size = layout.size();
@@ -154,9 +159,10 @@ impl<S: Source, P: Policy> Heap<S, P> {
     }
 
     /// Resizes the block at `ptr` to `new_layout.size()` bytes, aligned to `new_layout.align()`.
-    /// It stays in place when it can (shrinking, or growing into a free block after it);
-    /// otherwise the contents move to a new block and the old one is freed. On error the old
-    /// block is untouched.
+    /// It stays in place when it can: shrinking, or growing into a free block after it, except
+    /// under [`Coalescing::Never`](crate::Coalescing::Never), where blocks only ever split.
+    /// Otherwise the contents move to a new block and the old one is freed. On error the old
+    /// block is untouched (and `OutOfMemory` means what it does for [`malloc`](Self::malloc)).
     ///
     /// # Safety
     /// `ptr` must be a live allocation of this heap. On success the old pointer must not be
@@ -247,9 +253,11 @@ impl<S: Source, P: Policy> Heap<S, P> {
         self.engine.release_free_memory()
     }
 
-    /// Runs the deferred-coalescing pass now (it is harmless under the other modes).
+    /// Runs the deferred-coalescing pass now, if coalescing is
+    /// [`Deferred`](crate::Coalescing::Deferred). Under `Immediate` no two free blocks are
+    /// neighbours, and under `Never` blocks never merge: there it does nothing.
     pub fn coalesce(&mut self) {
-        self.engine.coalesce_all()
+        self.engine.coalesce()
     }
 
     /// The configuration the heap was made with.

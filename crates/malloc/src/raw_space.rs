@@ -80,6 +80,18 @@ const fn align_up(x: usize, align: usize) -> usize {
     (x + align - 1) & !(align - 1)
 }
 
+/// The whole pages `[start, end)` of the free block `block` of `size` bytes that hold none of
+/// its metadata: from the first page boundary past its first `keep` bytes (at least its header
+/// and links) up to the page that holds its boundary tag, its last word. The range is empty
+/// when `end <= start`. Trimming and purging both drop pages only inside it.
+#[inline]
+fn droppable_pages(block: usize, size: usize, keep: usize, page: usize) -> (usize, usize) {
+    (
+        align_up(block + keep.max(MIN_BLOCK), page),
+        (block + size - 8) & !(page - 1),
+    )
+}
+
 /// Real memory from a [`Source`], laid out as the module docs describe.
 pub(crate) struct RawSpace<S: Source> {
     pub(crate) source: S,
@@ -530,9 +542,9 @@ impl<S: Source> Space for RawSpace<S> {
         let page = self.source.page_size();
         if !shrink {
             // Drop the pages between what is kept and the purge mark, if there are enough.
-            let from = align_up(block + keep.max(MIN_BLOCK), page);
+            let (from, end) = droppable_pages(block, size, keep, page);
             let mark = self.rd(sentinel + 8) as usize;
-            let to = align_up(mark, page).min(sentinel & !(page - 1));
+            let to = align_up(mark, page).min(end);
             if to > from && to - from >= keep.max(page) {
                 let Some(p) = NonNull::new(from as *mut u8) else {
                     return Trim::Kept;
@@ -564,10 +576,7 @@ impl<S: Source> Space for RawSpace<S> {
         Trim::Shrunk { new_size }
     }
     fn purge(&mut self, block: usize, size: usize) -> usize {
-        let page = self.source.page_size();
-        // Keep the header and links at the front and the boundary tag at the back.
-        let start = align_up(block + MIN_BLOCK, page);
-        let end = (block + size - 8) & !(page - 1);
+        let (start, end) = droppable_pages(block, size, 0, self.source.page_size());
         if end <= start {
             return 0;
         }

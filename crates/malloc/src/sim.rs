@@ -5,7 +5,7 @@
 //! bytes, with any header size and no alignment. Invariant: the map's blocks tile
 //! `[base, base + size)` exactly, and the engine's invariants hold as for a real heap.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use crate::config::{Coalescing, HeapConfig};
@@ -75,6 +75,10 @@ pub(crate) struct SimSpace {
     min_block: usize,
     given: bool,
     map: BTreeMap<usize, SimBlock>,
+    /// Addresses where a block started until it was absorbed into a neighbour, and where no
+    /// block has started since: the simulated form of a real heap's absorbed header, so that a
+    /// second free there is a double free, as it is for [`Heap`](crate::Heap).
+    absorbed: BTreeSet<usize>,
 }
 
 impl SimSpace {
@@ -87,6 +91,7 @@ impl SimSpace {
             min_block: min_block.max(1),
             given: false,
             map: BTreeMap::new(),
+            absorbed: BTreeSet::new(),
         }
     }
 
@@ -102,12 +107,15 @@ impl SimSpace {
         self.base + self.size
     }
     fn set(&mut self, block: usize, size: usize, used: bool, requested: usize) {
-        let b = self.map.entry(block).or_insert(SimBlock {
-            size,
-            used,
-            requested,
-            next: NIL,
-            prev: NIL,
+        let b = self.map.entry(block).or_insert_with(|| {
+            self.absorbed.remove(&block);
+            SimBlock {
+                size,
+                used,
+                requested,
+                next: NIL,
+                prev: NIL,
+            }
         });
         b.size = size;
         b.used = used;
@@ -161,6 +169,7 @@ impl Space for SimSpace {
     }
     fn discard(&mut self, block: usize) {
         self.map.remove(&block);
+        self.absorbed.insert(block);
     }
     fn next_block(&self, block: usize) -> Option<usize> {
         let next = block + self.at(block).size;
@@ -181,6 +190,7 @@ impl Space for SimSpace {
         match self.map.get(&block) {
             Some(b) if b.used => Ok(block),
             Some(_) => Err(FreeError::DoubleFree),
+            None if self.absorbed.contains(&block) => Err(FreeError::DoubleFree),
             None => Err(FreeError::Misaligned),
         }
     }
@@ -335,6 +345,12 @@ impl SimHeap {
     }
 
     /// Frees the block whose user address is `addr`.
+    ///
+    /// # Errors
+    /// As for [`Heap::free`](crate::Heap::free), and nothing changes: `NotInHeap` outside the
+    /// range, `Misaligned` where no block starts (there are no headers to read, so there is
+    /// no `BadMagic`), and `DoubleFree` for a free block, or for one merged into a neighbour
+    /// since (until a new block starts at its address).
     pub fn free(&mut self, addr: usize) -> Result<(), FreeError> {
         let block = self.engine.space.lookup(addr)?;
         self.engine.free_block(block);
@@ -370,9 +386,10 @@ impl SimHeap {
         self.engine.check()
     }
 
-    /// Runs the deferred-coalescing pass now.
+    /// Runs the deferred-coalescing pass now, if coalescing is deferred; as
+    /// [`Heap::coalesce`](crate::Heap::coalesce), it does nothing under the other modes.
     pub fn coalesce(&mut self) {
-        self.engine.coalesce_all()
+        self.engine.coalesce()
     }
 
     /// The shape the heap was made with.

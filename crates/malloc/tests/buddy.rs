@@ -335,6 +335,8 @@ fn random_run(seed: u64, len: usize, skip: usize, steps: usize) {
     let mut r = Region::new(len, skip);
     let initial_blocks: Vec<_> = r.heap.blocks().collect();
     let mut live: Vec<Live> = Vec::new();
+    // Pointers freed earlier, for bad frees.
+    let mut dead: Vec<NonNull<u8>> = Vec::new();
     for step in 0..steps {
         let op = rng.below(10);
         if op < 5 || live.is_empty() {
@@ -366,6 +368,23 @@ fn random_run(seed: u64, len: usize, skip: usize, steps: usize) {
             // SAFETY: `l.ptr` is live and leaves the model here.
             unsafe { r.heap.free(l.ptr) }
                 .unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));
+            dead.push(l.ptr);
+            // Free again a pointer freed earlier (this one or an older one) that is not live
+            // now: refused, whatever merged or was handed out since.
+            let stale = dead[rng.below(dead.len() as u64) as usize];
+            if live.iter().all(|l| l.ptr != stale) {
+                let stats = r.heap.stats();
+                // SAFETY: `stale` is no live payload; the heap only reads the header before it.
+                let got = unsafe { r.heap.free(stale) };
+                assert!(
+                    got.is_err(),
+                    "seed {seed} step {step}: {stale:p} freed twice"
+                );
+                assert_eq!(r.heap.stats(), stats, "seed {seed} step {step}");
+            }
+            if dead.len() > 64 {
+                dead.swap_remove(rng.below(dead.len() as u64) as usize);
+            }
         } else {
             let i = rng.below(live.len() as u64) as usize;
             let nl = random_layout(&mut rng);
@@ -550,4 +569,53 @@ fn realloc_refuses_a_bad_pointer_without_change() {
     );
     assert!(r.snapshot() == before);
     r.heap.check().unwrap();
+}
+
+#[test]
+fn a_second_free_after_a_merge_is_a_double_free() {
+    let mut r = Region::new(4096, 0);
+    let one = layout(1, 1);
+    let lo = r.heap.malloc(one).unwrap();
+    let hi = r.heap.malloc(one).unwrap();
+    let keep = r.heap.malloc(one).unwrap();
+    assert_eq!(
+        hi.as_ptr() as usize - lo.as_ptr() as usize,
+        32,
+        "lo and hi are buddies"
+    );
+    // SAFETY: `lo` and `hi` are live and freed once each; `hi` merges into `lo`'s block.
+    unsafe {
+        r.heap.free(lo).unwrap();
+        r.heap.free(hi).unwrap();
+    }
+    assert_eq!(r.heap.free_list_len(6), 1, "one merged 64-byte block");
+    refused(&mut r, hi, FreeError::DoubleFree);
+    refused(&mut r, lo, FreeError::DoubleFree);
+
+    // The merged block handed out again as one block: `hi`'s old header now lies inside its
+    // payload, where the caller has not written, and must not pass for a live block.
+    let big = r.heap.malloc(layout(40, 16)).unwrap();
+    assert_eq!(big, lo);
+    refused(&mut r, hi, FreeError::DoubleFree);
+    assert_eq!(r.heap.stats().live_blocks, 2);
+
+    // The other order: the upper block is freed first and absorbed as the free buddy.
+    // SAFETY: `big` and `keep` are live and freed once each.
+    unsafe {
+        r.heap.free(keep).unwrap();
+        r.heap.free(big).unwrap();
+    }
+    assert_eq!(r.heap.stats().free_blocks, 1);
+    for p in [lo, hi, keep] {
+        refused(&mut r, p, FreeError::DoubleFree);
+    }
+    // Every 16-aligned pointer inside the merged free block is refused.
+    let base = r.heap.base();
+    for off in (16..r.heap.managed_len()).step_by(16) {
+        let p = NonNull::new((base + off) as *mut u8).unwrap();
+        // SAFETY: the heap only reads the header in front of `p`, inside its region.
+        assert!(unsafe { r.heap.free(p) }.is_err(), "offset {off}");
+    }
+    r.heap.check().unwrap();
+    assert_eq!(r.heap.stats().free_blocks, 1);
 }

@@ -54,12 +54,12 @@ impl ClassState {
     unsafe fn link(&mut self, span: *mut SpanMeta) {
         // SAFETY: the class lock is held (we have `&mut self`), and `span` and the old head are live.
         unsafe {
-            (*span).prev = ptr::null_mut();
-            (*span).next = self.partial;
+            (*span).prev.set(ptr::null_mut());
+            (*span).next.set(self.partial);
             if !self.partial.is_null() {
-                (*self.partial).prev = span;
+                (*self.partial).prev.set(span);
             }
-            (*span).in_partial = true;
+            (*span).in_partial.set(true);
         }
         self.partial = span;
     }
@@ -71,18 +71,18 @@ impl ClassState {
     unsafe fn unlink(&mut self, span: *mut SpanMeta) {
         // SAFETY: the class lock is held, and `span` and its neighbours are live list members.
         unsafe {
-            let (prev, next) = ((*span).prev, (*span).next);
+            let (prev, next) = ((*span).prev.get(), (*span).next.get());
             if prev.is_null() {
                 self.partial = next;
             } else {
-                (*prev).next = next;
+                (*prev).next.set(next);
             }
             if !next.is_null() {
-                (*next).prev = prev;
+                (*next).prev.set(prev);
             }
-            (*span).in_partial = false;
-            (*span).prev = ptr::null_mut();
-            (*span).next = ptr::null_mut();
+            (*span).in_partial.set(false);
+            (*span).prev.set(ptr::null_mut());
+            (*span).next.set(ptr::null_mut());
         }
     }
 }
@@ -224,19 +224,20 @@ impl Central {
         unsafe {
             debug_assert!(!span.is_null() && (*span).class as usize == c);
             (*span).give(obj);
-            if (*span).used == 0 {
-                let alone = st.partial.is_null() || (st.partial == span && (*span).next.is_null());
+            if (*span).used.get() == 0 {
+                let alone =
+                    st.partial.is_null() || (st.partial == span && (*span).next.get().is_null());
                 if !force && alone && (*span).bytes() <= KEEP_EMPTY_SPAN_BYTES {
-                    if !(*span).in_partial {
+                    if !(*span).in_partial.get() {
                         st.link(span);
                     }
                     return;
                 }
-                if (*span).in_partial {
+                if (*span).in_partial.get() {
                     st.unlink(span);
                 }
                 self.backend.free_span(span);
-            } else if !(*span).in_partial {
+            } else if !(*span).in_partial.get() {
                 st.link(span);
             }
         }
@@ -268,10 +269,10 @@ impl Central {
         let mut span = st.partial;
         while !span.is_null() {
             // SAFETY: spans on the partial list are live; the class lock is held.
-            let next = unsafe { (*span).next };
+            let next = unsafe { (*span).next.get() };
             // SAFETY: as above; an empty span leaves the list before going back.
             unsafe {
-                if (*span).used == 0 {
+                if (*span).used.get() == 0 {
                     st.unlink(span);
                     self.backend.free_span(span);
                 }

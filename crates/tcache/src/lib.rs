@@ -49,7 +49,8 @@
 //! Everything shared between threads is written against the `sync` shim and model-checked by
 //! loom (`.ci/loom-tcache`). The allocator never allocates through the global allocator.
 //! `free` refuses pointers it does not own ([`FreeError::NotInHeap`]), pointers into a span that
-//! are not the start of an object ([`FreeError::Misaligned`]) and double frees of small objects
+//! are not the start of an object it has handed out ([`FreeError::Misaligned`]: inside an object,
+//! inside the span's record, or a slot past its bump index) and double frees of small objects
 //! ([`FreeError::DoubleFree`]: a freed object carries an address-keyed marker in its second word
 //! until it is handed out again). Large objects get the core's own header checks.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]

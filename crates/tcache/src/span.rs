@@ -1,14 +1,21 @@
 //! Spans: runs of pages carved into objects of one size class, and the intrusive free-object
 //! links that thread every free object onto a list. Invariant: `used` counts the span's objects
 //! that are outside the span (in use, or cached by a thread or the transfer cache); the span is
-//! empty, and may go back to the core, exactly when `used == 0`.
+//! empty, and may go back to the core, exactly when `used == 0`. The objects handed out so far
+//! are exactly slots `0..bumped`; no slot at or past `bumped` has ever left the span.
 //!
 //! A span's metadata record sits in the last [`SPAN_META_RESERVE`] bytes of the span itself, so a
-//! span costs the core one allocation. Every field except the immutable geometry is read and
-//! written only under its class's central lock.
+//! span costs the core one allocation. Every field except the immutable geometry and `bumped` is a
+//! `Cell`, read and written only under its class's central lock. `bumped` is an atomic, written
+//! under that lock and read without it by `free`'s validation ([`SpanMeta::check_object`]). The
+//! record is only ever reached through shared references (`&SpanMeta`), so the lock-free readers
+//! of the immutable fields and of `bumped` never overlap a unique borrow of the record.
 
-use crate::size_class::{span_objects, ClassInfo, CLASSES, PAGE, SPAN_META_RESERVE};
+use crate::size_class::{span_objects, split_offset, ClassInfo, CLASSES, PAGE, SPAN_META_RESERVE};
+use crate::sync::{AtomicU32, Ordering};
+use core::cell::Cell;
 use core::ptr;
+use freespace_malloc::FreeError;
 
 /// The marker word a free object carries in its second word: the object's address mixed with a
 /// constant, so user data matches it only by writing that exact value at that exact place.
@@ -62,28 +69,31 @@ impl FreeObj {
 /// The metadata of one span.
 #[repr(C)]
 pub(crate) struct SpanMeta {
-    /// First byte of the span (page aligned), also the first object.
+    /// First byte of the span (page aligned), also the first object. Immutable.
     pub(crate) start: usize,
-    /// The size class.
+    /// The size class. Immutable.
     pub(crate) class: u32,
     /// The span's size in pages (a class's spans start small and grow: `size_class.rs`).
+    /// Immutable.
     pages: u32,
-    /// Objects the span holds.
+    /// Objects the span holds. Immutable.
     pub(crate) objects: u32,
-    /// Objects carved from the span so far (objects past this index were never handed out).
-    bumped: u32,
+    /// Objects carved from the span so far: slots `0..bumped` have been handed out at least
+    /// once, slots from `bumped` on never. Only grows while the span lives (`bumped <= objects`).
+    /// Stored only under the class lock; loaded by [`SpanMeta::check_object`] without it.
+    bumped: AtomicU32,
     /// Objects outside the span.
-    pub(crate) used: u32,
+    pub(crate) used: Cell<u32>,
     /// Whether the span is on its class's list of spans with free objects.
-    pub(crate) in_partial: bool,
+    pub(crate) in_partial: Cell<bool>,
     /// Objects given back to the span, their count, and the list's last object (so that the whole
     /// list can be handed over without walking it: those objects are usually cold in cache).
-    free: *mut FreeObj,
-    nfree: u32,
-    free_tail: *mut FreeObj,
+    free: Cell<*mut FreeObj>,
+    nfree: Cell<u32>,
+    free_tail: Cell<*mut FreeObj>,
     /// Links in the class's partial list.
-    pub(crate) prev: *mut SpanMeta,
-    pub(crate) next: *mut SpanMeta,
+    pub(crate) prev: Cell<*mut SpanMeta>,
+    pub(crate) next: Cell<*mut SpanMeta>,
 }
 
 /// A span's block from the core is 16 bytes short of `span_bytes` (the core's header takes them),
@@ -116,14 +126,14 @@ impl SpanMeta {
                 class: c as u32,
                 pages: pages as u32,
                 objects: span_objects(c, pages) as u32,
-                bumped: 0,
-                used: 0,
-                in_partial: false,
-                free: ptr::null_mut(),
-                nfree: 0,
-                free_tail: ptr::null_mut(),
-                prev: ptr::null_mut(),
-                next: ptr::null_mut(),
+                bumped: AtomicU32::new(0),
+                used: Cell::new(0),
+                in_partial: Cell::new(false),
+                free: Cell::new(ptr::null_mut()),
+                nfree: Cell::new(0),
+                free_tail: Cell::new(ptr::null_mut()),
+                prev: Cell::new(ptr::null_mut()),
+                next: Cell::new(ptr::null_mut()),
             });
             meta
         }
@@ -133,9 +143,34 @@ impl SpanMeta {
         &CLASSES[self.class as usize]
     }
 
-    /// Whether the span still has an object to hand out.
+    /// Whether `addr` is the start of an object that this span has handed out: `Ok(())`, or
+    /// `Misaligned` for an address inside an object, inside the metadata record, or at a slot that
+    /// was never handed out (which a `free` must refuse: the bump index would hand it out again,
+    /// to a second owner). The span's class is the object's class.
+    ///
+    /// Takes no lock: `bumped` is loaded with `Relaxed` ordering, and a stale value cannot refuse
+    /// an object its caller legitimately owns. The object reached its owner through a chain that
+    /// starts at the `take` that carved it: `take` stored a count past the object's slot under the
+    /// class lock, and the object left that critical section by the lock's release (or in the
+    /// same thread), then travelled by whatever hand-off gave it to the caller, each step a
+    /// happens-before edge. A load that happens after a store reads that store or a later one
+    /// (coherence), and `bumped` only grows while the span lives (the span cannot go back to the
+    /// core while an object of it is out), so the load sees a count past the slot. A load that
+    /// races with `take`s on other threads may see an older, smaller count; the only slots it can
+    /// then refuse are those carved by `take`s that do not happen before it, and the caller owns
+    /// none of those.
+    #[inline]
+    pub(crate) fn check_object(&self, addr: usize) -> Result<(), FreeError> {
+        let (idx, rem) = split_offset(self.class as usize, addr - self.start);
+        if rem != 0 || idx >= self.bumped.load(Ordering::Relaxed) as usize {
+            return Err(FreeError::Misaligned);
+        }
+        Ok(())
+    }
+
+    /// Whether the span still has an object to hand out. Under the class lock.
     pub(crate) fn has_free(&self) -> bool {
-        !self.free.is_null() || self.bumped < self.objects
+        !self.free.get().is_null() || self.bumped.load(Ordering::Relaxed) < self.objects
     }
 
     /// Takes up to `want` objects, linking them in front of `head`. Returns the new head and how
@@ -146,25 +181,26 @@ impl SpanMeta {
     /// # Safety
     /// The caller holds the class lock, and `head` is a list the caller owns.
     pub(crate) unsafe fn take(
-        &mut self,
+        &self,
         want: u32,
         whole: bool,
         mut head: *mut FreeObj,
     ) -> (*mut FreeObj, u32) {
         let mut taken = 0;
-        if self.nfree > 0 {
-            if self.nfree <= want || whole {
+        let nfree = self.nfree.get();
+        if nfree > 0 {
+            if nfree <= want || whole {
                 // Splice the whole list in front of `head` without touching its objects.
                 // SAFETY: `free_tail` is the last object of the span's non-empty free list.
-                unsafe { (*self.free_tail).next = head };
-                head = self.free;
-                taken = self.nfree;
-                self.free = ptr::null_mut();
-                self.free_tail = ptr::null_mut();
-                self.nfree = 0;
+                unsafe { (*self.free_tail.get()).next = head };
+                head = self.free.get();
+                taken = nfree;
+                self.free.set(ptr::null_mut());
+                self.free_tail.set(ptr::null_mut());
+                self.nfree.set(0);
             } else {
                 // Cut the first `want` objects (one read each, no writes but the last link).
-                let first = self.free;
+                let first = self.free.get();
                 let mut last = first;
                 for _ in 1..want {
                     // SAFETY: the list holds `nfree > want` objects.
@@ -172,23 +208,27 @@ impl SpanMeta {
                 }
                 // SAFETY: `last` is the want-th object; the rest of the list stays with the span.
                 unsafe {
-                    self.free = (*last).next;
+                    self.free.set((*last).next);
                     (*last).next = head;
                 }
                 head = first;
                 taken = want;
-                self.nfree -= want;
+                self.nfree.set(nfree - want);
             }
         }
         let size = self.info().size as usize;
-        while taken < want && self.bumped < self.objects {
-            let obj = (self.start + self.bumped as usize * size) as *mut u8;
-            self.bumped += 1;
+        // Only this thread stores `bumped` (the class lock is held), so this load is exact.
+        let mut bumped = self.bumped.load(Ordering::Relaxed);
+        while taken < want && bumped < self.objects {
+            let obj = (self.start + bumped as usize * size) as *mut u8;
+            bumped += 1;
             // SAFETY: objects past the old bump index were never handed out; the span owns them.
             head = unsafe { FreeObj::push(obj, head) };
             taken += 1;
         }
-        self.used += taken;
+        // Stored before the objects leave the critical section: see `check_object`.
+        self.bumped.store(bumped, Ordering::Relaxed);
+        self.used.set(self.used.get() + taken);
         (head, taken)
     }
 
@@ -196,14 +236,15 @@ impl SpanMeta {
     ///
     /// # Safety
     /// The caller holds the class lock; `obj` is an object of this span that is outside it.
-    pub(crate) unsafe fn give(&mut self, obj: *mut FreeObj) {
-        debug_assert!(self.used > 0);
-        if self.free.is_null() {
-            self.free_tail = obj;
+    pub(crate) unsafe fn give(&self, obj: *mut FreeObj) {
+        debug_assert!(self.used.get() > 0);
+        if self.free.get().is_null() {
+            self.free_tail.set(obj);
         }
         // SAFETY: the object is free and now owned by the span.
-        self.free = unsafe { FreeObj::push(obj.cast(), self.free) };
-        self.nfree += 1;
-        self.used -= 1;
+        self.free
+            .set(unsafe { FreeObj::push(obj.cast(), self.free.get()) });
+        self.nfree.set(self.nfree.get() + 1);
+        self.used.set(self.used.get() - 1);
     }
 }

@@ -6,7 +6,7 @@
 //! [`COLD_OBJECTS`] objects (a cold class); their `free` finds the owner from the address, so
 //! either place works for them.
 
-use crate::size_class::{self, class_for, size_to_class, split_offset, CLASSES, MIN_SIZE};
+use crate::size_class::{self, class_for, size_to_class, CLASSES, MIN_SIZE};
 use crate::span::FreeObj;
 use crate::tls::{self, CENTRAL};
 use crate::ReallocError;
@@ -123,28 +123,27 @@ impl ThreadCached {
     }
 
     /// Finds the class of a small object from its address alone, validating that `ptr` is the
-    /// start of an object. `Ok(None)` means `ptr` is in no span (a large object or foreign).
+    /// start of an object its span has handed out (`SpanMeta::check_object`). `Ok(None)` means
+    /// `ptr` is in no span (a large object or foreign). `free`, `usable_size` and `try_realloc`
+    /// all validate through here.
     fn small_class_of(ptr: *const u8) -> Result<Option<usize>, FreeError> {
         let span = CENTRAL.backend.lookup(ptr as usize);
         if span.is_null() {
             return Ok(None);
         }
-        // SAFETY: the page map points only at live span records; `start`, `class` and `objects`
-        // never change while the span lives.
-        let (start, c, objects) =
-            unsafe { ((*span).start, (*span).class as usize, (*span).objects) };
-        let (idx, rem) = split_offset(c, ptr as usize - start);
-        if rem != 0 || idx >= objects as usize {
-            return Err(FreeError::Misaligned);
-        }
-        Ok(Some(c))
+        // SAFETY: the page map points only at live span records, which are only ever borrowed
+        // shared (their mutable fields are cells and an atomic).
+        let span = unsafe { &*span };
+        span.check_object(ptr as usize)?;
+        Ok(Some(span.class as usize))
     }
 
     /// Frees a block from any entry point of this allocator, without its size. Null is a no-op.
     ///
     /// Refused, with nothing changed: a pointer in no span and unknown to the core
-    /// (`NotInHeap`, or the core's `BadMagic`), a pointer into a span that is not an object's
-    /// start (`Misaligned`), and a small object that is already free (`DoubleFree`). A double free
+    /// (`NotInHeap`, or the core's `BadMagic`), a pointer into a span that is not the start of an
+    /// object the span has handed out (`Misaligned`: inside an object or the span's record, or a
+    /// slot past its bump index), and a small object that is already free (`DoubleFree`). A double free
     /// of a small object is caught while the object sits in any free list (a thread cache, the
     /// transfer cache or its span), that is until it is handed out again; the core catches double
     /// frees of large objects.
@@ -207,7 +206,8 @@ impl ThreadCached {
     /// old block untouched in every case:
     /// - `Err(ReallocError::Invalid(e))`: `ptr` is not a live block; `e` is what
     ///   [`ThreadCached::free`] would refuse it with (`DoubleFree` for a freed small object,
-    ///   `Misaligned` for a pointer inside an object, `NotInHeap` or `BadMagic` for a freed large
+    ///   `Misaligned` for a pointer inside an object or at a slot never handed out, `NotInHeap` or
+    ///   `BadMagic` for a freed large
     ///   object or a foreign pointer, as the core finds);
     /// - `Err(ReallocError::OutOfMemory)`: `ptr` is live but no block of `new_size` could be had.
     ///

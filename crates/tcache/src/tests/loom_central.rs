@@ -1,6 +1,7 @@
 //! Loom models of everything shared between threads: the central lists and transfer cache under
 //! contention, the hand-off of a remote free (allocated on one thread, freed on another, back
-//! through the central lists), and the flush of thread caches at thread exit. Each model uses a
+//! through the central lists), the flush of thread caches at thread exit, and `free`'s lock-free
+//! check of a span's bump index while other threads carve the same span. Each model uses a
 //! 32 KiB class, whose batch is 2 objects and whose transfer cache holds 2 batches, so that small
 //! runs cross every boundary: batch full, transfer cache full, span full, span empty.
 
@@ -164,6 +165,63 @@ fn flush_on_exit_races_with_central_traffic() {
         // SAFETY: the object just taken goes back.
         unsafe { central.give(C, FreeObj::push(head.cast(), std::ptr::null_mut()), 1) };
         exiting.join().unwrap();
+        settle(&central);
+    });
+}
+
+/// `free`'s validation of `p`, as `ThreadCached::free` runs it: page map, then the span's check.
+fn check(central: &Central, p: *mut u8) -> Result<(), freespace_malloc::FreeError> {
+    let span = central.backend.lookup(p as usize);
+    assert!(!span.is_null());
+    // SAFETY: the page map points at a live span record while one of its objects is out.
+    unsafe { (*span).check_object(p as usize) }
+}
+
+#[test]
+fn free_check_sees_the_take_that_carved_the_object() {
+    // The class's first span holds one object and its second two, so once the main thread has
+    // taken the first, the two threads below carve the second span's slots, racing on its bump
+    // index. An object received through any happens-before chain must pass the lock-free check,
+    // whatever the other thread's `take` has stored meanwhile.
+    model(|| {
+        let central = Arc::new(Central::new());
+        let (first, n) = central.take(C, 1);
+        assert_eq!(n, 1);
+        let slot = Arc::new(AtomicPtr::new(std::ptr::null_mut::<u8>()));
+        let producer = {
+            let (central, slot) = (central.clone(), slot.clone());
+            spawn(move || {
+                let cache = LocalCache::new();
+                let p = alloc(&cache, &central);
+                slot.store(p, Ordering::Release);
+                cache.flush(&central);
+            })
+        };
+        let carver = {
+            let central = central.clone();
+            spawn(move || {
+                let cache = LocalCache::new();
+                let q = alloc(&cache, &central);
+                assert_eq!(check(&central, q), Ok(()), "own object refused");
+                free(&cache, &central, q);
+                cache.flush(&central);
+            })
+        };
+        let p = loop {
+            let p = slot.load(Ordering::Acquire);
+            if !p.is_null() {
+                break p;
+            }
+            thread::yield_now();
+        };
+        assert_eq!(check(&central, p), Ok(()), "a received object refused");
+        // SAFETY: `p` and `first` are live objects of class `C` owned here, given back once.
+        unsafe {
+            central.give(C, FreeObj::push(p, std::ptr::null_mut()), 1);
+            central.give(C, first, 1);
+        }
+        producer.join().unwrap();
+        carver.join().unwrap();
         settle(&central);
     });
 }
