@@ -20,7 +20,7 @@ use crate::handle::{Handle, RawHandle};
 use crate::policy::{ArenaConfig, GrowthPolicy};
 use crate::stats::ArenaStats;
 use crate::store::Store;
-use crate::table::{drop_glue, reserved_checked, DropFn, Slot};
+use crate::table::{drop_glue, reserved_checked, DropFn, Slot, Table};
 
 /// A relocatable arena of values and byte blocks, named by generational [`Handle`]s, with
 /// pluggable compaction `C` (default [`Sliding`]).
@@ -140,7 +140,8 @@ impl<C: Compactor> Arena<C> {
 
     /// Moves `value` into the arena, or says why not (the value is dropped then): its alignment
     /// is above [`MAX_ALIGN`], or the buffer cannot grow ([`ArenaError::OutOfMemory`],
-    /// [`ArenaError::BufferPinned`]).
+    /// [`ArenaError::BufferPinned`]). A refused call changes nothing, except for the compaction
+    /// pass that [`GrowthPolicy::CompactThenGrow`] may run before it gives up.
     pub fn try_insert<T: 'static>(&mut self, value: T) -> Result<Handle<T>, ArenaError> {
         let drop: Option<DropFn> = if needs_drop::<T>() {
             Some(drop_glue::<T>)
@@ -178,17 +179,20 @@ impl<C: Compactor> Arena<C> {
         if !self.store.table.can_occupy() {
             return Err(ArenaError::OutOfMemory);
         }
-        let type_index = self
-            .store
-            .table
-            .register(type_id, drop)
-            .ok_or(ArenaError::TooManyTypes)?;
+        // A type new to the arena joins its type list only once the space is found, so that a
+        // refused call leaves the list (and `stats().table_bytes`) as it was.
+        // `Ok(index)` for a known type, `Err(tag)` for a new one.
+        let known = match self.store.table.type_index(type_id) {
+            Some(i) => Ok(i),
+            None => Err(Table::type_tag(type_id).ok_or(ArenaError::TooManyTypes)?),
+        };
         let reserved = reserved_checked(len, align).ok_or(ArenaError::OutOfMemory)?;
         let offset = if len == 0 {
             0
         } else {
             self.alloc_space(reserved, align)?
         };
+        let type_index = known.unwrap_or_else(|tag| self.store.table.add_type(type_id, drop, tag));
         let (index, generation) = self.store.table.occupy(offset, len, align, type_index);
         if len > 0 {
             self.store.space.insert_live(offset, reserved, index);
@@ -349,7 +353,8 @@ impl<C: Compactor> Arena<C> {
     }
 
     /// Allocates a zeroed block of `len` bytes aligned to `align` (a power of two up to
-    /// [`MAX_ALIGN`]).
+    /// [`MAX_ALIGN`]). A refused call changes nothing, except for the compaction pass that
+    /// [`GrowthPolicy::CompactThenGrow`] may run before it gives up.
     pub fn try_alloc_bytes(
         &mut self,
         len: usize,
@@ -399,7 +404,9 @@ impl<C: Compactor> Arena<C> {
 
     /// Changes the length of the byte block `h` names; new bytes are zero. The block grows in
     /// place when the space after it is free, and moves otherwise (the handle stays valid).
-    /// A pinned block may only change in place, and may not shrink to zero.
+    /// A pinned block may only change in place, and may not shrink to zero. A refused call
+    /// changes nothing, except for the compaction pass that [`GrowthPolicy::CompactThenGrow`]
+    /// may run before a move gives up.
     pub fn resize(&mut self, h: Handle<[u8]>, new_len: usize) -> Result<(), ArenaError> {
         let slot = self
             .store

@@ -168,19 +168,29 @@ impl Table {
         self.free_head != NO_SLOT || self.hot.len() < NO_SLOT
     }
 
-    /// The arena's index for type `id`, registering it (and its global tag) on first use.
-    /// `None` if the process has used up all type tags.
-    pub(crate) fn register(&mut self, id: TypeId, drop: Option<DropFn>) -> Option<u32> {
+    /// The arena's index for type `id`, if the arena has stored that type before.
+    pub(crate) fn type_index(&mut self, id: TypeId) -> Option<u32> {
         if let Some((last, i)) = self.last_type {
             if last == id {
                 return Some(i);
             }
         }
-        if let Some(&i) = self.type_lookup.get(&id) {
-            self.last_type = Some((id, i));
-            return Some(i);
-        }
-        let tag = global_tag(id)?;
+        let i = *self.type_lookup.get(&id)?;
+        self.last_type = Some((id, i));
+        Some(i)
+    }
+
+    /// The process-wide tag a new type `id` will carry, registering it globally on first use
+    /// (the arena's own type list is left alone). `None` if the process has used up all type
+    /// tags.
+    pub(crate) fn type_tag(id: TypeId) -> Option<u32> {
+        global_tag(id)
+    }
+
+    /// Adds type `id`, whose global tag is `tag`, to the arena's type list and returns its
+    /// index. The type must not be in the list yet.
+    pub(crate) fn add_type(&mut self, id: TypeId, drop: Option<DropFn>, tag: u32) -> u32 {
+        debug_assert!(!self.type_lookup.contains_key(&id));
         let i = self.types.len() as u32;
         self.types.push(TypeEntry {
             id,
@@ -189,7 +199,18 @@ impl Table {
         });
         self.type_lookup.insert(id, i);
         self.last_type = Some((id, i));
-        Some(i)
+        i
+    }
+
+    /// The arena's index for type `id`, registering it (and its global tag) on first use.
+    /// `None` if the process has used up all type tags.
+    #[cfg(test)]
+    pub(crate) fn register(&mut self, id: TypeId, drop: Option<DropFn>) -> Option<u32> {
+        if let Some(i) = self.type_index(id) {
+            return Some(i);
+        }
+        let tag = global_tag(id)?;
+        Some(self.add_type(id, drop, tag))
     }
 
     /// Fills a vacant slot (reusing the free list first) with a block of the registered type

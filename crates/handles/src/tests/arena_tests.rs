@@ -449,6 +449,92 @@ fn max_capacity_gives_out_of_memory_and_a_failed_call_changes_nothing() {
     a.check().unwrap();
 }
 
+/// A refused call leaves the arena exactly as it was, `stats()` included: under every policy,
+/// and whether or not the refused value's type is new to the arena.
+#[test]
+fn a_refused_insert_leaves_the_arena_as_it_was() {
+    let policies = [
+        GrowthPolicy::Manual,
+        GrowthPolicy::CompactThenGrow,
+        GrowthPolicy::Defrag {
+            threshold: 0.1,
+            step: Budget::Moves(2),
+        },
+    ];
+    for policy in policies {
+        let cfg = ArenaConfig::new().max_capacity(PAGE).policy(policy);
+        let mut a = Arena::with_config(cfg, Sliding::new());
+        // The very first call, with a type the arena has never seen.
+        let before = a.stats();
+        assert_eq!(
+            a.try_insert([1u64; PAGE]).err(),
+            Some(ArenaError::OutOfMemory)
+        );
+        assert_eq!(a.stats(), before, "{policy:?}: a refused first insert");
+        let small = a.insert(5u32);
+        let before = a.stats();
+        assert_eq!(
+            a.try_insert([2u16; PAGE]).err(),
+            Some(ArenaError::OutOfMemory)
+        );
+        assert_eq!(
+            a.try_alloc_bytes(2 * PAGE, 8).err(),
+            Some(ArenaError::OutOfMemory)
+        );
+        assert_eq!(a.stats(), before, "{policy:?}");
+        assert_eq!(a.get(small), Some(&5));
+        a.check().unwrap();
+    }
+}
+
+/// Under CompactThenGrow an allocation that finds no room compacts before it grows, so a
+/// request that still fails (here: a pinned block keeps the buffer from growing) leaves that
+/// pass behind, and nothing else: every value, pin and pinned address is as it was.
+#[test]
+fn compact_then_grow_may_compact_before_it_refuses_and_changes_nothing_else() {
+    let cfg = ArenaConfig::new()
+        .max_capacity(2 * PAGE)
+        .initial_capacity(2 * PAGE)
+        .policy(GrowthPolicy::CompactThenGrow);
+    let mut a = Arena::with_config(cfg, Sliding::new());
+    let kept = fragment(&mut a, 64, 128);
+    let pinned = kept[0];
+    let addr = a.pin(pinned).unwrap();
+    let before = a.stats();
+    assert!(before.hole_bytes + (before.footprint - before.used_span) >= PAGE);
+    assert_eq!(
+        a.try_alloc_bytes(PAGE, 8).err(),
+        Some(ArenaError::OutOfMemory),
+        "the pin keeps the compacted blocks from making a page of room"
+    );
+    let after = a.stats();
+    assert_eq!(after.passes_completed, before.passes_completed + 1);
+    assert!(after.total_blocks_moved > before.total_blocks_moved);
+    let unchanged = |s: crate::ArenaStats| {
+        (
+            s.live_blocks,
+            s.live_bytes,
+            s.footprint,
+            s.table_bytes,
+            s.pinned_blocks,
+            s.retired_slots,
+        )
+    };
+    assert_eq!(unchanged(after), unchanged(before));
+    assert_eq!(a.address_of(pinned), Some(addr));
+    assert_eq!(a.pin_count(pinned), Some(1));
+    for (i, h) in kept.iter().enumerate() {
+        assert!(a.bytes(*h).unwrap().iter().all(|&b| b == (2 * i + 1) as u8));
+    }
+    // With the pass done, the same request fails again and moves nothing.
+    assert_eq!(
+        a.try_alloc_bytes(PAGE, 8).err(),
+        Some(ArenaError::OutOfMemory)
+    );
+    assert_eq!(a.stats().total_blocks_moved, after.total_blocks_moved);
+    a.check().unwrap();
+}
+
 #[test]
 fn compact_then_grow_compacts_before_growing() {
     // A fixed zone of two pages, fragmented so no hole holds a page: the Mac OS policy
