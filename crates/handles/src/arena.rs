@@ -580,8 +580,17 @@ impl<C: Compactor> Arena<C> {
     // ----- compaction -----
 
     /// Runs a full compaction pass, starting over, and shrinks the buffer afterwards (if the
-    /// configuration says so and nothing is pinned). With [`Sliding`] and nothing pinned, no
-    /// holes remain and the footprint is at most the live bytes plus one page.
+    /// configuration says so and nothing is pinned).
+    ///
+    /// With [`Sliding`] and nothing pinned, the blocks keep their order, the first starts at
+    /// offset 0, and each next one at the lowest offset at or above the previous block's end
+    /// that its alignment allows. So the only holes left are the padding that alignment
+    /// requires in that order, each shorter than the alignment of the block above it, and
+    /// blocks of a single alignment leave no hole at all. The padding counts as holes in
+    /// [`stats`](Arena::stats) and in the report, and later allocations can fill it. The
+    /// footprint is then the used span (the live bytes plus that padding) rounded up to a
+    /// page, or the initial capacity if that is larger, unless `shrink_after_compaction` is
+    /// off.
     pub fn compact(&mut self) -> CompactionReport {
         self.run_pass(Budget::Unlimited, true, true)
     }

@@ -298,8 +298,9 @@ fn two_finger_matches_the_model() {
     }
 }
 
-/// The footprint target: after a full compaction with nothing pinned, no holes remain and the
-/// buffer holds at most the live bytes plus one page (the table is counted separately).
+/// The footprint target: after a full compaction with nothing pinned, blocks of one alignment
+/// leave no holes and the buffer holds at most the live bytes plus one page (the table is
+/// counted separately).
 #[test]
 fn full_compaction_meets_the_footprint_target() {
     let mut rng = Rng(7);

@@ -743,3 +743,124 @@ fn bulk_slide_keeps_every_byte_across_small_large_and_pinned_blocks() {
         }
     }
 }
+
+/// Checks the layout a full sliding pass promises when nothing is pinned: the blocks keep
+/// their order, the first starts at 0 and each next one at the first offset at or above the
+/// previous block's end that its alignment allows. So the only holes are that alignment
+/// padding, each shorter than the alignment of the block above it, and the footprint is the
+/// used span rounded up to a page (not below the initial capacity). `aligns` maps a block's
+/// offset before the pass to its alignment; `before` is the block map before the pass.
+fn assert_slid_layout<C: Compactor>(
+    a: &Arena<C>,
+    before: &[(usize, usize)],
+    aligns: &std::collections::HashMap<usize, usize>,
+) {
+    let after: Vec<(usize, usize)> = a.blocks().collect();
+    assert_eq!(after.len(), before.len());
+    let mut end = 0usize;
+    let mut padding = Vec::new();
+    for (&(old, len), &(off, new_len)) in before.iter().zip(&after) {
+        assert_eq!(len, new_len, "blocks keep their order");
+        let align = aligns[&old];
+        assert_eq!(
+            off,
+            end.next_multiple_of(align),
+            "block from {old} (align {align})"
+        );
+        if off > end {
+            assert!(off - end < align);
+            padding.push((end, off - end));
+        }
+        end = off + len;
+    }
+    let s = a.stats();
+    assert_eq!(
+        a.holes().collect::<Vec<_>>(),
+        padding,
+        "holes are the padding"
+    );
+    assert_eq!(s.holes, padding.len());
+    assert_eq!(s.hole_bytes, padding.iter().map(|p| p.1).sum::<usize>());
+    assert_eq!(s.used_span, end);
+    assert_eq!(s.used_span, s.live_bytes + s.hole_bytes);
+    let min = a.config().initial_capacity;
+    assert_eq!(s.footprint, end.next_multiple_of(PAGE).max(min));
+}
+
+/// Each block's offset, mapped to its alignment.
+fn aligns_by_offset<C: Compactor>(
+    a: &Arena<C>,
+    blocks: impl Iterator<Item = (crate::Handle<[u8]>, usize)> + Clone,
+) -> std::collections::HashMap<usize, usize> {
+    // The lowest address belongs to the lowest offset, which gives the buffer's base.
+    let addr = |h| a.address_of(h).unwrap().as_ptr() as usize;
+    let lowest = blocks.clone().map(|(h, _)| addr(h)).min().unwrap_or(0);
+    let base = lowest - a.blocks().next().map_or(0, |(off, _)| off);
+    blocks.map(|(h, align)| (addr(h) - base, align)).collect()
+}
+
+#[test]
+fn sliding_leaves_only_the_padding_alignment_requires() {
+    #[repr(align(64))]
+    #[derive(Debug, PartialEq)]
+    struct Aligned64([u8; 64]);
+    // The smallest case: a u8, then a 64-aligned value. Keeping their order, the value cannot
+    // start below 64, so the 63 bytes after the u8 stay free.
+    let mut a = Arena::new();
+    let byte = a.insert(1u8);
+    let wide = a.insert(Aligned64([2; 64]));
+    let report = a.compact();
+    assert_eq!(a.holes().collect::<Vec<_>>(), vec![(1, 63)]);
+    assert_eq!((report.holes_after, report.largest_hole_after), (1, 63));
+    assert_eq!(a.stats().footprint, PAGE);
+    assert_eq!(
+        (a.get(byte), a.get(wide)),
+        (Some(&1), Some(&Aligned64([2; 64])))
+    );
+    // Equal alignments leave no padding at all.
+    let mut b = Arena::new();
+    let hs: Vec<_> = (0..50u64).map(|i| b.insert([i; 3])).collect();
+    for h in hs.iter().step_by(3) {
+        b.remove(*h);
+    }
+    assert_eq!(b.compact().holes_after, 0);
+
+    // Mixed sizes and alignments, full passes and budgeted passes alike.
+    let mut rng = XorShift::new(0x5851_f42d_4c95_7f2d);
+    let mut next = move |n: u64| rng.below(n) as usize;
+    for round in 0..30 {
+        let config = ArenaConfig::new()
+            .policy(GrowthPolicy::Manual)
+            .initial_capacity(next(3) * PAGE);
+        let mut bulk = Arena::with_config(config, Sliding::new());
+        let mut step = Arena::with_config(config, Sliding::new());
+        let mut live = Vec::new();
+        for _ in 0..200 {
+            let align = 1 << next(13);
+            let len = 1 + next(300);
+            live.push((
+                bulk.alloc_bytes(len, align),
+                step.alloc_bytes(len, align),
+                align,
+            ));
+        }
+        live.retain(|&(b, s, _)| {
+            let keep = next(2) == 0;
+            if !keep {
+                bulk.free_bytes(b).unwrap();
+                step.free_bytes(s).unwrap();
+            }
+            keep
+        });
+        let before: Vec<_> = bulk.blocks().collect();
+        let bulk_aligns = aligns_by_offset(&bulk, live.iter().map(|e| (e.0, e.2)));
+        let step_aligns = aligns_by_offset(&step, live.iter().map(|e| (e.1, e.2)));
+        assert!(bulk.compact().finished);
+        assert_slid_layout(&bulk, &before, &bulk_aligns);
+        while !step.compact_with(Budget::Moves(3)).finished {}
+        assert_slid_layout(&step, &before, &step_aligns);
+        assert!(bulk.blocks().eq(step.blocks()), "round {round}");
+        bulk.check().unwrap();
+        step.check().unwrap();
+    }
+}
