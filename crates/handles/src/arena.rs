@@ -163,8 +163,8 @@ impl<C: Compactor> Arena<C> {
         Ok(Handle::new(index, generation))
     }
 
-    /// Reserves space and a slot. Returns the slot index, its generation key and the block's
-    /// offset; the block's bytes are uninitialised.
+    /// Reserves space and a slot. Returns the index a handle to the slot carries, the slot's
+    /// generation key and the block's offset; the block's bytes are uninitialised.
     #[inline]
     fn place(
         &mut self,
@@ -199,7 +199,7 @@ impl<C: Compactor> Arena<C> {
         }
         self.store.live_bytes += reserved;
         self.store.live_blocks += 1;
-        Ok((index, generation, offset))
+        Ok((self.store.table.handle_index(index), generation, offset))
     }
 
     /// Finds `len > 0` bytes aligned to `align`: holes, then bump, then the growth policy.
@@ -273,10 +273,12 @@ impl<C: Compactor> Arena<C> {
     #[inline(always)]
     fn resolve<T: 'static>(&self, h: Handle<T>) -> Option<*mut T> {
         let table = &self.store.table;
-        let hot = table.hot.get(h.index() as usize)?;
+        // The handle's index is the slot's index XOR this arena's salt: a handle of another
+        // arena lands past the end of the table (see `arena_id.rs`).
+        let hot = table.hot.get((h.index() ^ table.salt) as usize)?;
         // One compare checks both: the key's counter proves the slot was not reused, and its
         // type tag (process-wide, one per TypeId) proves the slot holds a T, even if `h` came
-        // from another arena.
+        // from another arena that shares this one's id.
         if hot.generation != h.generation().get() {
             return None;
         }
@@ -306,17 +308,17 @@ impl<C: Compactor> Arena<C> {
     /// Checks `h` names a live, unpinned block of type `type_id`, frees its slot and space, and
     /// returns the block's address (still holding its bytes). Does not drop anything.
     fn vacate(&mut self, h: RawHandle, type_id: TypeId) -> Result<*mut u8, ArenaError> {
-        let slot = self
+        let (index, slot) = self
             .store
             .table
-            .find(h.index(), h.generation())
-            .filter(|s| s.type_id == type_id)
+            .find(h)
+            .filter(|(_, s)| s.type_id == type_id)
             .ok_or(ArenaError::Stale)?;
         if slot.pins > 0 {
             return Err(ArenaError::Pinned);
         }
         let p = self.store.block_ptr(&slot);
-        self.free_slot(h.index(), &slot);
+        self.free_slot(index, &slot);
         Ok(p)
     }
 
@@ -373,7 +375,7 @@ impl<C: Compactor> Arena<C> {
     /// The bytes of the block `h` names, or `None` if `h` is stale.
     #[inline]
     pub fn bytes(&self, h: Handle<[u8]>) -> Option<&[u8]> {
-        let slot = self.store.table.find(h.index(), h.generation())?;
+        let (_, slot) = self.store.table.find(h.raw())?;
         if slot.type_id != TypeId::of::<[u8]>() {
             return None;
         }
@@ -386,7 +388,7 @@ impl<C: Compactor> Arena<C> {
     /// The bytes of the block `h` names, mutably, or `None` if `h` is stale.
     #[inline]
     pub fn bytes_mut(&mut self, h: Handle<[u8]>) -> Option<&mut [u8]> {
-        let slot = self.store.table.find(h.index(), h.generation())?;
+        let (_, slot) = self.store.table.find(h.raw())?;
         if slot.type_id != TypeId::of::<[u8]>() {
             return None;
         }
@@ -408,13 +410,13 @@ impl<C: Compactor> Arena<C> {
     /// changes nothing, except for the compaction pass that [`GrowthPolicy::CompactThenGrow`]
     /// may run before a move gives up.
     pub fn resize(&mut self, h: Handle<[u8]>, new_len: usize) -> Result<(), ArenaError> {
-        let slot = self
+        let (index, slot) = self
             .store
             .table
-            .find(h.index(), h.generation())
-            .filter(|s| s.type_id == TypeId::of::<[u8]>())
+            .find(h.raw())
+            .filter(|(_, s)| s.type_id == TypeId::of::<[u8]>())
             .ok_or(ArenaError::Stale)?;
-        let (off, len, align, index) = (slot.offset, slot.len, slot.align, h.index());
+        let (off, len, align) = (slot.offset, slot.len, slot.align);
         let pinned = slot.pins > 0;
         let old_res = slot.reserved();
         let new_res = reserved_checked(new_len, align).ok_or(ArenaError::OutOfMemory)?;
@@ -490,14 +492,14 @@ impl<C: Compactor> Arena<C> {
     /// Whether `h` names a live block.
     pub fn contains(&self, h: impl Into<RawHandle>) -> bool {
         let h = h.into();
-        self.store.table.find(h.index(), h.generation()).is_some()
+        self.store.table.find(h).is_some()
     }
 
     /// The current address of the block `h` names. Only a pinned block's address stays valid
     /// past the next `&mut self` call.
     pub fn address_of(&self, h: impl Into<RawHandle>) -> Option<NonNull<u8>> {
         let h = h.into();
-        let slot = self.store.table.find(h.index(), h.generation())?;
+        let (_, slot) = self.store.table.find(h)?;
         NonNull::new(self.store.block_ptr(&slot))
     }
 
@@ -507,13 +509,9 @@ impl<C: Compactor> Arena<C> {
     /// grow or shrink while any non-empty block is pinned.
     pub fn pin(&mut self, h: impl Into<RawHandle>) -> Result<NonNull<u8>, ArenaError> {
         let h = h.into();
-        let slot = self
-            .store
-            .table
-            .find(h.index(), h.generation())
-            .ok_or(ArenaError::Stale)?;
+        let (index, slot) = self.store.table.find(h).ok_or(ArenaError::Stale)?;
         let pins = slot.pins.checked_add(1).ok_or(ArenaError::PinOverflow)?;
-        self.store.table.set_pins(h.index(), pins);
+        self.store.table.set_pins(index, pins);
         let first = pins == 1;
         let in_buffer = slot.len > 0;
         if first {
@@ -528,13 +526,9 @@ impl<C: Compactor> Arena<C> {
     /// Undoes one [`pin`](Arena::pin).
     pub fn unpin(&mut self, h: impl Into<RawHandle>) -> Result<(), ArenaError> {
         let h = h.into();
-        let slot = self
-            .store
-            .table
-            .find(h.index(), h.generation())
-            .ok_or(ArenaError::Stale)?;
+        let (index, slot) = self.store.table.find(h).ok_or(ArenaError::Stale)?;
         let pins = slot.pins.checked_sub(1).ok_or(ArenaError::NotPinned)?;
-        self.store.table.set_pins(h.index(), pins);
+        self.store.table.set_pins(index, pins);
         if pins == 0 {
             let in_buffer = slot.len > 0;
             self.store.pinned_blocks -= 1;
@@ -548,10 +542,7 @@ impl<C: Compactor> Arena<C> {
     /// How many times the block `h` names is pinned (`None` if stale).
     pub fn pin_count(&self, h: impl Into<RawHandle>) -> Option<u32> {
         let h = h.into();
-        self.store
-            .table
-            .find(h.index(), h.generation())
-            .map(|s| s.pins)
+        self.store.table.find(h).map(|(_, s)| s.pins)
     }
 
     /// Drops every unpinned value and frees every unpinned byte block; their handles become
@@ -718,8 +709,15 @@ impl<C: Compactor> Arena<C> {
     }
 
     #[cfg(all(test, not(loom)))]
-    pub(crate) fn force_counter(&mut self, index: u32, counter: u32) {
-        self.store.table.force_counter(index, counter);
+    pub(crate) fn force_counter(&mut self, h: impl Into<RawHandle>, counter: u32) {
+        self.store.table.force_counter(h.into(), counter);
+    }
+
+    /// Test hook: makes this empty arena's handles look like `other`'s, as when more arenas
+    /// are alive than there are ids.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn share_id_with<D: Compactor>(&mut self, other: &Arena<D>) {
+        self.store.table.force_salt(other.store.table.salt);
     }
 }
 

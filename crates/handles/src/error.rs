@@ -11,7 +11,8 @@ use core::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArenaError {
     /// The handle does not name a live block of its type in this arena: it was removed, its slot
-    /// was reused under a newer generation, or it came from another arena.
+    /// was reused under a newer generation, or it came from another arena (within the limits
+    /// that [`Handle`](crate::Handle) states).
     Stale,
     /// The block is pinned, so it may not be removed or moved.
     Pinned,

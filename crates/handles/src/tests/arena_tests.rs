@@ -40,10 +40,13 @@ fn stale_handles_are_refused_even_after_slot_reuse() {
     a.check().unwrap();
 }
 
+/// Beyond 4096 live arenas, two arenas share an id. The type tag in a handle's key still keeps
+/// it from reading bytes as another type: at worst it finds a value of its own type.
 #[test]
-fn handles_from_another_arena_never_reinterpret_bytes() {
+fn handles_from_an_arena_with_the_same_id_never_reinterpret_bytes() {
     let mut a = Arena::new();
     let mut b = Arena::new();
+    b.share_id_with(&a);
     let ha = a.insert(0xdead_beef_u32);
     let hb = b.insert(String::from("not a u32"));
     // Same index and counter, different type: the type tag in the key tells them apart.
@@ -51,6 +54,61 @@ fn handles_from_another_arena_never_reinterpret_bytes() {
     assert_ne!(ha.generation(), hb.generation());
     assert_eq!(b.get(ha), None);
     assert_eq!(a.get(hb), None);
+    // Same index, counter and type: this is the case the shared id cannot tell apart.
+    let ha = a.insert(8u32);
+    let hb = b.insert(7u32);
+    assert_eq!((ha.index(), ha.generation()), (hb.index(), hb.generation()));
+    assert_eq!(b.get(ha), Some(&7));
+}
+
+/// A handle names a block of the arena that made it, and every other arena refuses it, even
+/// an arena of the same types where the same slot holds a value of the same type.
+#[test]
+fn handles_from_another_arena_are_refused() {
+    let mut a = Arena::new();
+    let mut b = Arena::new();
+    let ha = a.insert(1u32);
+    let hb = b.insert(2u32);
+    let ba = a.alloc_bytes(4, 1);
+    let bb = b.alloc_bytes(4, 1);
+    assert_eq!(b.get(ha), None);
+    assert_eq!(a.get(hb), None);
+    assert_eq!(b.get_mut(ha), None);
+    assert!(!b.contains(ha) && b.address_of(ha).is_none() && b.pin_count(ha).is_none());
+    assert_eq!(b.pin(ha), Err(ArenaError::Stale));
+    assert_eq!(b.unpin(ha), Err(ArenaError::Stale));
+    assert_eq!(b.try_remove(ha), Err(ArenaError::Stale));
+    assert_eq!(a.bytes(bb), None);
+    assert_eq!(a.bytes_mut(bb), None);
+    assert_eq!(a.resize(bb, 8), Err(ArenaError::Stale));
+    assert_eq!(a.free_bytes(bb), Err(ArenaError::Stale));
+    // Nothing changed: each arena still serves its own handles.
+    assert_eq!((a.get(ha), b.get(hb)), (Some(&1), Some(&2)));
+    assert_eq!(
+        (a.bytes(ba), b.bytes(bb)),
+        (Some(&[0u8; 4][..]), Some(&[0u8; 4][..]))
+    );
+    a.check().unwrap();
+    b.check().unwrap();
+
+    // A handle that outlives its arena is refused by the arenas made after it.
+    let orphan = Arena::new().insert(3u32);
+    let mut c = Arena::new();
+    c.insert(4u32);
+    assert_eq!(c.get(orphan), None);
+
+    // Many arenas at once: each one accepts its own handle and refuses every other.
+    let mut many: Vec<Arena> = (0..64).map(|_| Arena::new()).collect();
+    let hs: Vec<_> = many.iter_mut().map(|x| x.insert(7u32)).collect();
+    for (i, x) in many.iter().enumerate() {
+        for (j, h) in hs.iter().enumerate() {
+            assert_eq!(
+                x.get(*h).is_some(),
+                i == j,
+                "arena {i}, handle of arena {j}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -366,7 +424,7 @@ fn generation_wrap_retires_the_slot() {
     a.remove(h);
     // Pretend the slot has been reused 2^19 - 1 times: its next occupant gets the last odd
     // counter, and removing that one must retire the slot rather than wrap.
-    a.force_counter(h.index(), (1 << crate::table::COUNTER_BITS) - 2);
+    a.force_counter(h, (1 << crate::table::COUNTER_BITS) - 2);
     let last = a.insert(2u8);
     assert_eq!(last.index(), h.index());
     let counter_mask = (1u32 << crate::table::COUNTER_BITS) - 1;
