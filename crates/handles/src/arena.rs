@@ -49,8 +49,9 @@ pub struct Arena<C: Compactor = Sliding> {
 }
 
 impl Arena<Sliding> {
-    /// An empty arena with the default configuration and the sliding compactor. Allocates
-    /// nothing until the first insert.
+    /// An empty arena with the default configuration and the sliding compactor. The buffer is
+    /// allocated by the first insert; until then the arena holds only its small, empty hash
+    /// indexes of holes.
     pub fn new() -> Arena<Sliding> {
         Arena::with_config(ArenaConfig::new(), Sliding::new())
     }

@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use super::rng::XorShift;
+use super::runs;
 
 use crate::{
     Arena, ArenaConfig, ArenaError, Budget, Compactor, GrowthPolicy, MoveError, Progress,
@@ -98,7 +99,7 @@ fn handles_from_another_arena_are_refused() {
     assert_eq!(c.get(orphan), None);
 
     // Many arenas at once: each one accepts its own handle and refuses every other.
-    let mut many: Vec<Arena> = (0..64).map(|_| Arena::new()).collect();
+    let mut many: Vec<Arena> = (0..runs(64, 8)).map(|_| Arena::new()).collect();
     let hs: Vec<_> = many.iter_mut().map(|x| x.insert(7u32)).collect();
     for (i, x) in many.iter().enumerate() {
         for (j, h) in hs.iter().enumerate() {
@@ -238,6 +239,14 @@ fn fragment(a: &mut Arena<impl Compactor>, n: usize, len: usize) -> Vec<crate::H
     kept
 }
 
+/// Fills a two-page zone with blocks, then frees every other one, so that no hole holds a
+/// page. Returns the kept blocks; block `i` is filled with `2 * i + 1`.
+fn fragment_zone(a: &mut Arena<impl Compactor>) -> Vec<crate::Handle<[u8]>> {
+    let (n, len) = (runs(64, 32), runs(128, 256));
+    assert_eq!(n * len, 2 * PAGE);
+    fragment(a, n, len)
+}
+
 #[test]
 fn pinned_blocks_keep_their_address_through_compaction() {
     for two_finger in [false, true] {
@@ -247,7 +256,7 @@ fn pinned_blocks_keep_their_address_through_compaction() {
         } else {
             Arena::with_config(cfg, Box::new(Sliding::new()))
         };
-        let kept = fragment(&mut a, 64, 100);
+        let kept = fragment(&mut a, runs(64, 24), 100);
         let pinned = kept[10];
         let addr = a.pin(pinned).unwrap();
         let report = a.compact();
@@ -288,9 +297,10 @@ impl Compactor for Box<dyn Compactor> {
 fn sliding_leaves_no_holes_and_the_buffer_shrinks() {
     let mut a = Arena::new();
     a.set_policy(GrowthPolicy::Manual);
-    let kept = fragment(&mut a, 400, 200);
+    let n = runs(400, 40);
+    let kept = fragment(&mut a, n, 200);
     let before = a.stats();
-    assert!(before.holes > 100);
+    assert!(before.holes > n / 4);
     let report = a.compact();
     let after = a.stats();
     assert_eq!(after.holes, 0);
@@ -301,12 +311,13 @@ fn sliding_leaves_no_holes_and_the_buffer_shrinks() {
     );
     assert_eq!(after.footprint, report.footprint_after);
     assert!(after.footprint <= after.live_bytes + PAGE);
-    assert_eq!(after.live_bytes, 200 * 200);
+    assert_eq!(after.live_bytes, n / 2 * 200);
     assert_eq!(
-        report.blocks_moved, 200,
+        report.blocks_moved,
+        n / 2,
         "every kept block slides down exactly once"
     );
-    assert_eq!(report.bytes_moved, 200 * 200);
+    assert_eq!(report.bytes_moved, n / 2 * 200);
     for (i, h) in kept.iter().enumerate() {
         assert!(a.bytes(*h).unwrap().iter().all(|&b| b == (2 * i + 1) as u8));
     }
@@ -346,7 +357,7 @@ fn two_finger_moves_fewer_bytes_than_sliding() {
 fn two_finger_bulk_pass_places_blocks_as_the_stepwise_pass_does() {
     let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
     let mut next = move |n: u64| rng.below(n);
-    for round in 0..20 {
+    for round in 0..runs(20, 1) {
         let config = || {
             ArenaConfig::new()
                 .policy(GrowthPolicy::Manual)
@@ -355,7 +366,7 @@ fn two_finger_bulk_pass_places_blocks_as_the_stepwise_pass_does() {
         let mut bulk = Arena::with_config(config(), TwoFinger::new());
         let mut step = Arena::with_config(config(), TwoFinger::new());
         let mut live = Vec::new();
-        for i in 0..300u64 {
+        for i in 0..runs(300, 24) as u64 {
             let len = 16 * (1 + next(40) as usize);
             let (b, s) = (bulk.alloc_bytes(len, 16), step.alloc_bytes(len, 16));
             bulk.bytes_mut(b).unwrap().fill(i as u8);
@@ -410,8 +421,9 @@ trait FragmentBottom {
 
 impl<C: Compactor> FragmentBottom for Arena<C> {
     fn fragment_bottom(&mut self) {
-        let hs: Vec<_> = (0..100).map(|_| self.alloc_bytes(64, 8)).collect();
-        for h in &hs[..25] {
+        let n = runs(100, 40);
+        let hs: Vec<_> = (0..n).map(|_| self.alloc_bytes(64, 8)).collect();
+        for h in &hs[..n / 4] {
             self.free_bytes(*h).unwrap();
         }
     }
@@ -555,7 +567,7 @@ fn compact_then_grow_may_compact_before_it_refuses_and_changes_nothing_else() {
         .initial_capacity(2 * PAGE)
         .policy(GrowthPolicy::CompactThenGrow);
     let mut a = Arena::with_config(cfg, Sliding::new());
-    let kept = fragment(&mut a, 64, 128);
+    let kept = fragment_zone(&mut a);
     let pinned = kept[0];
     let addr = a.pin(pinned).unwrap();
     let before = a.stats();
@@ -602,7 +614,7 @@ fn compact_then_grow_compacts_before_growing() {
         .initial_capacity(2 * PAGE)
         .policy(GrowthPolicy::CompactThenGrow);
     let mut a = Arena::with_config(cfg, Sliding::new());
-    let kept = fragment(&mut a, 64, 128);
+    let kept = fragment_zone(&mut a);
     assert!(a.stats().largest_hole < PAGE);
     let big = a.try_alloc_bytes(PAGE, 8).expect("compaction makes room");
     assert_eq!(a.stats().footprint, 2 * PAGE);
@@ -613,7 +625,7 @@ fn compact_then_grow_compacts_before_growing() {
     }
     // Manual in the same situation fails, since it never compacts on its own.
     let mut m = Arena::with_config(cfg.policy(GrowthPolicy::Manual), Sliding::new());
-    fragment(&mut m, 64, 128);
+    fragment_zone(&mut m);
     assert_eq!(
         m.try_alloc_bytes(PAGE, 8).err(),
         Some(ArenaError::OutOfMemory)
@@ -622,12 +634,23 @@ fn compact_then_grow_compacts_before_growing() {
 
 #[test]
 fn defrag_policy_keeps_fragmentation_near_its_threshold() {
+    // Under Miri, fewer and larger values: a page of holes still builds up early enough for
+    // the policy's steps to finish their passes.
+    if cfg!(miri) {
+        defrag_case::<128>(32);
+    } else {
+        defrag_case::<8>(2000);
+    }
+}
+
+/// Inserts `count` values of `N` words under the Defrag policy and removes every other one.
+fn defrag_case<const N: usize>(count: usize) {
     let cfg = ArenaConfig::new().policy(GrowthPolicy::Defrag {
         threshold: 0.2,
         step: Budget::Moves(4),
     });
     let mut a = Arena::with_config(cfg, Sliding::new());
-    let hs: Vec<_> = (0..2000).map(|i| a.insert([i as u64; 8])).collect();
+    let hs: Vec<_> = (0..count).map(|i| a.insert([i as u64; N])).collect();
     for h in hs.iter().step_by(2) {
         a.remove(*h);
     }
@@ -640,7 +663,7 @@ fn defrag_policy_keeps_fragmentation_near_its_threshold() {
         s.hole_bytes
     );
     for (i, h) in hs.iter().enumerate().skip(1).step_by(2) {
-        assert_eq!(a.get(*h), Some(&[i as u64; 8]));
+        assert_eq!(a.get(*h), Some(&[i as u64; N]));
     }
     a.check().unwrap();
 }
@@ -649,7 +672,7 @@ fn defrag_policy_keeps_fragmentation_near_its_threshold() {
 fn incremental_steps_respect_the_budget_and_resume() {
     let mut a = Arena::new();
     a.set_policy(GrowthPolicy::Manual);
-    let kept = fragment(&mut a, 200, 50);
+    let kept = fragment(&mut a, runs(200, 30), 50);
     let mut steps = 0;
     loop {
         let r = a.compact_with(Budget::Moves(3));
@@ -664,7 +687,11 @@ fn incremental_steps_respect_the_budget_and_resume() {
         }
         assert!(a.compaction_in_progress());
     }
-    assert!(steps > 20);
+    assert!(
+        steps > kept.len() / 5,
+        "{steps} steps for {} blocks",
+        kept.len()
+    );
     let r = a.compact_with(Budget::Bytes(1));
     assert!(
         r.blocks_moved <= 1,
@@ -751,14 +778,18 @@ fn stats_add_up() {
 fn bulk_slide_keeps_every_byte_across_small_large_and_pinned_blocks() {
     let mut rng = XorShift::new(0x2545_f491_4f6c_dd1d);
     let mut next = move |n: u64| rng.below(n);
-    for round in 0..20 {
-        let config = ArenaConfig::new().initial_capacity(4 << 20);
+    // Under Miri, fewer and shorter blocks; "large" still means more than the 256 bytes the
+    // slide prefetches of a block.
+    let (large, spread) = (runs(2048, 300) as u64, runs(6000, 900) as u64);
+    let small = runs(1500, 200) as u64;
+    for round in 0..runs(20, 1) {
+        let config = ArenaConfig::new().initial_capacity(runs(4 << 20, 64 << 10));
         let mut a = Arena::with_config(config, Sliding::new());
         let mut live = Vec::new();
-        for i in 0..600usize {
+        for i in 0..runs(600, 16) {
             let len = match next(4) {
-                0 => 2048 + next(6000) as usize,
-                _ => 1 + next(1500) as usize,
+                0 => (large + next(spread)) as usize,
+                _ => 1 + next(small) as usize,
             };
             let align = [1, 8, 16, 256][next(4) as usize];
             let h = a.alloc_bytes(len, align);
@@ -886,14 +917,14 @@ fn sliding_leaves_only_the_padding_alignment_requires() {
     // Mixed sizes and alignments, full passes and budgeted passes alike.
     let mut rng = XorShift::new(0x5851_f42d_4c95_7f2d);
     let mut next = move |n: u64| rng.below(n) as usize;
-    for round in 0..30 {
+    for round in 0..runs(30, 1) {
         let config = ArenaConfig::new()
             .policy(GrowthPolicy::Manual)
             .initial_capacity(next(3) * PAGE);
         let mut bulk = Arena::with_config(config, Sliding::new());
         let mut step = Arena::with_config(config, Sliding::new());
         let mut live = Vec::new();
-        for _ in 0..200 {
+        for _ in 0..runs(200, 20) {
             let align = 1 << next(13);
             let len = 1 + next(300);
             live.push((
