@@ -46,7 +46,8 @@
 //! Bad frees are refused with a [`FreeError`] and leave the heap unchanged. The policies touch
 //! block metadata only through the engine's `FreeLinks` view, and `Policy` is an unsafe trait
 //! whose contract says which blocks they may name. Blocks are named by [`Block`], a pointer
-//! that keeps the provenance of its region, so no integer is ever turned into a pointer.
+//! that keeps the provenance of its region, so no integer is ever turned into a pointer: every
+//! test of the crate passes under Miri with `-Zmiri-strict-provenance` (`.ci/miri-malloc`).
 //! Randomized tests run every policy, list order and coalescing mode against a model, with
 //! `check()` after every step.
 //!
