@@ -151,10 +151,13 @@ pub struct BuddyBlock {
 ///
 /// ```
 /// use core::alloc::Layout;
+/// use core::ptr::NonNull;
 /// use freespace_malloc::BuddyHeap;
 ///
-/// let mem: &'static mut [u8] = Box::leak(vec![0u8; 64 * 1024].into_boxed_slice());
-/// let mut heap = BuddyHeap::from_slice(mem);
+/// let mut mem = vec![0u128; 4096]; // 64 KiB, 16-aligned
+/// let start = NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+/// // SAFETY: `mem` outlives the heap, and nothing else touches it meanwhile.
+/// let mut heap = unsafe { BuddyHeap::new(start, 64 * 1024) };
 /// let p = heap.malloc(Layout::from_size_align(7 * 1024, 8).unwrap()).unwrap();
 /// // 7 KB plus the 16-byte header rounds up to an 8 KB block.
 /// assert_eq!(heap.blocks().find(|b| !b.free).unwrap().size, 8 * 1024);
@@ -169,6 +172,9 @@ pub struct BuddyHeap {
     region_len: usize,
     /// 16-byte aligned base; block offsets are measured from here.
     base: usize,
+    /// `base` as a pointer, with the provenance of the caller's region: every header, link and
+    /// payload is reached through it ([`at`](Self::at)), never through an integer cast.
+    base_ptr: *mut u8,
     /// Bytes tiled by blocks, a multiple of [`MIN_BLOCK`].
     len: usize,
     /// Head of each order's free list.
@@ -186,7 +192,7 @@ unsafe impl Send for BuddyHeap {}
 impl fmt::Debug for BuddyHeap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BuddyHeap")
-            .field("base", &(self.base as *const u8))
+            .field("base", &self.base_ptr)
             .field("len", &self.len)
             .field("stats", &self.stats)
             .finish()
@@ -222,6 +228,7 @@ impl BuddyHeap {
             region_start,
             region_len: len,
             base,
+            base_ptr: start.as_ptr().wrapping_add(base.wrapping_sub(region_start)),
             len: managed,
             heads: [ptr::null_mut(); ORDERS],
             nonempty: 0,
@@ -381,7 +388,7 @@ impl BuddyHeap {
         self.stats.live_blocks += 1;
         self.stats.allocations += 1;
         // SAFETY: `payload` lies inside the region, whose base is non-zero.
-        unsafe { NonNull::new_unchecked(payload as *mut u8) }
+        unsafe { NonNull::new_unchecked(self.at(payload)) }
     }
 
     /// Frees the block whose payload is `ptr`, merging it with its buddy as long as the buddy
@@ -770,7 +777,7 @@ impl BuddyHeap {
     /// `off` must be a block of `order` inside the region that nobody uses and no list holds.
     unsafe fn push_free(&mut self, off: usize, order: u32) {
         let addr = self.base + off;
-        let node = addr as *mut FreeNode;
+        let node = self.at(addr).cast::<FreeNode>();
         let head = self.heads[order as usize];
         // SAFETY: the block is ours, aligned to 16 and at least 32 bytes long (caller's contract).
         unsafe {
@@ -806,7 +813,7 @@ impl BuddyHeap {
     /// # Safety
     /// The block at `off` must be on list `order`.
     unsafe fn unlink(&mut self, off: usize, order: u32) {
-        let node = (self.base + off) as *mut FreeNode;
+        let node = self.at(self.base + off).cast::<FreeNode>();
         // SAFETY: `node` and its neighbours are free blocks on list `order` (caller's contract),
         // written by `push_free`, so their links are valid.
         unsafe {
@@ -827,6 +834,14 @@ impl BuddyHeap {
         self.stats.free_bytes -= 1usize << order;
     }
 
+    /// The address `addr` inside the region as a pointer derived from the region's own (no
+    /// memory is reached through an integer cast, so every access keeps the region's
+    /// provenance).
+    #[inline(always)]
+    fn at(&self, addr: usize) -> *mut u8 {
+        self.base_ptr.wrapping_add(addr.wrapping_sub(self.base))
+    }
+
     /// Marks the header at `addr`, which no longer starts a block or a payload, as absorbed.
     ///
     /// # Safety
@@ -843,7 +858,7 @@ impl BuddyHeap {
     unsafe fn read_header(&self, addr: usize) -> Header {
         // SAFETY: caller's contract; the region is initialised memory and any bit pattern is a
         // valid `Header` (plain integers).
-        unsafe { (addr as *const Header).read() }
+        unsafe { self.at(addr).cast::<Header>().read() }
     }
 
     /// Writes a header at `addr`.
@@ -852,7 +867,7 @@ impl BuddyHeap {
     /// As [`read_header`](Self::read_header), and the bytes must not belong to a live payload.
     unsafe fn write_header(&mut self, addr: usize, h: Header) {
         // SAFETY: caller's contract.
-        unsafe { (addr as *mut Header).write(h) }
+        unsafe { self.at(addr).cast::<Header>().write(h) }
     }
 }
 
@@ -992,7 +1007,7 @@ mod tests {
         let base = heap.base();
         // Corrupt the used block's header order byte.
         // SAFETY: the header of `a` is inside the arena.
-        unsafe { *((a.as_ptr() as usize - 16 + 5) as *mut u8) ^= 1 };
+        unsafe { *a.as_ptr().sub(16 - 5) ^= 1 };
         assert_eq!(
             heap.check(),
             Err(Corruption::BadMagic {
@@ -1000,10 +1015,10 @@ mod tests {
             })
         );
         // SAFETY: undo.
-        unsafe { *((a.as_ptr() as usize - 16 + 5) as *mut u8) ^= 1 };
+        unsafe { *a.as_ptr().sub(16 - 5) ^= 1 };
         heap.check().unwrap();
         // Break the prev link of the free block after `a` (128 bytes, at base + 128).
-        let node = (base + 128) as *mut FreeNode;
+        let node = heap.at(base + 128).cast::<FreeNode>();
         // SAFETY: a free node lives there.
         unsafe { (*node).prev = node };
         assert!(matches!(heap.check(), Err(Corruption::BadLink { .. })));

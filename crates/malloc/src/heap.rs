@@ -15,7 +15,7 @@ use crate::policy::Policy;
 use crate::raw_space::{RawSpace, ALIGN, HEADER, MIN_BLOCK};
 use crate::segregated::SegregatedFit;
 use crate::source::{FixedRegion, Source};
-use crate::space::{FreeLinks, Space};
+use crate::space::{Block, FreeLinks, Space};
 use crate::stats::HeapStats;
 
 /// The source a [`Heap`] uses when none is named: the OS where there is one.
@@ -104,9 +104,10 @@ fn block_size_for(size: usize) -> Result<usize, AllocError> {
     Ok(((size + HEADER + ALIGN - 1) & !(ALIGN - 1)).max(MIN_BLOCK))
 }
 
+/// The payload of `block`, with the provenance of its region.
 #[inline]
-fn to_ptr(addr: usize) -> Result<NonNull<u8>, AllocError> {
-    NonNull::new(addr as *mut u8).ok_or(AllocError::OutOfMemory)
+fn payload(block: Block) -> Result<NonNull<u8>, AllocError> {
+    NonNull::new((block + HEADER).as_ptr()).ok_or(AllocError::OutOfMemory)
 }
 
 impl<S: Source, P: Policy> Heap<S, P> {
@@ -138,7 +139,7 @@ impl<S: Source, P: Policy> Heap<S, P> {
             0
         };
         let block = self.engine.alloc_block(need, align, size)?;
-        to_ptr(block + HEADER)
+        payload(block)
     }
 
     /// Frees the block whose payload starts at `ptr`. Its size comes from its header.

@@ -85,9 +85,10 @@ fn misaligned() {
         }
         // The region's own header, in front of the first block, is no block's payload.
         let first_block = heap.blocks().next().unwrap().addr;
+        let below = ptrs[0].as_ptr() as usize - first_block;
         refused(
             &mut heap,
-            NonNull::new(first_block as *mut u8).unwrap(),
+            NonNull::new(ptrs[0].as_ptr().wrapping_sub(below)).unwrap(),
             FreeError::Misaligned,
         );
     }
@@ -289,7 +290,10 @@ fn bad_layouts_are_errors() {
 
 #[test]
 fn a_fixed_region_runs_out_and_recovers() {
-    let buf: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+    static mut REGION: [u8; 4096] = [0; 4096];
+    // SAFETY: this test runs once and is the only user of REGION, which the heap owns from now
+    // on.
+    let buf: &'static mut [u8] = unsafe { &mut *core::ptr::addr_of_mut!(REGION) };
     let mut heap = Heap::from_static(
         buf,
         AnyPolicy::new(Fit::First, ListOrder::AddressOrdered),
