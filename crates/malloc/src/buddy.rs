@@ -475,7 +475,7 @@ impl BuddyHeap {
         // SAFETY: `at` is 16-byte aligned and `at..p` lies inside the region.
         let h = unsafe { self.read_header(at) };
         if !h.is_valid_at(at) {
-            return Err(FreeError::BadMagic);
+            return Err(self.bad_magic_or_double_free(rel));
         }
         match h.state {
             FREE | ABSORBED => return Err(FreeError::DoubleFree),
@@ -504,6 +504,27 @@ impl BuddyHeap {
             }
         }
         Ok((off, h))
+    }
+
+    /// The error for a pointer at offset `rel` whose header has no valid magic number.
+    ///
+    /// A payload 32 bytes into its block (32-byte alignment) has its payload header at
+    /// block + 16, where a free block keeps its list links, so freeing the block overwrites
+    /// that header. The block's own header, 32 bytes before the pointer, then says FREE, or
+    /// ABSORBED if the block merged into its lower buddy: a second free of the pointer is a
+    /// double free. Anything else is a bad magic number.
+    fn bad_magic_or_double_free(&self, rel: usize) -> FreeError {
+        if rel < 2 * HEADER {
+            return FreeError::BadMagic;
+        }
+        let at = self.base + rel - 2 * HEADER;
+        // SAFETY: `at` is 16-byte aligned (as `rel` is) and `at..at + 16` lies inside the region.
+        let h = unsafe { self.read_header(at) };
+        if h.is_valid_at(at) && matches!(h.state, FREE | ABSORBED) {
+            FreeError::DoubleFree
+        } else {
+            FreeError::BadMagic
+        }
     }
 
     /// Usable bytes at `ptr`: from the payload to the end of its block. At least the size asked for.

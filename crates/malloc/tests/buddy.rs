@@ -682,3 +682,35 @@ fn a_second_free_after_a_merge_is_a_double_free() {
     r.heap.check().unwrap();
     assert_eq!(r.heap.stats().free_blocks, 1);
 }
+
+#[test]
+fn a_second_free_of_an_over_aligned_block_is_a_double_free() {
+    // With 32-byte alignment the payload header sits at block + 16, exactly where a free
+    // block keeps its list links, so freeing overwrites it. Whether the freed block merges
+    // with its buddy or stays alone, a second free or usable_size of the pointer is a double
+    // free, not a bad magic number.
+    for keep_buddy in [false, true] {
+        let mut r = Region::new(4096, 0);
+        let a = r.heap.malloc(layout(20, 32)).unwrap();
+        let b = r.heap.malloc(layout(20, 32)).unwrap();
+        let _keep = r.heap.malloc(layout(200, 16)).unwrap();
+        assert_eq!(
+            (a.as_ptr() as usize - r.heap.base()) % 64,
+            32,
+            "payload at block + 32"
+        );
+        // SAFETY: each pointer is live and freed once.
+        unsafe {
+            if !keep_buddy {
+                r.heap.free(b).unwrap();
+            }
+            r.heap.free(a).unwrap();
+        }
+        assert_eq!(r.heap.usable_size(a), Err(FreeError::DoubleFree));
+        refused(&mut r, a, FreeError::DoubleFree);
+        if !keep_buddy {
+            refused(&mut r, b, FreeError::DoubleFree);
+        }
+        r.heap.check().unwrap();
+    }
+}
