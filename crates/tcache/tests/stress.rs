@@ -73,9 +73,15 @@ fn random_size(rng: &mut Rng) -> usize {
     }
 }
 
+/// A block in transit between threads (a raw pointer is not `Send`; the pointer itself is sent,
+/// so it keeps its provenance).
+struct Block(*mut u8, usize);
+// SAFETY: the sender gives the block up; only the receiver uses it afterwards.
+unsafe impl Send for Block {}
+
 #[test]
 fn producer_consumer_every_free_is_remote() {
-    let (tx, rx) = mpsc::sync_channel::<(usize, usize)>(1024);
+    let (tx, rx) = mpsc::sync_channel::<Block>(1024);
     let producer = thread::spawn(move || {
         let mut rng = Rng(1);
         for _ in 0..200_000 / SCALE {
@@ -83,13 +89,12 @@ fn producer_consumer_every_free_is_remote() {
             let p = A.malloc(size);
             assert!(!p.is_null());
             fill(p, size.min(64));
-            tx.send((p as usize, size)).unwrap();
+            tx.send(Block(p, size)).unwrap();
         }
     });
     let consumer = thread::spawn(move || {
         let mut n = 0;
-        for (p, size) in rx {
-            let p = p as *mut u8;
+        for Block(p, size) in rx {
             verify(p, size.min(64));
             // SAFETY: the producer handed the block over and never touches it again.
             unsafe {
