@@ -5,6 +5,10 @@
 //! magic keyed to the header's address); a free block also carries the links of its order's
 //! doubly linked free list, and no two free buddies of the same order ever coexist (freeing
 //! merges them at once). A block's buddy is found by flipping bit `order` of its offset.
+//! A header that stops starting a block (the upper half of a merge) or a payload (a freed
+//! over-aligned block's payload header) is marked absorbed, so that no stale header inside a
+//! free block, or inside a block handed out again, passes for a live one: a second free of its
+//! pointer is a double free.
 //!
 //! # Layout of a block
 //!
@@ -55,6 +59,9 @@ const USED: u8 = 0xA1;
 /// Header state at the start of a used block whose payload (and payload header) sit further in,
 /// because the request asked for more than 16-byte alignment.
 const USED_ALIGNED: u8 = 0xA2;
+/// Header state of a header that heads nothing any more: the upper half of a merge, or the
+/// payload header of a freed over-aligned block. A free of the pointer after it is a double free.
+const ABSORBED: u8 = 0xAB;
 
 /// Base of the magic numbers, mixed with each header's address and contents.
 const MAGIC_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -65,7 +72,8 @@ const MAGIC_SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 struct Header {
     /// Keyed to the header's address and to the other fields; see [`magic_for`].
     magic: u32,
-    /// [`FREE`], [`USED`] or [`USED_ALIGNED`].
+    /// [`FREE`], [`USED`] or [`USED_ALIGNED`] at a block start or payload; [`ABSORBED`] where a
+    /// block or payload used to start.
     state: u8,
     /// log2 of the block size.
     order: u8,
@@ -143,10 +151,13 @@ pub struct BuddyBlock {
 ///
 /// ```
 /// use core::alloc::Layout;
+/// use core::ptr::NonNull;
 /// use freespace_malloc::BuddyHeap;
 ///
-/// let mem: &'static mut [u8] = Box::leak(vec![0u8; 64 * 1024].into_boxed_slice());
-/// let mut heap = BuddyHeap::from_slice(mem);
+/// let mut mem = vec![0u128; 4096]; // 64 KiB, 16-aligned
+/// let start = NonNull::new(mem.as_mut_ptr().cast::<u8>()).unwrap();
+/// // SAFETY: `mem` outlives the heap, and nothing else touches it meanwhile.
+/// let mut heap = unsafe { BuddyHeap::new(start, 64 * 1024) };
 /// let p = heap.malloc(Layout::from_size_align(7 * 1024, 8).unwrap()).unwrap();
 /// // 7 KB plus the 16-byte header rounds up to an 8 KB block.
 /// assert_eq!(heap.blocks().find(|b| !b.free).unwrap().size, 8 * 1024);
@@ -161,6 +172,9 @@ pub struct BuddyHeap {
     region_len: usize,
     /// 16-byte aligned base; block offsets are measured from here.
     base: usize,
+    /// `base` as a pointer, with the provenance of the caller's region: every header, link and
+    /// payload is reached through it ([`at`](Self::at)), never through an integer cast.
+    base_ptr: *mut u8,
     /// Bytes tiled by blocks, a multiple of [`MIN_BLOCK`].
     len: usize,
     /// Head of each order's free list.
@@ -178,7 +192,7 @@ unsafe impl Send for BuddyHeap {}
 impl fmt::Debug for BuddyHeap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BuddyHeap")
-            .field("base", &(self.base as *const u8))
+            .field("base", &self.base_ptr)
             .field("len", &self.len)
             .field("stats", &self.stats)
             .finish()
@@ -214,6 +228,7 @@ impl BuddyHeap {
             region_start,
             region_len: len,
             base,
+            base_ptr: start.as_ptr().wrapping_add(base.wrapping_sub(region_start)),
             len: managed,
             heads: [ptr::null_mut(); ORDERS],
             nonempty: 0,
@@ -373,7 +388,7 @@ impl BuddyHeap {
         self.stats.live_blocks += 1;
         self.stats.allocations += 1;
         // SAFETY: `payload` lies inside the region, whose base is non-zero.
-        unsafe { NonNull::new_unchecked(payload as *mut u8) }
+        unsafe { NonNull::new_unchecked(self.at(payload)) }
     }
 
     /// Frees the block whose payload is `ptr`, merging it with its buddy as long as the buddy
@@ -394,9 +409,9 @@ impl BuddyHeap {
         let size = 1usize << order;
         if pad != HEADER {
             let at = ptr.as_ptr() as usize - HEADER;
-            // SAFETY: the payload header lies inside the block being freed; rewriting it as free
+            // SAFETY: the payload header lies inside the block being freed; marking it absorbed
             // lets a second free of the same pointer be reported as a double free.
-            unsafe { self.write_header(at, Header::new(at, FREE, order, 0, 0)) };
+            unsafe { self.absorb(at, order) };
         }
         self.stats.allocated_bytes -= size - pad;
         self.stats.header_bytes -= pad;
@@ -409,7 +424,9 @@ impl BuddyHeap {
     }
 
     /// Puts a block on the free lists, first merging it with its buddy for as long as the buddy
-    /// is free and of the same order.
+    /// is free and of the same order. The header of the upper half of every merge is marked
+    /// absorbed, whichever half the freed block was: a header that no longer starts a block
+    /// must never pass for a live one, or a second free of the old pointer would be accepted.
     ///
     /// # Safety
     /// `off` must be a block of `order` that is on no free list and no longer in use.
@@ -418,6 +435,8 @@ impl BuddyHeap {
             // SAFETY: `free_buddy` found `buddy` on free list `order`.
             unsafe { self.unlink(buddy, order) };
             off &= !(1usize << order);
+            // SAFETY: the upper half starts inside the merged block, which nobody uses now.
+            unsafe { self.absorb(self.base + off + (1usize << order), order) };
             order += 1;
         }
         // SAFETY: `off` is now a block of `order` that nobody uses (caller's contract plus the
@@ -459,7 +478,7 @@ impl BuddyHeap {
             return Err(FreeError::BadMagic);
         }
         match h.state {
-            FREE => return Err(FreeError::DoubleFree),
+            FREE | ABSORBED => return Err(FreeError::DoubleFree),
             USED_ALIGNED => return Err(FreeError::Misaligned),
             USED => {}
             _ => return Err(FreeError::BadMagic),
@@ -576,8 +595,13 @@ impl BuddyHeap {
         new_size: usize,
     ) {
         for k in order..target {
-            // SAFETY: `can_grow_in_place` found this buddy free with order `k`.
-            unsafe { self.unlink(off ^ (1usize << k), k) };
+            let buddy = off ^ (1usize << k);
+            // SAFETY: `can_grow_in_place` found this buddy free with order `k`; it is the upper
+            // half of the grown block, so its header no longer starts a block.
+            unsafe {
+                self.unlink(buddy, k);
+                self.absorb(self.base + buddy, k);
+            }
         }
         let mut k = order;
         while k > target {
@@ -753,7 +777,7 @@ impl BuddyHeap {
     /// `off` must be a block of `order` inside the region that nobody uses and no list holds.
     unsafe fn push_free(&mut self, off: usize, order: u32) {
         let addr = self.base + off;
-        let node = addr as *mut FreeNode;
+        let node = self.at(addr).cast::<FreeNode>();
         let head = self.heads[order as usize];
         // SAFETY: the block is ours, aligned to 16 and at least 32 bytes long (caller's contract).
         unsafe {
@@ -789,7 +813,7 @@ impl BuddyHeap {
     /// # Safety
     /// The block at `off` must be on list `order`.
     unsafe fn unlink(&mut self, off: usize, order: u32) {
-        let node = (self.base + off) as *mut FreeNode;
+        let node = self.at(self.base + off).cast::<FreeNode>();
         // SAFETY: `node` and its neighbours are free blocks on list `order` (caller's contract),
         // written by `push_free`, so their links are valid.
         unsafe {
@@ -810,6 +834,23 @@ impl BuddyHeap {
         self.stats.free_bytes -= 1usize << order;
     }
 
+    /// The address `addr` inside the region as a pointer derived from the region's own (no
+    /// memory is reached through an integer cast, so every access keeps the region's
+    /// provenance).
+    #[inline(always)]
+    fn at(&self, addr: usize) -> *mut u8 {
+        self.base_ptr.wrapping_add(addr.wrapping_sub(self.base))
+    }
+
+    /// Marks the header at `addr`, which no longer starts a block or a payload, as absorbed.
+    ///
+    /// # Safety
+    /// As [`write_header`](Self::write_header).
+    unsafe fn absorb(&mut self, addr: usize, order: u32) {
+        // SAFETY: caller's contract.
+        unsafe { self.write_header(addr, Header::new(addr, ABSORBED, order, 0, 0)) };
+    }
+
     /// Reads the header at `addr`.
     ///
     /// # Safety
@@ -817,7 +858,7 @@ impl BuddyHeap {
     unsafe fn read_header(&self, addr: usize) -> Header {
         // SAFETY: caller's contract; the region is initialised memory and any bit pattern is a
         // valid `Header` (plain integers).
-        unsafe { (addr as *const Header).read() }
+        unsafe { self.at(addr).cast::<Header>().read() }
     }
 
     /// Writes a header at `addr`.
@@ -826,7 +867,7 @@ impl BuddyHeap {
     /// As [`read_header`](Self::read_header), and the bytes must not belong to a live payload.
     unsafe fn write_header(&mut self, addr: usize, h: Header) {
         // SAFETY: caller's contract.
-        unsafe { (addr as *mut Header).write(h) }
+        unsafe { self.at(addr).cast::<Header>().write(h) }
     }
 }
 
@@ -966,7 +1007,7 @@ mod tests {
         let base = heap.base();
         // Corrupt the used block's header order byte.
         // SAFETY: the header of `a` is inside the arena.
-        unsafe { *((a.as_ptr() as usize - 16 + 5) as *mut u8) ^= 1 };
+        unsafe { *a.as_ptr().sub(16 - 5) ^= 1 };
         assert_eq!(
             heap.check(),
             Err(Corruption::BadMagic {
@@ -974,10 +1015,10 @@ mod tests {
             })
         );
         // SAFETY: undo.
-        unsafe { *((a.as_ptr() as usize - 16 + 5) as *mut u8) ^= 1 };
+        unsafe { *a.as_ptr().sub(16 - 5) ^= 1 };
         heap.check().unwrap();
         // Break the prev link of the free block after `a` (128 bytes, at base + 128).
-        let node = (base + 128) as *mut FreeNode;
+        let node = heap.at(base + 128).cast::<FreeNode>();
         // SAFETY: a free node lives there.
         unsafe { (*node).prev = node };
         assert!(matches!(heap.check(), Err(Corruption::BadLink { .. })));

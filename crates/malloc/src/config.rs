@@ -9,9 +9,12 @@ pub enum Coalescing {
     /// On every free, merge with a free block before or after (O(1) with boundary tags).
     Immediate,
     /// Free blocks are left as they are; the whole heap is merged in one pass when an
-    /// allocation would otherwise fail or grow the heap.
+    /// allocation would otherwise fail or grow the heap (or on
+    /// [`Heap::coalesce`](crate::Heap::coalesce)). The pass is kept even when the allocation
+    /// fails anyway: its merges serve the requests that follow.
     Deferred,
-    /// Never merge: free blocks only ever get split further.
+    /// Never merge: free blocks only ever get split further. `coalesce()` does nothing, and a
+    /// growing `realloc` moves the block rather than absorb a free block after it.
     Never,
 }
 

@@ -1,7 +1,10 @@
 //! The errors of the raw heap: what can go wrong when allocating, freeing or checking.
 //!
-//! Every error here is returned *before* the heap changes: a failed call leaves the heap exactly
-//! as it was, so a caller can report the error and carry on.
+//! Bad input is refused *before* the heap changes: every [`FreeError`], and every
+//! [`AllocError`] but `OutOfMemory`, leaves the heap exactly as it was, so a caller can report
+//! the error and carry on. `OutOfMemory` is the answer of a request the heap tried to serve:
+//! no live block, no byte of one and none of the counts of live bytes change, but the attempt's
+//! own work stays done (see [`AllocError::OutOfMemory`]).
 
 use core::fmt;
 
@@ -10,6 +13,14 @@ use core::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AllocError {
     /// The heap has no free block large enough and its [`Source`](crate::Source) gave no more memory.
+    ///
+    /// The live blocks, their bytes and the counts of live bytes are as they were. What the
+    /// attempt did to find room stays done, as it would have if the request had fit: the free
+    /// list elements it looked at are counted in [`HeapStats::searched`](crate::HeapStats), a
+    /// region the source gave (too small for this request) stays in the heap, and under
+    /// [`Coalescing::Deferred`](crate::Coalescing) the merge pass has run, so the free blocks
+    /// may be fewer and larger. Under `Immediate` and `Never`, on a source that gives nothing
+    /// more, the blocks are exactly as they were.
     OutOfMemory,
     /// A zero-size request. The raw heap never hands out zero-size blocks.
     ZeroSize,

@@ -15,7 +15,7 @@ use crate::policy::Policy;
 use crate::raw_space::{RawSpace, ALIGN, HEADER, MIN_BLOCK};
 use crate::segregated::SegregatedFit;
 use crate::source::{FixedRegion, Source};
-use crate::space::{FreeLinks, Space};
+use crate::space::{Block, FreeLinks, Space};
 use crate::stats::HeapStats;
 
 /// The source a [`Heap`] uses when none is named: the OS where there is one.
@@ -104,9 +104,10 @@ fn block_size_for(size: usize) -> Result<usize, AllocError> {
     Ok(((size + HEADER + ALIGN - 1) & !(ALIGN - 1)).max(MIN_BLOCK))
 }
 
+/// The payload of `block`, with the provenance of its region.
 #[inline]
-fn to_ptr(addr: usize) -> Result<NonNull<u8>, AllocError> {
-    NonNull::new(addr as *mut u8).ok_or(AllocError::OutOfMemory)
+fn payload(block: Block) -> Result<NonNull<u8>, AllocError> {
+    NonNull::new((block + HEADER).as_ptr()).ok_or(AllocError::OutOfMemory)
 }
 
 impl<S: Source, P: Policy> Heap<S, P> {
@@ -120,6 +121,11 @@ impl<S: Source, P: Policy> Heap<S, P> {
 
     /// Allocates a block for `layout`. The payload is 16-aligned, or aligned to
     /// `layout.align()` if that is larger (the padding in front becomes a free block).
+    ///
+    /// # Errors
+    /// `ZeroSize` and `TooLarge` before anything changes; `OutOfMemory` when no free block is
+    /// large enough and the source gives nothing that is: under deferred coalescing the merge
+    /// pass has run by then, and stays (see [`AllocError::OutOfMemory`]).
     #[inline]
     pub fn malloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let size = layout.size();
@@ -133,7 +139,7 @@ impl<S: Source, P: Policy> Heap<S, P> {
             0
         };
         let block = self.engine.alloc_block(need, align, size)?;
-        to_ptr(block + HEADER)
+        payload(block)
     }
 
     /// Frees the block whose payload starts at `ptr`. Its size comes from its header.
@@ -154,9 +160,10 @@ impl<S: Source, P: Policy> Heap<S, P> {
     }
 
     /// Resizes the block at `ptr` to `new_layout.size()` bytes, aligned to `new_layout.align()`.
-    /// It stays in place when it can (shrinking, or growing into a free block after it);
-    /// otherwise the contents move to a new block and the old one is freed. On error the old
-    /// block is untouched.
+    /// It stays in place when it can: shrinking, or growing into a free block after it, except
+    /// under [`Coalescing::Never`](crate::Coalescing::Never), where blocks only ever split.
+    /// Otherwise the contents move to a new block and the old one is freed. On error the old
+    /// block is untouched (and `OutOfMemory` means what it does for [`malloc`](Self::malloc)).
     ///
     /// # Safety
     /// `ptr` must be a live allocation of this heap. On success the old pointer must not be
@@ -247,9 +254,11 @@ impl<S: Source, P: Policy> Heap<S, P> {
         self.engine.release_free_memory()
     }
 
-    /// Runs the deferred-coalescing pass now (it is harmless under the other modes).
+    /// Runs the deferred-coalescing pass now, if coalescing is
+    /// [`Deferred`](crate::Coalescing::Deferred). Under `Immediate` no two free blocks are
+    /// neighbours, and under `Never` blocks never merge: there it does nothing.
     pub fn coalesce(&mut self) {
-        self.engine.coalesce_all()
+        self.engine.coalesce()
     }
 
     /// The configuration the heap was made with.

@@ -45,8 +45,11 @@
 //! # Safety and correctness
 //! Bad frees are refused with a [`FreeError`] and leave the heap unchanged. The policies touch
 //! block metadata only through the engine's `FreeLinks` view, and `Policy` is an unsafe trait
-//! whose contract says which blocks they may name. Randomized tests run every policy, list
-//! order and coalescing mode against a model, with `check()` after every step.
+//! whose contract says which blocks they may name. Blocks are named by [`Block`], a pointer
+//! that keeps the provenance of its region, so no integer is ever turned into a pointer: every
+//! test of the crate passes under Miri with `-Zmiri-strict-provenance` (`.ci/miri-malloc`).
+//! Randomized tests run every policy, list order and coalescing mode against a model, with
+//! `check()` after every step.
 //!
 //! # Performance
 //! Segregated fit finds a block with two bit scans and no search; the textbook fits are O(n) in
@@ -90,6 +93,6 @@ pub use sim::{SimConfig, SimHeap};
 #[cfg(all(feature = "std", unix))]
 pub use source::OsSource;
 pub use source::{FixedRegion, Source};
-pub use space::{FreeLinks, NIL};
+pub use space::{Block, FreeLinks, NIL};
 pub use spin::{SpinLock, SpinLockGuard};
 pub use stats::HeapStats;

@@ -7,16 +7,16 @@
 
 use crate::error::Corruption;
 use crate::policy::{ListOrder, Policy};
-use crate::space::{FreeLinks, NIL};
+use crate::space::{Block, FreeLinks, NIL};
 
 /// One explicit free list, shared by the four textbook fits.
 #[derive(Clone, Copy, Debug)]
 struct FreeList {
-    head: usize,
-    tail: usize,
+    head: Block,
+    tail: Block,
     order: ListOrder,
     /// Where the next search of next fit starts ([`NIL`] = the head).
-    rover: usize,
+    rover: Block,
 }
 
 impl FreeList {
@@ -30,8 +30,8 @@ impl FreeList {
     }
 
     /// The element the new block goes in front of ([`NIL`] = append).
-    fn position<L: FreeLinks>(&self, links: &L, block: usize, size: usize) -> usize {
-        let goes_before: fn(usize, usize, usize, usize) -> bool = match self.order {
+    fn position<L: FreeLinks>(&self, links: &L, block: Block, size: usize) -> Block {
+        let goes_before: fn(Block, usize, Block, usize) -> bool = match self.order {
             ListOrder::Lifo => return self.head,
             ListOrder::Fifo => return NIL,
             ListOrder::AddressOrdered => |x, _, b, _| x > b,
@@ -45,7 +45,7 @@ impl FreeList {
         x
     }
 
-    fn insert<L: FreeLinks>(&mut self, links: &mut L, block: usize, size: usize) {
+    fn insert<L: FreeLinks>(&mut self, links: &mut L, block: Block, size: usize) {
         let before = self.position(links, block, size);
         let after = if before == NIL {
             self.tail
@@ -66,7 +66,7 @@ impl FreeList {
         }
     }
 
-    fn remove<L: FreeLinks>(&mut self, links: &mut L, block: usize) {
+    fn remove<L: FreeLinks>(&mut self, links: &mut L, block: Block) {
         let next = links.next(block);
         let prev = links.prev(block);
         if prev == NIL {
@@ -84,7 +84,7 @@ impl FreeList {
         }
     }
 
-    fn first_fit<L: FreeLinks>(&self, links: &L, size: usize, searched: &mut u64) -> Option<usize> {
+    fn first_fit<L: FreeLinks>(&self, links: &L, size: usize, searched: &mut u64) -> Option<Block> {
         let mut x = self.head;
         while x != NIL {
             *searched += 1;
@@ -101,7 +101,7 @@ impl FreeList {
         links: &L,
         size: usize,
         searched: &mut u64,
-    ) -> Option<usize> {
+    ) -> Option<Block> {
         let start = if self.rover == NIL {
             self.head
         } else {
@@ -133,8 +133,8 @@ impl FreeList {
         size: usize,
         searched: &mut u64,
         better: fn(usize, usize) -> bool,
-    ) -> Option<usize> {
-        let mut best: Option<(usize, usize)> = None;
+    ) -> Option<Block> {
+        let mut best: Option<(Block, usize)> = None;
         let mut x = self.head;
         while x != NIL {
             *searched += 1;
@@ -159,14 +159,14 @@ impl FreeList {
                     ListOrder::Lifo | ListOrder::Fifo => true,
                 };
                 if !ok {
-                    return Err(Corruption::FreeListMismatch { addr: x });
+                    return Err(Corruption::FreeListMismatch { addr: x.addr() });
                 }
             }
             last = x;
             x = links.next(x);
         }
         if last != self.tail {
-            return Err(Corruption::BadLink { addr: last });
+            return Err(Corruption::BadLink { addr: last.addr() });
         }
         if self.rover != NIL {
             // The rover must name a block on the list.
@@ -175,7 +175,9 @@ impl FreeList {
                 x = links.next(x);
             }
             if x == NIL {
-                return Err(Corruption::BadLink { addr: self.rover });
+                return Err(Corruption::BadLink {
+                    addr: self.rover.addr(),
+                });
             }
         }
         Ok(())
@@ -211,20 +213,20 @@ macro_rules! list_fit {
         // SAFETY: the list only ever names blocks the engine inserted and has not removed, and
         // `find` returns one of them with at least the requested size.
         unsafe impl Policy for $name {
-            fn insert<L: FreeLinks>(&mut self, links: &mut L, block: usize, size: usize) {
+            fn insert<L: FreeLinks>(&mut self, links: &mut L, block: Block, size: usize) {
                 self.list.insert(links, block, size)
             }
-            fn remove<L: FreeLinks>(&mut self, links: &mut L, block: usize, _size: usize) {
+            fn remove<L: FreeLinks>(&mut self, links: &mut L, block: Block, _size: usize) {
                 self.list.remove(links, block)
             }
-            fn find<L: FreeLinks>(&mut self, $links: &L, $size: usize, $searched: &mut u64) -> Option<usize> {
+            fn find<L: FreeLinks>(&mut self, $links: &L, $size: usize, $searched: &mut u64) -> Option<Block> {
                 let $l = &mut self.list;
                 $find
             }
             fn list_count(&self) -> usize {
                 1
             }
-            fn list_head(&self, _list: usize) -> usize {
+            fn list_head(&self, _list: usize) -> Block {
                 self.list.head
             }
             fn verify<L: FreeLinks>(&self, links: &L) -> Result<(), Corruption> {
@@ -262,32 +264,37 @@ mod tests {
     use super::*;
 
     /// Blocks as (size, next, prev) in a small array, addressed by index * 100.
-    struct Table([(usize, usize, usize); 8]);
+    struct Table([(usize, Block, Block); 8]);
+
+    /// The block at `addr` (no memory behind it).
+    fn b(addr: usize) -> Block {
+        Block::from_addr(addr)
+    }
 
     impl FreeLinks for Table {
-        fn block_size(&self, b: usize) -> usize {
-            self.0[b / 100].0
+        fn block_size(&self, b: Block) -> usize {
+            self.0[b.addr() / 100].0
         }
-        fn next(&self, b: usize) -> usize {
-            self.0[b / 100].1
+        fn next(&self, b: Block) -> Block {
+            self.0[b.addr() / 100].1
         }
-        fn prev(&self, b: usize) -> usize {
-            self.0[b / 100].2
+        fn prev(&self, b: Block) -> Block {
+            self.0[b.addr() / 100].2
         }
-        fn set_next(&mut self, b: usize, n: usize) {
-            self.0[b / 100].1 = n
+        fn set_next(&mut self, b: Block, n: Block) {
+            self.0[b.addr() / 100].1 = n
         }
-        fn set_prev(&mut self, b: usize, p: usize) {
-            self.0[b / 100].2 = p
+        fn set_prev(&mut self, b: Block, p: Block) {
+            self.0[b.addr() / 100].2 = p
         }
     }
 
     fn list_of<P: Policy>(p: &P, t: &Table) -> [usize; 8] {
-        let mut out = [NIL; 8];
+        let mut out = [NIL.addr(); 8];
         let mut x = p.list_head(0);
         let mut i = 0;
         while x != NIL {
-            out[i] = x;
+            out[i] = x.addr();
             i += 1;
             x = t.next(x);
         }
@@ -304,9 +311,9 @@ mod tests {
         let order_of = |order| {
             let mut t = table(sizes);
             let mut p = FirstFit::new(order);
-            for b in [200, 0, 300, 100] {
-                let s = t.block_size(b);
-                p.insert(&mut t, b, s);
+            for x in [200, 0, 300, 100] {
+                let s = t.block_size(b(x));
+                p.insert(&mut t, b(x), s);
             }
             p.verify(&t).unwrap();
             list_of(&p, &t)
@@ -326,33 +333,33 @@ mod tests {
         let mut best = BestFit::new(ListOrder::AddressOrdered);
         let mut worst = WorstFit::new(ListOrder::AddressOrdered);
         let mut next = NextFit::new(ListOrder::AddressOrdered);
-        for b in [0, 100, 200] {
-            let s = t.block_size(b);
-            first.insert(&mut t, b, s);
+        for x in [0, 100, 200] {
+            let s = t.block_size(b(x));
+            first.insert(&mut t, b(x), s);
         }
         // The other policies read the same links, so they share the one list.
         best.list = first.list;
         worst.list = first.list;
         next.list = first.list;
         let mut n = 0;
-        assert_eq!(first.find(&t, 15, &mut n), Some(100));
+        assert_eq!(first.find(&t, 15, &mut n), Some(b(100)));
         assert_eq!(n, 2);
         n = 0;
-        assert_eq!(best.find(&t, 15, &mut n), Some(200));
+        assert_eq!(best.find(&t, 15, &mut n), Some(b(200)));
         assert_eq!(n, 3);
         n = 0;
-        assert_eq!(worst.find(&t, 15, &mut n), Some(100));
+        assert_eq!(worst.find(&t, 15, &mut n), Some(b(100)));
         assert_eq!(n, 3);
         n = 0;
         assert_eq!(best.find(&t, 31, &mut n), None);
         assert_eq!(n, 3);
         // Next fit resumes at the block it stopped at, and wraps.
         n = 0;
-        assert_eq!(next.find(&t, 15, &mut n), Some(100));
-        assert_eq!(next.find(&t, 5, &mut n), Some(100));
-        next.remove(&mut t, 100, 30);
-        assert_eq!(next.find(&t, 5, &mut n), Some(200));
-        assert_eq!(next.find(&t, 10, &mut n), Some(200));
+        assert_eq!(next.find(&t, 15, &mut n), Some(b(100)));
+        assert_eq!(next.find(&t, 5, &mut n), Some(b(100)));
+        next.remove(&mut t, b(100), 30);
+        assert_eq!(next.find(&t, 5, &mut n), Some(b(200)));
+        assert_eq!(next.find(&t, 10, &mut n), Some(b(200)));
         assert_eq!(next.find(&t, 25, &mut n), None);
     }
 
@@ -360,9 +367,9 @@ mod tests {
     fn verify_catches_a_broken_order() {
         let mut t = table([10, 30, 20, 0, 0, 0, 0, 0]);
         let mut p = BestFit::new(ListOrder::SizeAscending);
-        for b in [0, 100, 200] {
-            let s = t.block_size(b);
-            p.insert(&mut t, b, s);
+        for x in [0, 100, 200] {
+            let s = t.block_size(b(x));
+            p.insert(&mut t, b(x), s);
         }
         p.verify(&t).unwrap();
         t.0[1].0 = 5; // a size changed behind the list's back

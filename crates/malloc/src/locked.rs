@@ -107,7 +107,8 @@ unsafe impl<S: Source + Send, P: Policy + Send> GlobalAlloc for LockedHeap<S, P>
 
 fn dangling(layout: Layout) -> NonNull<[u8]> {
     // A zero-size allocation needs no memory, only an aligned non-null address.
-    let p = NonNull::new(layout.align() as *mut u8).unwrap_or(NonNull::dangling());
+    let p = NonNull::new(core::ptr::null_mut::<u8>().wrapping_add(layout.align()))
+        .unwrap_or(NonNull::dangling());
     NonNull::slice_from_raw_parts(p, 0)
 }
 

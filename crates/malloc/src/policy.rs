@@ -8,7 +8,7 @@
 use crate::error::Corruption;
 use crate::list_fit::{BestFit, FirstFit, NextFit, WorstFit};
 use crate::segregated::SegregatedFit;
-use crate::space::FreeLinks;
+use crate::space::{Block, FreeLinks};
 
 /// Which placement policy to use, for choosing one at run time (see [`AnyPolicy`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -75,12 +75,12 @@ impl Fit {
 /// has not removed, and `find` must return only such a block, of at least the requested size.
 pub unsafe trait Policy {
     /// Files a free block.
-    fn insert<L: FreeLinks>(&mut self, links: &mut L, block: usize, size: usize);
+    fn insert<L: FreeLinks>(&mut self, links: &mut L, block: Block, size: usize);
     /// Takes a free block off the lists. `size` is its current size.
-    fn remove<L: FreeLinks>(&mut self, links: &mut L, block: usize, size: usize);
+    fn remove<L: FreeLinks>(&mut self, links: &mut L, block: Block, size: usize);
     /// Picks a free block of at least `size` bytes, adding the number of list elements it
     /// examined to `searched`.
-    fn find<L: FreeLinks>(&mut self, links: &L, size: usize, searched: &mut u64) -> Option<usize>;
+    fn find<L: FreeLinks>(&mut self, links: &L, size: usize, searched: &mut u64) -> Option<Block>;
     /// Picks a free block of at least `size` bytes as [`find`](Policy::find) does and takes it
     /// off the lists, returning it and its size. A policy that knows where the block it found
     /// is filed can unlink it without working that out again.
@@ -90,7 +90,7 @@ pub unsafe trait Policy {
         links: &mut L,
         size: usize,
         searched: &mut u64,
-    ) -> Option<(usize, usize)> {
+    ) -> Option<(Block, usize)> {
         let block = self.find(links, size, searched)?;
         let block_size = links.block_size(block);
         self.remove(links, block, block_size);
@@ -99,7 +99,15 @@ pub unsafe trait Policy {
     /// How many separate lists the policy keeps.
     fn list_count(&self) -> usize;
     /// The head of list `list` (or [`NIL`](crate::NIL)).
-    fn list_head(&self, list: usize) -> usize;
+    fn list_head(&self, list: usize) -> Block;
+    /// The first list at or after `list` that may hold a block, or `None` past the last such
+    /// list. The engine walks the lists through it (for `stats` and `check`), so a policy that
+    /// knows which lists are empty (segregated fit, from its bitmaps) lets it skip them. The
+    /// default names every list.
+    #[inline]
+    fn next_list(&self, list: usize) -> Option<usize> {
+        (list < self.list_count()).then_some(list)
+    }
     /// Checks the policy's own invariants (ordering, bins, bitmaps). The engine separately
     /// checks that the lists' links are consistent and hold exactly the free blocks.
     fn verify<L: FreeLinks>(&self, links: &L) -> Result<(), Corruption>;
@@ -165,13 +173,13 @@ macro_rules! dispatch {
 
 // SAFETY: every arm forwards to a policy that keeps the `Policy` contract itself.
 unsafe impl Policy for AnyPolicy {
-    fn insert<L: FreeLinks>(&mut self, links: &mut L, block: usize, size: usize) {
+    fn insert<L: FreeLinks>(&mut self, links: &mut L, block: Block, size: usize) {
         dispatch!(self, p => p.insert(links, block, size))
     }
-    fn remove<L: FreeLinks>(&mut self, links: &mut L, block: usize, size: usize) {
+    fn remove<L: FreeLinks>(&mut self, links: &mut L, block: Block, size: usize) {
         dispatch!(self, p => p.remove(links, block, size))
     }
-    fn find<L: FreeLinks>(&mut self, links: &L, size: usize, searched: &mut u64) -> Option<usize> {
+    fn find<L: FreeLinks>(&mut self, links: &L, size: usize, searched: &mut u64) -> Option<Block> {
         dispatch!(self, p => p.find(links, size, searched))
     }
     fn take<L: FreeLinks>(
@@ -179,14 +187,17 @@ unsafe impl Policy for AnyPolicy {
         links: &mut L,
         size: usize,
         searched: &mut u64,
-    ) -> Option<(usize, usize)> {
+    ) -> Option<(Block, usize)> {
         dispatch!(self, p => p.take(links, size, searched))
     }
     fn list_count(&self) -> usize {
         dispatch!(self, p => p.list_count())
     }
-    fn list_head(&self, list: usize) -> usize {
+    fn list_head(&self, list: usize) -> Block {
         dispatch!(self, p => p.list_head(list))
+    }
+    fn next_list(&self, list: usize) -> Option<usize> {
+        dispatch!(self, p => p.next_list(list))
     }
     fn verify<L: FreeLinks>(&self, links: &L) -> Result<(), Corruption> {
         dispatch!(self, p => p.verify(links))

@@ -9,7 +9,7 @@
 
 use crate::error::Corruption;
 use crate::policy::Policy;
-use crate::space::{FreeLinks, NIL};
+use crate::space::{Block, FreeLinks, NIL};
 
 /// log2 of the number of second-level classes per first level.
 const SL_LOG2: u32 = 6;
@@ -33,7 +33,7 @@ const FL: usize = 48;
 pub struct SegregatedFit {
     fl_bitmap: u64,
     sl_bitmap: [u64; FL],
-    heads: [[usize; SL]; FL],
+    heads: [[Block; SL]; FL],
 }
 
 /// Where [`SegregatedFit::locate`] found a block.
@@ -41,7 +41,7 @@ enum Found {
     /// At the head of bin `(fl, sl)`.
     Head(usize, usize),
     /// Inside the request's own bin, not necessarily at its head.
-    Inside(usize),
+    Inside(Block),
     /// Nowhere.
     Nothing,
 }
@@ -161,7 +161,7 @@ impl SegregatedFit {
         links: &L,
         size: usize,
         searched: &mut u64,
-    ) -> Option<usize> {
+    ) -> Option<Block> {
         let (fl, sl) = class_of(size);
         let mut x = self.heads[fl][sl];
         while x != NIL {
@@ -179,7 +179,7 @@ impl SegregatedFit {
 // checks the size of what it returns.
 unsafe impl Policy for SegregatedFit {
     #[inline]
-    fn insert<L: FreeLinks>(&mut self, links: &mut L, block: usize, size: usize) {
+    fn insert<L: FreeLinks>(&mut self, links: &mut L, block: Block, size: usize) {
         let (fl, sl) = class_of(size);
         let head = self.heads[fl][sl];
         links.set_next(block, head);
@@ -193,7 +193,7 @@ unsafe impl Policy for SegregatedFit {
     }
 
     #[inline]
-    fn remove<L: FreeLinks>(&mut self, links: &mut L, block: usize, size: usize) {
+    fn remove<L: FreeLinks>(&mut self, links: &mut L, block: Block, size: usize) {
         let next = links.next(block);
         let prev = links.prev(block);
         if next != NIL {
@@ -211,7 +211,7 @@ unsafe impl Policy for SegregatedFit {
     }
 
     #[inline]
-    fn find<L: FreeLinks>(&mut self, links: &L, size: usize, searched: &mut u64) -> Option<usize> {
+    fn find<L: FreeLinks>(&mut self, links: &L, size: usize, searched: &mut u64) -> Option<Block> {
         match self.locate(links, size, searched) {
             Found::Head(fl, sl) => Some(self.heads[fl][sl]),
             Found::Inside(block) => Some(block),
@@ -225,7 +225,7 @@ unsafe impl Policy for SegregatedFit {
         links: &mut L,
         size: usize,
         searched: &mut u64,
-    ) -> Option<(usize, usize)> {
+    ) -> Option<(Block, usize)> {
         match self.locate(links, size, searched) {
             Found::Head(fl, sl) => {
                 // The bin is known: pop its head without working out its class again.
@@ -252,28 +252,54 @@ unsafe impl Policy for SegregatedFit {
         FL * SL
     }
 
-    fn list_head(&self, list: usize) -> usize {
+    fn list_head(&self, list: usize) -> Block {
         self.heads[list / SL][list % SL]
     }
 
+    /// The next non-empty bin, from the bitmaps.
+    #[inline]
+    fn next_list(&self, list: usize) -> Option<usize> {
+        if list >= FL * SL {
+            return None;
+        }
+        let (fl, sl) = self.first_nonempty(list / SL, list % SL)?;
+        Some(fl * SL + sl)
+    }
+
     fn verify<L: FreeLinks>(&self, links: &L) -> Result<(), Corruption> {
-        for fl in 0..FL {
-            if (self.fl_bitmap >> fl & 1 == 1) != (self.sl_bitmap[fl] != 0) {
+        // Plain `while` loops: this reads all 3072 bin heads on every check, and an iterator per
+        // bin costs several times more where nothing is optimised (debug builds, Miri).
+        let mut fl = 0;
+        while fl < FL {
+            let bits = self.sl_bitmap[fl];
+            if (self.fl_bitmap >> fl & 1 == 1) != (bits != 0) {
                 return Err(Corruption::FreeListMismatch { addr: fl });
             }
-            for sl in 0..SL {
-                let head = self.heads[fl][sl];
-                if (self.sl_bitmap[fl] >> sl & 1 == 1) != (head != NIL) {
-                    return Err(Corruption::FreeListMismatch { addr: head });
+            // A bin's bit is set exactly when its list is non-empty.
+            let row = &self.heads[fl];
+            let mut sl = 0;
+            while sl < SL {
+                if (bits >> sl & 1 == 1) == (row[sl] == NIL) {
+                    return Err(Corruption::FreeListMismatch {
+                        addr: row[sl].addr(),
+                    });
                 }
-                let mut x = head;
+                sl += 1;
+            }
+            // Every block in a non-empty bin is of the bin's class.
+            let mut rest = bits;
+            while rest != 0 {
+                let sl = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                let mut x = row[sl];
                 while x != NIL {
                     if class_of(links.block_size(x)) != (fl, sl) {
-                        return Err(Corruption::FreeListMismatch { addr: x });
+                        return Err(Corruption::FreeListMismatch { addr: x.addr() });
                     }
                     x = links.next(x);
                 }
             }
+            fl += 1;
         }
         Ok(())
     }
@@ -287,10 +313,14 @@ unsafe impl Policy for SegregatedFit {
 mod tests {
     use super::*;
 
+    /// How far the exhaustive size tests go: every size up to here (fewer under Miri, where
+    /// each one is interpreted; the first levels above 1024 still get several classes each).
+    const SIZES_CHECKED: usize = if cfg!(miri) { 3_000 } else { 200_000 };
+
     #[test]
     fn classes_are_contiguous_and_monotonic() {
         let mut last = (0, 0);
-        for size in 0..100_000usize {
+        for size in 0..SIZES_CHECKED / 2 {
             let c = class_of(size);
             assert!(c >= last, "class of {size} went down");
             assert!(class_floor(c.0, c.1) <= size, "floor above {size}");
@@ -313,7 +343,7 @@ mod tests {
 
     #[test]
     fn rounding_up_finds_the_first_class_that_holds_only_big_enough_blocks() {
-        for size in 1..200_000usize {
+        for size in 1..SIZES_CHECKED {
             let above = class_at_or_above(size);
             let (fl, sl) = (above / SL, above % SL);
             assert!(
@@ -335,23 +365,28 @@ mod tests {
         assert_eq!(class_at_or_above(usize::MAX), FL * SL - 1);
     }
 
-    struct Sizes(std::vec::Vec<(usize, usize, usize)>);
+    struct Sizes(std::vec::Vec<(usize, Block, Block)>);
     impl FreeLinks for Sizes {
-        fn block_size(&self, b: usize) -> usize {
-            self.0[b].0
+        fn block_size(&self, b: Block) -> usize {
+            self.0[b.addr()].0
         }
-        fn next(&self, b: usize) -> usize {
-            self.0[b].1
+        fn next(&self, b: Block) -> Block {
+            self.0[b.addr()].1
         }
-        fn prev(&self, b: usize) -> usize {
-            self.0[b].2
+        fn prev(&self, b: Block) -> Block {
+            self.0[b.addr()].2
         }
-        fn set_next(&mut self, b: usize, n: usize) {
-            self.0[b].1 = n
+        fn set_next(&mut self, b: Block, n: Block) {
+            self.0[b.addr()].1 = n
         }
-        fn set_prev(&mut self, b: usize, p: usize) {
-            self.0[b].2 = p
+        fn set_prev(&mut self, b: Block, p: Block) {
+            self.0[b.addr()].2 = p
         }
+    }
+
+    /// Block number `i` (no memory behind it).
+    fn b(i: usize) -> Block {
+        Block::from_addr(i)
     }
 
     /// The blocks both tests below file: blocks 1 and 5 share the class 992..1008, the others
@@ -362,8 +397,8 @@ mod tests {
     fn filed(sizes: &[usize]) -> (Sizes, SegregatedFit) {
         let mut t = Sizes(sizes.iter().map(|&s| (s, NIL, NIL)).collect());
         let mut p = SegregatedFit::new();
-        for (b, &s) in sizes.iter().enumerate() {
-            p.insert(&mut t, b, s);
+        for (i, &s) in sizes.iter().enumerate() {
+            p.insert(&mut t, b(i), s);
         }
         (t, p)
     }
@@ -375,29 +410,72 @@ mod tests {
         let (mut t, mut p) = filed(&SIZES);
         p.verify(&t).unwrap();
         let mut n = 0;
-        assert_eq!(p.find(&t, 32, &mut n), Some(0));
-        assert_eq!(p.find(&t, 992, &mut n), Some(5), "992 starts its own class");
+        assert_eq!(p.find(&t, 32, &mut n), Some(b(0)));
+        assert_eq!(
+            p.find(&t, 992, &mut n),
+            Some(b(5)),
+            "992 starts its own class"
+        );
         assert_eq!(
             p.find(&t, 1000, &mut n),
-            Some(2),
+            Some(b(2)),
             "1000 is inside the 992 class: rounded up to the 1008 class"
         );
-        assert_eq!(p.find(&t, 2000, &mut n), Some(3));
+        assert_eq!(p.find(&t, 2000, &mut n), Some(b(3)));
         assert_eq!(n, 4, "one block per lookup");
-        p.remove(&mut t, 2, 1008);
-        p.remove(&mut t, 3, 4096);
-        p.remove(&mut t, 4, 100_000);
+        p.remove(&mut t, b(2), 1008);
+        p.remove(&mut t, b(3), 4096);
+        p.remove(&mut t, b(4), 100_000);
         // Above 48 only the 992..1008 class is left. For 1000 bytes the good-fit lookup finds
         // nothing, and the slow path walks the class past block 5 to block 1.
-        assert_eq!(p.find(&t, 1000, &mut n), Some(1));
+        assert_eq!(p.find(&t, 1000, &mut n), Some(b(1)));
         assert_eq!(n, 6);
         assert_eq!(p.find(&t, 1005, &mut n), None);
         assert_eq!(n, 8);
         p.verify(&t).unwrap();
-        p.remove(&mut t, 1, 1004);
-        p.remove(&mut t, 5, 992);
-        p.remove(&mut t, 0, 48);
+        p.remove(&mut t, b(1), 1004);
+        p.remove(&mut t, b(5), 992);
+        p.remove(&mut t, b(0), 48);
         assert_eq!(p.fl_bitmap, 0);
+        p.verify(&t).unwrap();
+    }
+
+    #[test]
+    fn next_list_names_exactly_the_non_empty_bins_and_verify_checks_them() {
+        let (mut t, mut p) = filed(&SIZES);
+        let mut named = std::vec::Vec::new();
+        let mut list = p.next_list(0);
+        while let Some(l) = list {
+            named.push(l);
+            list = p.next_list(l + 1);
+        }
+        let mut bins: std::vec::Vec<usize> = SIZES
+            .iter()
+            .map(|&s| {
+                let (fl, sl) = class_of(s);
+                fl * SL + sl
+            })
+            .collect();
+        bins.sort_unstable();
+        bins.dedup();
+        assert_eq!(named, bins);
+        assert!(named.iter().all(|&l| p.list_head(l) != NIL));
+        assert_eq!(p.next_list(FL * SL), None);
+        p.verify(&t).unwrap();
+
+        // A bin whose bit is clear but whose list is not empty.
+        let (fl, sl) = class_of(SIZES[3]);
+        p.sl_bitmap[fl] &= !(1 << sl);
+        assert!(p.verify(&t).is_err());
+        p.sl_bitmap[fl] |= 1 << sl;
+        // A head in a bin whose bit is clear.
+        p.heads[0][0] = b(3);
+        assert!(p.verify(&t).is_err());
+        p.heads[0][0] = NIL;
+        // A block filed in a bin that is not its class.
+        t.0[3].0 = 5000;
+        assert!(p.verify(&t).is_err());
+        t.0[3].0 = SIZES[3];
         p.verify(&t).unwrap();
     }
 
@@ -417,13 +495,16 @@ mod tests {
         ] {
             let mut m = 0;
             let found = p.find(&t, size, &mut m);
-            assert_eq!(p.take(&mut t, size, &mut n), Some((want, SIZES[want])));
-            assert_eq!(found, Some(want), "take picks what find picks");
-            // The taken block is on no list any more, and the bins and bitmaps still agree.
-            for list in 0..p.list_count() {
-                let mut x = p.list_head(list);
+            assert_eq!(p.take(&mut t, size, &mut n), Some((b(want), SIZES[want])));
+            assert_eq!(found, Some(b(want)), "take picks what find picks");
+            // The taken block is on no list any more, and the bins and bitmaps still agree
+            // (`verify` checks that every list the bitmaps skip is empty).
+            let mut list = p.next_list(0);
+            while let Some(l) = list {
+                list = p.next_list(l + 1);
+                let mut x = p.list_head(l);
                 while x != NIL {
-                    assert_ne!(x, want, "block {want} is still listed");
+                    assert_ne!(x, b(want), "block {want} is still listed");
                     x = t.next(x);
                 }
             }

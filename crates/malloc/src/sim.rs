@@ -5,14 +5,14 @@
 //! bytes, with any header size and no alignment. Invariant: the map's blocks tile
 //! `[base, base + size)` exactly, and the engine's invariants hold as for a real heap.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use crate::config::{Coalescing, HeapConfig};
 use crate::engine::{BlockInfo, Engine};
 use crate::error::{AllocError, Corruption, FreeError};
-use crate::policy::{AnyPolicy, Fit, ListOrder, Policy};
-use crate::space::{Cursor, FreeLinks, Space, Trim, NIL};
+use crate::policy::{AnyPolicy, Fit, ListOrder};
+use crate::space::{Block, Cursor, FreeLinks, Space, Trim, NIL};
 use crate::stats::HeapStats;
 
 /// The shape of a simulated heap. The defaults are `malloc.py`'s: base 1000, size 100, header 0,
@@ -63,8 +63,8 @@ struct SimBlock {
     size: usize,
     used: bool,
     requested: usize,
-    next: usize,
-    prev: usize,
+    next: Block,
+    prev: Block,
 }
 
 /// The simulated address range: block metadata in a map.
@@ -75,6 +75,10 @@ pub(crate) struct SimSpace {
     min_block: usize,
     given: bool,
     map: BTreeMap<usize, SimBlock>,
+    /// Addresses where a block started until it was absorbed into a neighbour, and where no
+    /// block has started since: the simulated form of a real heap's absorbed header, so that a
+    /// second free there is a double free, as it is for [`Heap`](crate::Heap).
+    absorbed: BTreeSet<usize>,
 }
 
 impl SimSpace {
@@ -87,27 +91,32 @@ impl SimSpace {
             min_block: min_block.max(1),
             given: false,
             map: BTreeMap::new(),
+            absorbed: BTreeSet::new(),
         }
     }
 
-    fn at(&self, block: usize) -> &SimBlock {
-        &self.map[&block]
+    fn at(&self, block: Block) -> &SimBlock {
+        &self.map[&block.addr()]
     }
-    fn at_mut(&mut self, block: usize) -> &mut SimBlock {
+    fn at_mut(&mut self, block: Block) -> &mut SimBlock {
         self.map
-            .get_mut(&block)
+            .get_mut(&block.addr())
             .expect("the engine names only blocks the space laid out")
     }
     fn end(&self) -> usize {
         self.base + self.size
     }
-    fn set(&mut self, block: usize, size: usize, used: bool, requested: usize) {
-        let b = self.map.entry(block).or_insert(SimBlock {
-            size,
-            used,
-            requested,
-            next: NIL,
-            prev: NIL,
+    fn set(&mut self, block: Block, size: usize, used: bool, requested: usize) {
+        let block = block.addr();
+        let b = self.map.entry(block).or_insert_with(|| {
+            self.absorbed.remove(&block);
+            SimBlock {
+                size,
+                used,
+                requested,
+                next: NIL,
+                prev: NIL,
+            }
         });
         b.size = size;
         b.used = used;
@@ -116,19 +125,19 @@ impl SimSpace {
 }
 
 impl FreeLinks for SimSpace {
-    fn block_size(&self, block: usize) -> usize {
+    fn block_size(&self, block: Block) -> usize {
         self.at(block).size
     }
-    fn next(&self, block: usize) -> usize {
+    fn next(&self, block: Block) -> Block {
         self.at(block).next
     }
-    fn prev(&self, block: usize) -> usize {
+    fn prev(&self, block: Block) -> Block {
         self.at(block).prev
     }
-    fn set_next(&mut self, block: usize, next: usize) {
+    fn set_next(&mut self, block: Block, next: Block) {
         self.at_mut(block).next = next;
     }
-    fn set_prev(&mut self, block: usize, prev: usize) {
+    fn set_prev(&mut self, block: Block, prev: Block) {
         self.at_mut(block).prev = prev;
     }
 }
@@ -143,34 +152,35 @@ impl Space for SimSpace {
     fn natural_align(&self) -> usize {
         1
     }
-    fn is_used(&self, block: usize) -> bool {
+    fn is_used(&self, block: Block) -> bool {
         self.at(block).used
     }
-    fn requested(&self, block: usize) -> usize {
+    fn requested(&self, block: Block) -> usize {
         self.at(block).requested
     }
-    fn fresh(&mut self, _block: usize) {}
-    fn set_used(&mut self, block: usize, size: usize, requested: usize) {
+    fn fresh(&mut self, _block: Block) {}
+    fn set_used(&mut self, block: Block, size: usize, requested: usize) {
         self.set(block, size, true, requested);
     }
-    fn set_requested(&mut self, block: usize, requested: usize) {
+    fn set_requested(&mut self, block: Block, requested: usize) {
         self.at_mut(block).requested = requested;
     }
-    fn set_free(&mut self, block: usize, size: usize) {
+    fn set_free(&mut self, block: Block, size: usize) {
         self.set(block, size, false, 0);
     }
-    fn discard(&mut self, block: usize) {
-        self.map.remove(&block);
+    fn discard(&mut self, block: Block) {
+        self.map.remove(&block.addr());
+        self.absorbed.insert(block.addr());
     }
-    fn next_block(&self, block: usize) -> Option<usize> {
+    fn next_block(&self, block: Block) -> Option<Block> {
         let next = block + self.at(block).size;
-        (next < self.end()).then_some(next)
+        (next.addr() < self.end()).then_some(next)
     }
-    fn prev_free(&self, block: usize) -> Option<usize> {
-        let (&p, b) = self.map.range(..block).next_back()?;
-        (!b.used && p + b.size == block).then_some(p)
+    fn prev_free(&self, block: Block) -> Option<Block> {
+        let (&p, b) = self.map.range(..block.addr()).next_back()?;
+        (!b.used && p + b.size == block.addr()).then_some(Block::from_addr(p))
     }
-    fn lookup(&self, user: usize) -> Result<usize, FreeError> {
+    fn lookup(&self, user: usize) -> Result<Block, FreeError> {
         if !self.owns(user) {
             return Err(FreeError::NotInHeap);
         }
@@ -179,28 +189,29 @@ impl Space for SimSpace {
             .filter(|&b| b >= self.base)
             .ok_or(FreeError::Misaligned)?;
         match self.map.get(&block) {
-            Some(b) if b.used => Ok(block),
+            Some(b) if b.used => Ok(Block::from_addr(block)),
             Some(_) => Err(FreeError::DoubleFree),
+            None if self.absorbed.contains(&block) => Err(FreeError::DoubleFree),
             None => Err(FreeError::Misaligned),
         }
     }
     fn owns(&self, addr: usize) -> bool {
         addr >= self.base && addr < self.end()
     }
-    fn grow(&mut self, _block_size: usize) -> Option<(usize, usize)> {
+    fn grow(&mut self, _block_size: usize) -> Option<(Block, usize)> {
         if self.given || self.size == 0 {
             return None;
         }
         self.given = true;
-        Some((self.base, self.size))
+        Some((Block::from_addr(self.base), self.size))
     }
     fn can_trim(&self) -> bool {
         false
     }
-    fn trim(&mut self, _block: usize, _size: usize, _keep: usize, _shrink: bool) -> Trim {
+    fn trim(&mut self, _block: Block, _size: usize, _keep: usize, _shrink: bool) -> Trim {
         Trim::Kept
     }
-    fn purge(&mut self, _block: usize, _size: usize) -> usize {
+    fn purge(&mut self, _block: Block, _size: usize) -> usize {
         0
     }
     fn heap_bytes(&self) -> usize {
@@ -214,21 +225,22 @@ impl Space for SimSpace {
         0
     }
     fn walk_first(&self) -> Option<Cursor> {
-        self.map.keys().next().map(|&b| (0, b))
+        let first = Block::from_addr(*self.map.keys().next()?);
+        Some((first, first))
     }
-    fn walk_next(&self, (_, block): Cursor) -> Option<Cursor> {
-        self.next_block(block).map(|n| (0, n))
+    fn walk_next(&self, (region, block): Cursor) -> Option<Cursor> {
+        self.next_block(block).map(|n| (region, n))
     }
     fn walk_checked(
         &self,
-        visit: &mut dyn FnMut(usize, bool) -> Result<(), Corruption>,
+        visit: &mut dyn FnMut(Block, bool) -> Result<(), Corruption>,
     ) -> Result<(), Corruption> {
         let mut expect = self.base;
         for (&block, b) in &self.map {
             if block != expect || b.size == 0 || b.size > self.end() - block {
                 return Err(Corruption::BadTiling { addr: block });
             }
-            visit(block, block == self.base)?;
+            visit(Block::from_addr(block), block == self.base)?;
             expect = block + b.size;
         }
         if self.given && expect != self.end() {
@@ -236,7 +248,7 @@ impl Space for SimSpace {
         }
         Ok(())
     }
-    fn check_block(&self, block: usize, _prev_free: Option<usize>) -> Result<(), Corruption> {
+    fn check_block(&self, block: Block, _prev_free: Option<Block>) -> Result<(), Corruption> {
         let b = self.at(block);
         if b.used && b.requested > b.size - self.header.min(b.size) {
             return Err(Corruption::StatsMismatch);
@@ -311,10 +323,10 @@ impl SimHeap {
         let before = self.engine.stats_searched();
         let result = self.alloc(size);
         self.last_searched = (self.engine.stats_searched() - before) as usize;
-        result.map(|block| (block + self.config.header_size, self.last_searched))
+        result.map(|block| (block.addr() + self.config.header_size, self.last_searched))
     }
 
-    fn alloc(&mut self, size: usize) -> Result<usize, AllocError> {
+    fn alloc(&mut self, size: usize) -> Result<Block, AllocError> {
         if size == 0 {
             return Err(AllocError::ZeroSize);
         }
@@ -335,6 +347,12 @@ impl SimHeap {
     }
 
     /// Frees the block whose user address is `addr`.
+    ///
+    /// # Errors
+    /// As for [`Heap::free`](crate::Heap::free), and nothing changes: `NotInHeap` outside the
+    /// range, `Misaligned` where no block starts (there are no headers to read, so there is
+    /// no `BadMagic`), and `DoubleFree` for a free block, or for one merged into a neighbour
+    /// since (until a new block starts at its address).
     pub fn free(&mut self, addr: usize) -> Result<(), FreeError> {
         let block = self.engine.space.lookup(addr)?;
         self.engine.free_block(block);
@@ -345,10 +363,9 @@ impl SimHeap {
     /// fit lists its bins from the smallest class up).
     pub fn free_list(&self) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
-        for list in 0..self.engine.policy.list_count() {
-            let mut x = self.engine.policy.list_head(list);
+        for mut x in self.engine.list_heads() {
             while x != NIL {
-                out.push((x, self.engine.space.block_size(x)));
+                out.push((x.addr(), self.engine.space.block_size(x)));
                 x = self.engine.space.next(x);
             }
         }
@@ -370,9 +387,10 @@ impl SimHeap {
         self.engine.check()
     }
 
-    /// Runs the deferred-coalescing pass now.
+    /// Runs the deferred-coalescing pass now, if coalescing is deferred; as
+    /// [`Heap::coalesce`](crate::Heap::coalesce), it does nothing under the other modes.
     pub fn coalesce(&mut self) {
-        self.engine.coalesce_all()
+        self.engine.coalesce()
     }
 
     /// The shape the heap was made with.
@@ -451,10 +469,11 @@ mod tests {
         let a = h.malloc(10).unwrap().0;
         let b = h.malloc(10).unwrap().0;
         h.free(a).unwrap();
+        let (a, b) = (Block::from_addr(a), Block::from_addr(b));
         assert_eq!(h.engine.space.prev_free(b), Some(a));
         assert_eq!(h.engine.space.prev_free(a), None);
         // Break the tiling behind the engine's back: check() must notice.
-        h.engine.space.map.get_mut(&b).unwrap().size = 15;
+        h.engine.space.map.get_mut(&b.addr()).unwrap().size = 15;
         assert!(matches!(h.check(), Err(Corruption::BadTiling { .. })));
     }
 }

@@ -121,19 +121,40 @@ mod os {
     ///
     /// Regions are at least [`OsSource::CHUNK`] bytes, so that small allocations do not each
     /// cost a system call.
+    ///
+    /// Under Miri, which has no mmap, the same source takes its regions from the system
+    /// allocator (`std::alloc::System`, never the global allocator, which this heap may be),
+    /// page aligned and zeroed, and keeps at most [`OsSource::MIRI_BUDGET`] bytes at once: the
+    /// budget plays the part of the address space, so a request beyond it fails as an
+    /// exhausted OS would. Unmapping a tail and dropping pages are done in kind: the tail is no
+    /// longer counted (and given back with its region), dropped pages read back as zeros.
     #[derive(Debug, Default)]
     pub struct OsSource {
         page: usize,
         mapped: usize,
+        /// Under Miri: the regions handed out and not yet given back, as (address, length when
+        /// allocated), so that a shrunk region is given back with the layout it was allocated
+        /// with. Unused slots are (0, 0).
+        #[cfg(miri)]
+        live: [(usize, usize); 32],
     }
 
     impl OsSource {
         /// The smallest region mapped at once: 1 MiB.
         pub const CHUNK: usize = 1 << 20;
 
+        /// Under Miri, the most bytes the source holds at once (32 MiB). Elsewhere the OS
+        /// decides.
+        pub const MIRI_BUDGET: usize = 32 << 20;
+
         /// A source with nothing mapped yet.
         pub const fn new() -> Self {
-            OsSource { page: 0, mapped: 0 }
+            OsSource {
+                page: 0,
+                mapped: 0,
+                #[cfg(miri)]
+                live: [(0, 0); 32],
+            }
         }
 
         /// Bytes currently mapped by this source.
@@ -143,20 +164,34 @@ mod os {
 
         fn page(&mut self) -> usize {
             if self.page == 0 {
-                // SAFETY: sysconf has no preconditions.
-                let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-                self.page = if p > 0 { p as usize } else { 4096 };
+                self.page = system_page_size();
             }
             self.page
         }
     }
 
-    // SAFETY: regions are fresh anonymous private mappings, so nothing else uses them, and only
-    // what `grow` mapped is ever unmapped.
-    unsafe impl Source for OsSource {
-        fn grow(&mut self, min_bytes: usize) -> Option<(NonNull<u8>, usize)> {
-            let page = self.page();
-            let len = min_bytes.max(Self::CHUNK).checked_add(page - 1)? & !(page - 1);
+    /// The page size the OS reports (4096 if it reports none).
+    #[cfg(not(miri))]
+    fn system_page_size() -> usize {
+        // SAFETY: sysconf has no preconditions.
+        let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if p > 0 {
+            p as usize
+        } else {
+            4096
+        }
+    }
+
+    /// Under Miri, pages are a convention of this source: 4096 bytes.
+    #[cfg(miri)]
+    fn system_page_size() -> usize {
+        4096
+    }
+
+    /// Fresh zeroed pages, mapped by the OS.
+    #[cfg(not(miri))]
+    impl OsSource {
+        fn map(&mut self, len: usize) -> Option<NonNull<u8>> {
             // SAFETY: an anonymous private mapping at an address of the kernel's choosing
             // touches no existing memory.
             let p = unsafe {
@@ -172,8 +207,98 @@ mod os {
             if p == libc::MAP_FAILED {
                 return None;
             }
+            NonNull::new(p.cast::<u8>())
+        }
+
+        /// # Safety
+        /// `[start, start + len)` is a whole region from `map`, as shrunk so far, unused.
+        unsafe fn unmap(&mut self, start: NonNull<u8>, len: usize) -> bool {
+            // SAFETY: the caller's contract.
+            unsafe { libc::munmap(start.as_ptr().cast(), len) == 0 }
+        }
+
+        /// # Safety
+        /// `[start, start + len)` is a live region from `map`, as shrunk so far, and its tail
+        /// from `new_len` (a page multiple) is unused.
+        unsafe fn unmap_tail(&mut self, start: NonNull<u8>, len: usize, new_len: usize) -> bool {
+            let tail = start.as_ptr().wrapping_add(new_len);
+            // SAFETY: the caller's contract; both ends of the tail are page aligned.
+            unsafe { libc::munmap(tail.cast(), len - new_len) == 0 }
+        }
+
+        /// # Safety
+        /// Whole pages of a live region, holding nothing anyone needs.
+        unsafe fn drop_pages(&mut self, start: NonNull<u8>, len: usize) -> bool {
+            // SAFETY: the caller's contract; MADV_DONTNEED on private anonymous memory makes
+            // the pages read back as zeros.
+            unsafe { libc::madvise(start.as_ptr().cast(), len, libc::MADV_DONTNEED) == 0 }
+        }
+    }
+
+    /// Under Miri: fresh zeroed pages from the system allocator, within the budget.
+    #[cfg(miri)]
+    impl OsSource {
+        fn layout(&self, len: usize) -> Option<std::alloc::Layout> {
+            std::alloc::Layout::from_size_align(len, system_page_size()).ok()
+        }
+
+        fn map(&mut self, len: usize) -> Option<NonNull<u8>> {
+            use std::alloc::GlobalAlloc;
+            if len > Self::MIRI_BUDGET - self.mapped {
+                return None;
+            }
+            let slot = self.live.iter().position(|&(a, _)| a == 0)?;
+            let layout = self.layout(len)?;
+            // SAFETY: the layout has a non-zero size (at least a chunk).
+            let p = NonNull::new(unsafe { std::alloc::System.alloc_zeroed(layout) })?;
+            self.live[slot] = (p.as_ptr() as usize, len);
+            Some(p)
+        }
+
+        /// # Safety
+        /// As for the OS version: a whole region from `map`, as shrunk so far, unused.
+        unsafe fn unmap(&mut self, start: NonNull<u8>, _len: usize) -> bool {
+            use std::alloc::GlobalAlloc;
+            let addr = start.as_ptr() as usize;
+            let Some(slot) = self.live.iter().position(|&(a, _)| a == addr) else {
+                return false;
+            };
+            let Some(layout) = self.layout(self.live[slot].1) else {
+                return false;
+            };
+            self.live[slot] = (0, 0);
+            // SAFETY: `start` is the pointer `map` allocated with this layout.
+            unsafe { std::alloc::System.dealloc(start.as_ptr(), layout) };
+            true
+        }
+
+        /// # Safety
+        /// As for the OS version. The tail stays allocated until the region goes back whole.
+        unsafe fn unmap_tail(&mut self, start: NonNull<u8>, _len: usize, _new_len: usize) -> bool {
+            let addr = start.as_ptr() as usize;
+            self.live.iter().any(|&(a, _)| a == addr)
+        }
+
+        /// # Safety
+        /// As for the OS version.
+        unsafe fn drop_pages(&mut self, start: NonNull<u8>, len: usize) -> bool {
+            // SAFETY: whole pages of a live region that nobody needs: they read back as zeros,
+            // as after MADV_DONTNEED.
+            unsafe { start.as_ptr().write_bytes(0, len) };
+            true
+        }
+    }
+
+    // SAFETY: regions are fresh anonymous private mappings (under Miri, fresh allocations of
+    // the system allocator), so nothing else uses them, and only what `grow` mapped is ever
+    // unmapped.
+    unsafe impl Source for OsSource {
+        fn grow(&mut self, min_bytes: usize) -> Option<(NonNull<u8>, usize)> {
+            let page = self.page();
+            let len = min_bytes.max(Self::CHUNK).checked_add(page - 1)? & !(page - 1);
+            let p = self.map(len)?;
             self.mapped += len;
-            NonNull::new(p.cast::<u8>()).map(|p| (p, len))
+            Some((p, len))
         }
 
         fn can_release(&self) -> bool {
@@ -182,7 +307,7 @@ mod os {
 
         unsafe fn release(&mut self, start: NonNull<u8>, len: usize) -> bool {
             // SAFETY: the caller passes a whole region that `grow` mapped and nobody uses.
-            let ok = unsafe { libc::munmap(start.as_ptr().cast(), len) } == 0;
+            let ok = unsafe { self.unmap(start, len) };
             if ok {
                 self.mapped -= len;
             }
@@ -194,10 +319,9 @@ mod os {
             if new_len >= len || new_len % page != 0 || start.as_ptr() as usize % page != 0 {
                 return false;
             }
-            let tail = start.as_ptr().wrapping_add(new_len);
-            // SAFETY: the tail lies inside a region `grow` mapped and the caller no longer uses it;
-            // both ends are page aligned.
-            let ok = unsafe { libc::munmap(tail.cast(), len - new_len) } == 0;
+            // SAFETY: the tail lies inside a region `grow` mapped and the caller no longer uses
+            // it; both ends are page aligned.
+            let ok = unsafe { self.unmap_tail(start, len, new_len) };
             if ok {
                 self.mapped -= len - new_len;
             }
@@ -205,9 +329,9 @@ mod os {
         }
 
         unsafe fn purge(&mut self, start: NonNull<u8>, len: usize) -> bool {
-            // SAFETY: the caller passes whole pages of a live mapping whose contents nobody needs;
-            // MADV_DONTNEED on private anonymous memory makes them read back as zeros.
-            unsafe { libc::madvise(start.as_ptr().cast(), len, libc::MADV_DONTNEED) == 0 }
+            // SAFETY: the caller passes whole pages of a live mapping whose contents nobody
+            // needs.
+            unsafe { self.drop_pages(start, len) }
         }
 
         fn page_size(&self) -> usize {
@@ -255,7 +379,11 @@ mod tests {
             assert!(os.release(p, len / 2));
         }
         assert_eq!(os.mapped_bytes(), 0);
-        let (_, big) = os.grow(3 << 20).unwrap();
+        let (q, big) = os.grow(3 << 20).unwrap();
         assert!(big >= 3 << 20);
+        assert_eq!(os.mapped_bytes(), big);
+        // SAFETY: the whole region `grow` just gave, unused.
+        assert!(unsafe { os.release(q, big) });
+        assert_eq!(os.mapped_bytes(), 0);
     }
 }

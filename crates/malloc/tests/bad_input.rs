@@ -85,9 +85,10 @@ fn misaligned() {
         }
         // The region's own header, in front of the first block, is no block's payload.
         let first_block = heap.blocks().next().unwrap().addr;
+        let below = ptrs[0].as_ptr() as usize - first_block;
         refused(
             &mut heap,
-            NonNull::new(first_block as *mut u8).unwrap(),
+            NonNull::new(ptrs[0].as_ptr().wrapping_sub(below)).unwrap(),
             FreeError::Misaligned,
         );
     }
@@ -176,6 +177,76 @@ fn sim_heap_bad_frees() {
     heap.free(b).unwrap();
 }
 
+/// Frees `a` and `b` (neighbours) in the given order, merges them (at once, or with
+/// `coalesce()` under deferred coalescing), then frees each again: both heaps say `DoubleFree`,
+/// whichever block was absorbed into the other, and change nothing.
+#[test]
+fn a_second_free_of_a_merged_block_is_a_double_free_in_both_heaps() {
+    for mode in [Coalescing::Immediate, Coalescing::Deferred] {
+        for lower_first in [true, false] {
+            let what = format!("{mode:?}, lower block freed first: {lower_first}");
+            let (mut heap, ptrs) = setup(mode);
+            let (a, b) = (ptrs[2], ptrs[3]);
+            let c = heap.malloc(layout(100)).unwrap();
+            let order = if lower_first { [a, b] } else { [b, a] };
+            for p in order {
+                // SAFETY: live, freed once.
+                unsafe { heap.free(p) }.unwrap();
+            }
+            heap.coalesce();
+            assert!(
+                heap.blocks()
+                    .all(|blk| blk.addr + 16 != b.as_ptr() as usize),
+                "{what}: b was not merged"
+            );
+            for p in [a, b] {
+                refused(&mut heap, p, FreeError::DoubleFree);
+            }
+            // SAFETY: live, freed once.
+            unsafe { heap.free(c) }.unwrap();
+
+            let mut sim = SimHeap::new(SimConfig {
+                header_size: 4,
+                coalescing: mode,
+                ..SimConfig::new()
+            });
+            let (a, _) = sim.malloc(10).unwrap();
+            let (b, _) = sim.malloc(10).unwrap();
+            let (c, _) = sim.malloc(10).unwrap();
+            let order = if lower_first { [a, b] } else { [b, a] };
+            for p in order {
+                sim.free(p).unwrap();
+            }
+            sim.coalesce();
+            assert!(
+                sim.blocks().iter().all(|blk| blk.addr + 4 != b),
+                "{what}: b was not merged"
+            );
+            let before = (sim.blocks(), sim.stats(), sim.free_list());
+            for p in [a, b] {
+                assert_eq!(sim.free(p), Err(FreeError::DoubleFree), "{what}: {p}");
+            }
+            assert_eq!((sim.blocks(), sim.stats(), sim.free_list()), before);
+            sim.check().unwrap();
+            // The merged block is handed out again: b's address is inside it, and still a
+            // double free, as in the real heap, where b's absorbed header is still there.
+            let (big, _) = sim.malloc(20).unwrap();
+            assert_eq!(big, a);
+            assert_eq!(sim.free(b), Err(FreeError::DoubleFree), "{what}");
+            // A block that starts at b's address again is a block like any other.
+            sim.free(big).unwrap();
+            sim.coalesce();
+            let (a2, _) = sim.malloc(10).unwrap();
+            let (b2, _) = sim.malloc(10).unwrap();
+            assert_eq!((a2, b2), (a, b));
+            sim.free(b2).unwrap();
+            sim.free(a2).unwrap();
+            sim.free(c).unwrap();
+            sim.check().unwrap();
+        }
+    }
+}
+
 #[test]
 fn bad_layouts_are_errors() {
     let mut heap = Heap::new();
@@ -219,7 +290,10 @@ fn bad_layouts_are_errors() {
 
 #[test]
 fn a_fixed_region_runs_out_and_recovers() {
-    let buf: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+    static mut REGION: [u8; 4096] = [0; 4096];
+    // SAFETY: this test runs once and is the only user of REGION, which the heap owns from now
+    // on.
+    let buf: &'static mut [u8] = unsafe { &mut *core::ptr::addr_of_mut!(REGION) };
     let mut heap = Heap::from_static(
         buf,
         AnyPolicy::new(Fit::First, ListOrder::AddressOrdered),

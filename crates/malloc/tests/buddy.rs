@@ -216,9 +216,19 @@ fn realloc_shrinks_and_grows_in_place_and_moves_when_it_must() {
 /// # Safety
 /// `p..p + len` must be writable.
 unsafe fn fill(p: NonNull<u8>, len: usize, seed: u64) {
-    for i in 0..len {
-        // SAFETY: caller's contract.
-        unsafe { p.as_ptr().add(i).write(pattern(seed, i)) };
+    // SAFETY: caller's contract.
+    unsafe { fill_period(p, len, &period(seed)) }
+}
+
+/// As [`fill`], with the period of the pattern worked out already.
+///
+/// # Safety
+/// `p..p + len` must be writable.
+unsafe fn fill_period(p: NonNull<u8>, len: usize, period: &[u8; PERIOD]) {
+    for at in (0..len).step_by(PERIOD) {
+        let n = PERIOD.min(len - at);
+        // SAFETY: caller's contract; a whole period at a time (one copy under Miri).
+        unsafe { core::ptr::copy_nonoverlapping(period.as_ptr(), p.as_ptr().add(at), n) };
     }
 }
 
@@ -227,15 +237,40 @@ unsafe fn fill(p: NonNull<u8>, len: usize, seed: u64) {
 /// # Safety
 /// `p..p + len` must be readable.
 unsafe fn assert_pattern(p: NonNull<u8>, len: usize, seed: u64) {
-    for i in 0..len {
-        // SAFETY: caller's contract.
-        let b = unsafe { p.as_ptr().add(i).read() };
-        assert_eq!(b, pattern(seed, i), "byte {i} of block {p:p} (seed {seed})");
+    // SAFETY: caller's contract.
+    unsafe { assert_period(p, len, seed, &period(seed)) }
+}
+
+/// As [`assert_pattern`], with the period of `seed` worked out already.
+///
+/// # Safety
+/// `p..p + len` must be readable.
+unsafe fn assert_period(p: NonNull<u8>, len: usize, seed: u64, period: &[u8; PERIOD]) {
+    // SAFETY: caller's contract.
+    let bytes = unsafe { core::slice::from_raw_parts(p.as_ptr(), len) };
+    for (k, chunk) in bytes.chunks(PERIOD).enumerate() {
+        if chunk != &period[..chunk.len()] {
+            let i = chunk.iter().zip(period).position(|(a, b)| a != b).unwrap();
+            let i = k * PERIOD + i;
+            panic!(
+                "byte {i} of block {p:p} (seed {seed}): {:#x} != {:#x}",
+                bytes[i],
+                pattern(seed, i)
+            );
+        }
     }
 }
 
 fn pattern(seed: u64, i: usize) -> u8 {
     (seed.wrapping_mul(31).wrapping_add(i as u64 * 7) >> 1) as u8 ^ (seed as u8)
+}
+
+/// The pattern repeats every `PERIOD` bytes (`i * 7 >> 1` wraps a byte every 512).
+const PERIOD: usize = 512;
+
+/// One period of the pattern of `seed`.
+fn period(seed: u64) -> [u8; PERIOD] {
+    core::array::from_fn(|i| pattern(seed, i))
 }
 
 /// splitmix64: a small, seedable generator, so a failing seed can be replayed.
@@ -259,6 +294,16 @@ struct Live {
     ptr: NonNull<u8>,
     layout: Layout,
     seed: u64,
+    /// One period of the seed's pattern, worked out once.
+    period: [u8; PERIOD],
+}
+
+impl Live {
+    /// Panics unless the block still holds its pattern over its first `len` bytes.
+    fn assert_intact(&self, len: usize) {
+        // SAFETY: a live block holds its pattern over its requested size, and `len` is no more.
+        unsafe { assert_period(self.ptr, len, self.seed, &self.period) };
+    }
 }
 
 /// The order of block a layout needs: `size + max(16, align)` rounded up to a power of two, at least 32.
@@ -270,7 +315,8 @@ fn random_layout(rng: &mut Rng) -> Layout {
     let size = match rng.below(10) {
         0..=5 => 1 + rng.below(64),
         6..=8 => 1 + rng.below(2000),
-        _ => 1 + rng.below(20_000),
+        // At most a quarter of the smallest region (which is smaller under Miri).
+        _ => 1 + rng.below(if cfg!(miri) { 4_000 } else { 20_000 }),
     } as usize;
     let align = [1, 8, 16, 16, 16, 32, 64, 256, 4096][rng.below(9) as usize];
     layout(size, align)
@@ -325,8 +371,7 @@ fn verify(r: &Region, live: &[Live], seed: u64, step: usize) {
 /// Panics unless every live block still holds its pattern.
 fn assert_patterns(live: &[Live]) {
     for l in live {
-        // SAFETY: each live block holds its pattern over its requested size.
-        unsafe { assert_pattern(l.ptr, l.layout.size(), l.seed) };
+        l.assert_intact(l.layout.size());
     }
 }
 
@@ -335,6 +380,8 @@ fn random_run(seed: u64, len: usize, skip: usize, steps: usize) {
     let mut r = Region::new(len, skip);
     let initial_blocks: Vec<_> = r.heap.blocks().collect();
     let mut live: Vec<Live> = Vec::new();
+    // Pointers freed earlier, for bad frees.
+    let mut dead: Vec<NonNull<u8>> = Vec::new();
     for step in 0..steps {
         let op = rng.below(10);
         if op < 5 || live.is_empty() {
@@ -342,12 +389,14 @@ fn random_run(seed: u64, len: usize, skip: usize, steps: usize) {
             match r.heap.malloc(l) {
                 Ok(ptr) => {
                     let s = rng.next();
+                    let period = period(s);
                     // SAFETY: a fresh block with `l.size()` writable bytes.
-                    unsafe { fill(ptr, l.size(), s) };
+                    unsafe { fill_period(ptr, l.size(), &period) };
                     live.push(Live {
                         ptr,
                         layout: l,
                         seed: s,
+                        period,
                     });
                 }
                 Err(AllocError::OutOfMemory) => {
@@ -361,11 +410,27 @@ fn random_run(seed: u64, len: usize, skip: usize, steps: usize) {
         } else if op < 8 {
             let i = rng.below(live.len() as u64) as usize;
             let l = live.swap_remove(i);
-            // SAFETY: the pattern was written over the requested size.
-            unsafe { assert_pattern(l.ptr, l.layout.size(), l.seed) };
+            l.assert_intact(l.layout.size());
             // SAFETY: `l.ptr` is live and leaves the model here.
             unsafe { r.heap.free(l.ptr) }
                 .unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));
+            dead.push(l.ptr);
+            // Free again a pointer freed earlier (this one or an older one) that is not live
+            // now: refused, whatever merged or was handed out since.
+            let stale = dead[rng.below(dead.len() as u64) as usize];
+            if live.iter().all(|l| l.ptr != stale) {
+                let stats = r.heap.stats();
+                // SAFETY: `stale` is no live payload; the heap only reads the header before it.
+                let got = unsafe { r.heap.free(stale) };
+                assert!(
+                    got.is_err(),
+                    "seed {seed} step {step}: {stale:p} freed twice"
+                );
+                assert_eq!(r.heap.stats(), stats, "seed {seed} step {step}");
+            }
+            if dead.len() > 64 {
+                dead.swap_remove(rng.below(dead.len() as u64) as usize);
+            }
         } else {
             let i = rng.below(live.len() as u64) as usize;
             let nl = random_layout(&mut rng);
@@ -374,14 +439,16 @@ fn random_run(seed: u64, len: usize, skip: usize, steps: usize) {
                 Ok(ptr) => {
                     let keep = live[i].layout.size().min(nl.size());
                     // SAFETY: realloc preserved the first `keep` bytes.
-                    unsafe { assert_pattern(ptr, keep, live[i].seed) };
+                    unsafe { assert_period(ptr, keep, live[i].seed, &live[i].period) };
                     let s = rng.next();
+                    let period = period(s);
                     // SAFETY: `ptr` has `nl.size()` writable bytes.
-                    unsafe { fill(ptr, nl.size(), s) };
+                    unsafe { fill_period(ptr, nl.size(), &period) };
                     live[i] = Live {
                         ptr,
                         layout: nl,
                         seed: s,
+                        period,
                     };
                 }
                 Err(AllocError::OutOfMemory) => {
@@ -424,11 +491,22 @@ fn randomized_against_a_model() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5EED);
-    for i in 0..12u64 {
+    assert!(
+        (0..PERIOD).all(|i| pattern(base, i) == pattern(base, i + PERIOD)),
+        "the fill pattern repeats every PERIOD bytes"
+    );
+    // Under Miri, which interprets every step, each region shape once, a quarter of the size,
+    // for a shorter run.
+    let (runs, steps, scale) = if cfg!(miri) {
+        (3, 20, 4)
+    } else {
+        (12, 1500, 1)
+    };
+    for i in 0..runs {
         let seed = base + i;
         // Power-of-two, odd-sized and unaligned regions.
         let (len, skip) = [(64 * 1024, 0), (100 * 1024 + 7, 3), (256 * 1024, 16)][(i % 3) as usize];
-        random_run(seed, len, skip, 1500);
+        random_run(seed, len / scale, skip, steps);
     }
 }
 
@@ -462,7 +540,11 @@ fn every_bad_free_is_refused_and_changes_nothing() {
     }
     let base = r.heap.base();
     let end = base + r.heap.managed_len();
-    let at = |x: usize| NonNull::new(x as *mut u8).unwrap();
+    // Any address, as a pointer derived from `a` (the heap only compares it, or reads through
+    // its own pointer to the region).
+    let at = |x: usize| {
+        NonNull::new(a.as_ptr().wrapping_add(x.wrapping_sub(a.as_ptr() as usize))).unwrap()
+    };
 
     // NotInHeap: a stack address, just past the end, just before the base.
     let mut local = 0u64;
@@ -542,7 +624,7 @@ fn realloc_refuses_a_bad_pointer_without_change() {
     let mut r = Region::new(8192, 0);
     let a = r.heap.malloc(layout(100, 16)).unwrap();
     let before = r.snapshot();
-    let bad = NonNull::new((a.as_ptr() as usize + 32) as *mut u8).unwrap();
+    let bad = NonNull::new(a.as_ptr().wrapping_add(32)).unwrap();
     // SAFETY: the pointer is refused before anything is touched.
     assert_eq!(
         unsafe { r.heap.realloc(bad, layout(10, 16)) },
@@ -550,4 +632,53 @@ fn realloc_refuses_a_bad_pointer_without_change() {
     );
     assert!(r.snapshot() == before);
     r.heap.check().unwrap();
+}
+
+#[test]
+fn a_second_free_after_a_merge_is_a_double_free() {
+    let mut r = Region::new(4096, 0);
+    let one = layout(1, 1);
+    let lo = r.heap.malloc(one).unwrap();
+    let hi = r.heap.malloc(one).unwrap();
+    let keep = r.heap.malloc(one).unwrap();
+    assert_eq!(
+        hi.as_ptr() as usize - lo.as_ptr() as usize,
+        32,
+        "lo and hi are buddies"
+    );
+    // SAFETY: `lo` and `hi` are live and freed once each; `hi` merges into `lo`'s block.
+    unsafe {
+        r.heap.free(lo).unwrap();
+        r.heap.free(hi).unwrap();
+    }
+    assert_eq!(r.heap.free_list_len(6), 1, "one merged 64-byte block");
+    refused(&mut r, hi, FreeError::DoubleFree);
+    refused(&mut r, lo, FreeError::DoubleFree);
+
+    // The merged block handed out again as one block: `hi`'s old header now lies inside its
+    // payload, where the caller has not written, and must not pass for a live block.
+    let big = r.heap.malloc(layout(40, 16)).unwrap();
+    assert_eq!(big, lo);
+    refused(&mut r, hi, FreeError::DoubleFree);
+    assert_eq!(r.heap.stats().live_blocks, 2);
+
+    // The other order: the upper block is freed first and absorbed as the free buddy.
+    // SAFETY: `big` and `keep` are live and freed once each.
+    unsafe {
+        r.heap.free(keep).unwrap();
+        r.heap.free(big).unwrap();
+    }
+    assert_eq!(r.heap.stats().free_blocks, 1);
+    for p in [lo, hi, keep] {
+        refused(&mut r, p, FreeError::DoubleFree);
+    }
+    // Every 16-aligned pointer inside the merged free block is refused.
+    assert_eq!(lo.as_ptr() as usize, r.heap.base() + 16);
+    for off in (16..r.heap.managed_len()).step_by(16) {
+        let p = NonNull::new(lo.as_ptr().wrapping_add(off - 16)).unwrap();
+        // SAFETY: the heap only reads the header in front of `p`, inside its region.
+        assert!(unsafe { r.heap.free(p) }.is_err(), "offset {off}");
+    }
+    r.heap.check().unwrap();
+    assert_eq!(r.heap.stats().free_blocks, 1);
 }
