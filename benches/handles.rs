@@ -16,8 +16,8 @@ use std::ptr::NonNull;
 use std::time::Instant;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
-use freespace::handles::{Arena, Compactor, GrowthPolicy, Handle, Sliding, TwoFinger};
-use freespace::malloc::Heap;
+use freespace_handles::{Arena, Compactor, GrowthPolicy, Handle, Sliding, TwoFinger};
+use freespace_malloc::Heap;
 use slotmap::{DefaultKey, SlotMap};
 
 /// Values read per `get` iteration.
@@ -134,7 +134,7 @@ fn fragmented_with_base<C: Compactor>(
     count: usize,
     len: usize,
 ) -> (Arena<C>, NonNull<u8>) {
-    let config = freespace::handles::ArenaConfig::new()
+    let config = freespace_handles::ArenaConfig::new()
         .policy(GrowthPolicy::Manual)
         .shrink_after_compaction(false);
     let mut arena = Arena::with_config(config, compactor);

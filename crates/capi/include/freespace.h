@@ -45,13 +45,21 @@ void freespace_flush_thread_cache(void);
 void freespace_release_memory(void);
 
 /* Starts appending a binary trace (docs/trace-format-binary.md) to path; "%p" in the path
- * becomes the process id. Returns 0, EINVAL for NULL, EBUSY when a trace is already being
- * recorded, or the errno of open(2). FREESPACE_TRACE=path in the environment does the same
- * when the library loads. */
+ * becomes the process id. Returns 0, EINVAL for NULL, EBUSY when a trace is being recorded,
+ * started or stopped (of several threads starting at once, exactly one gets 0), ENXIO for a
+ * FIFO that has no reader (never waited for), or the errno of open(2). A FIFO with a reader
+ * works; if the reader goes away, recording stops with one line on stderr and the program
+ * goes on (no SIGPIPE). Likewise if the file cannot grow (a file size limit, or no space;
+ * no SIGXFSZ). FREESPACE_TRACE=path in the environment does the same when the library
+ * loads, except in a program that runs in secure-execution mode (setuid, setgid, file
+ * capabilities: getauxval(AT_SECURE) != 0), which ignores it. */
 int freespace_trace_start(const char *path);
 
 /* Stops the trace: every thread's buffered records are written and the file is closed.
- * Returns 0, or EINVAL when no trace was being recorded. */
+ * Returns 0, or EINVAL when no trace was being recorded (or it ended by itself).
+ *
+ * None of the functions of this library, malloc and free included, may be called from a
+ * signal handler: see docs/capi.md, "Signal handlers". */
 int freespace_trace_stop(void);
 
 #ifdef __cplusplus

@@ -80,7 +80,9 @@ pub extern "C" fn freespace_release_memory() {
 }
 
 /// Starts recording a trace to `path` (appending; `%p` in the path becomes the process id).
-/// Returns 0, `EINVAL` for NULL, `EBUSY` if a trace is already on, or open(2)'s errno.
+/// Returns 0, `EINVAL` for NULL, `EBUSY` if a trace is on or another thread is starting or
+/// stopping one (of several threads starting at once, exactly one gets 0), `ENXIO` for a FIFO
+/// with no reader (never waited for), or open(2)'s errno.
 ///
 /// # Safety
 /// `path` is null or a NUL-terminated string.
@@ -95,7 +97,9 @@ pub unsafe extern "C" fn freespace_trace_start(path: *const libc::c_char) -> i32
 }
 
 /// Stops recording: flushes every thread's records and closes the file. Returns 0, or `EINVAL`
-/// if no trace was on.
+/// if no trace was on (including one that ended by itself, on a broken pipe, a file that cannot
+/// grow or a descriptor the program took over, and one that another thread is starting or
+/// stopping).
 #[no_mangle]
 pub extern "C" fn freespace_trace_stop() -> i32 {
     trace_recorder::stop()

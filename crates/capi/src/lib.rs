@@ -25,8 +25,18 @@
 //!   before the fork and release them on both sides.
 //! - Threads that exit flush their caches (freespace-tcache) and their trace buffers.
 //! - The trace recorder (`trace_recorder.rs`) allocates nothing through malloc: per-thread
-//!   `mmap`ed buffers, written with `write(2)`. The format (`trace_format.rs`) is specified in
+//!   `mmap`ed buffers, written with `writev(2)`. It never changes whether the program runs: a
+//!   FIFO with no reader is refused rather than waited for, a reader that goes away ends the
+//!   trace with EPIPE (never SIGPIPE), a file at its size limit ends it with EFBIG (never
+//!   SIGXFSZ), and errno is kept. A chunk lands whole, or cut short at its end when the file
+//!   cannot grow, never split. The format (`trace_format.rs`) is specified in
 //!   docs/trace-format-binary.md and read by freespace-sim.
+//! - `FREESPACE_TRACE` is ignored when the program runs in secure-execution mode (`AT_SECURE`:
+//!   setuid, setgid, file capabilities), so it cannot make a privileged program write a file
+//!   where its caller chooses.
+//! - No function of this library may be called from a signal handler (POSIX does not make
+//!   malloc async-signal-safe; here it can deadlock on a spin lock its own thread holds).
+//!   docs/capi.md, "Signal handlers", says what is safe.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
 mod exports;

@@ -63,7 +63,9 @@ pub struct Record {
     pub align: u64,
     /// The kernel thread id of the caller.
     pub tid: u32,
-    /// The process-wide sequence number: records sort into the order the calls took effect.
+    /// The process-wide sequence number: records sort into the order the calls took effect. The
+    /// recorder numbers only records it keeps, so one program's numbers have no holes except
+    /// where records were lost.
     pub seq: u64,
     /// `CLOCK_MONOTONIC` nanoseconds.
     pub nanos: u64,

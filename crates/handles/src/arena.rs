@@ -20,7 +20,7 @@ use crate::handle::{Handle, RawHandle};
 use crate::policy::{ArenaConfig, GrowthPolicy};
 use crate::stats::ArenaStats;
 use crate::store::Store;
-use crate::table::{drop_glue, reserved_checked, DropFn, Slot};
+use crate::table::{drop_glue, reserved_checked, DropFn, Slot, Table};
 
 /// A relocatable arena of values and byte blocks, named by generational [`Handle`]s, with
 /// pluggable compaction `C` (default [`Sliding`]).
@@ -49,8 +49,9 @@ pub struct Arena<C: Compactor = Sliding> {
 }
 
 impl Arena<Sliding> {
-    /// An empty arena with the default configuration and the sliding compactor. Allocates
-    /// nothing until the first insert.
+    /// An empty arena with the default configuration and the sliding compactor. The buffer is
+    /// allocated by the first insert; until then the arena holds only its small, empty hash
+    /// indexes of holes.
     pub fn new() -> Arena<Sliding> {
         Arena::with_config(ArenaConfig::new(), Sliding::new())
     }
@@ -140,7 +141,8 @@ impl<C: Compactor> Arena<C> {
 
     /// Moves `value` into the arena, or says why not (the value is dropped then): its alignment
     /// is above [`MAX_ALIGN`], or the buffer cannot grow ([`ArenaError::OutOfMemory`],
-    /// [`ArenaError::BufferPinned`]).
+    /// [`ArenaError::BufferPinned`]). A refused call changes nothing, except for the compaction
+    /// pass that [`GrowthPolicy::CompactThenGrow`] may run before it gives up.
     pub fn try_insert<T: 'static>(&mut self, value: T) -> Result<Handle<T>, ArenaError> {
         let drop: Option<DropFn> = if needs_drop::<T>() {
             Some(drop_glue::<T>)
@@ -162,8 +164,8 @@ impl<C: Compactor> Arena<C> {
         Ok(Handle::new(index, generation))
     }
 
-    /// Reserves space and a slot. Returns the slot index, its generation key and the block's
-    /// offset; the block's bytes are uninitialised.
+    /// Reserves space and a slot. Returns the index a handle to the slot carries, the slot's
+    /// generation key and the block's offset; the block's bytes are uninitialised.
     #[inline]
     fn place(
         &mut self,
@@ -178,24 +180,27 @@ impl<C: Compactor> Arena<C> {
         if !self.store.table.can_occupy() {
             return Err(ArenaError::OutOfMemory);
         }
-        let type_index = self
-            .store
-            .table
-            .register(type_id, drop)
-            .ok_or(ArenaError::TooManyTypes)?;
+        // A type new to the arena joins its type list only once the space is found, so that a
+        // refused call leaves the list (and `stats().table_bytes`) as it was.
+        // `Ok(index)` for a known type, `Err(tag)` for a new one.
+        let known = match self.store.table.type_index(type_id) {
+            Some(i) => Ok(i),
+            None => Err(Table::type_tag(type_id).ok_or(ArenaError::TooManyTypes)?),
+        };
         let reserved = reserved_checked(len, align).ok_or(ArenaError::OutOfMemory)?;
         let offset = if len == 0 {
             0
         } else {
             self.alloc_space(reserved, align)?
         };
+        let type_index = known.unwrap_or_else(|tag| self.store.table.add_type(type_id, drop, tag));
         let (index, generation) = self.store.table.occupy(offset, len, align, type_index);
         if len > 0 {
             self.store.space.insert_live(offset, reserved, index);
         }
         self.store.live_bytes += reserved;
         self.store.live_blocks += 1;
-        Ok((index, generation, offset))
+        Ok((self.store.table.handle_index(index), generation, offset))
     }
 
     /// Finds `len > 0` bytes aligned to `align`: holes, then bump, then the growth policy.
@@ -269,10 +274,12 @@ impl<C: Compactor> Arena<C> {
     #[inline(always)]
     fn resolve<T: 'static>(&self, h: Handle<T>) -> Option<*mut T> {
         let table = &self.store.table;
-        let hot = table.hot.get(h.index() as usize)?;
+        // The handle's index is the slot's index XOR this arena's salt: a handle of another
+        // arena lands past the end of the table (see `arena_id.rs`).
+        let hot = table.hot.get((h.index() ^ table.salt) as usize)?;
         // One compare checks both: the key's counter proves the slot was not reused, and its
         // type tag (process-wide, one per TypeId) proves the slot holds a T, even if `h` came
-        // from another arena.
+        // from another arena that shares this one's id.
         if hot.generation != h.generation().get() {
             return None;
         }
@@ -302,17 +309,17 @@ impl<C: Compactor> Arena<C> {
     /// Checks `h` names a live, unpinned block of type `type_id`, frees its slot and space, and
     /// returns the block's address (still holding its bytes). Does not drop anything.
     fn vacate(&mut self, h: RawHandle, type_id: TypeId) -> Result<*mut u8, ArenaError> {
-        let slot = self
+        let (index, slot) = self
             .store
             .table
-            .find(h.index(), h.generation())
-            .filter(|s| s.type_id == type_id)
+            .find(h)
+            .filter(|(_, s)| s.type_id == type_id)
             .ok_or(ArenaError::Stale)?;
         if slot.pins > 0 {
             return Err(ArenaError::Pinned);
         }
         let p = self.store.block_ptr(&slot);
-        self.free_slot(h.index(), &slot);
+        self.free_slot(index, &slot);
         Ok(p)
     }
 
@@ -349,7 +356,8 @@ impl<C: Compactor> Arena<C> {
     }
 
     /// Allocates a zeroed block of `len` bytes aligned to `align` (a power of two up to
-    /// [`MAX_ALIGN`]).
+    /// [`MAX_ALIGN`]). A refused call changes nothing, except for the compaction pass that
+    /// [`GrowthPolicy::CompactThenGrow`] may run before it gives up.
     pub fn try_alloc_bytes(
         &mut self,
         len: usize,
@@ -368,7 +376,7 @@ impl<C: Compactor> Arena<C> {
     /// The bytes of the block `h` names, or `None` if `h` is stale.
     #[inline]
     pub fn bytes(&self, h: Handle<[u8]>) -> Option<&[u8]> {
-        let slot = self.store.table.find(h.index(), h.generation())?;
+        let (_, slot) = self.store.table.find(h.raw())?;
         if slot.type_id != TypeId::of::<[u8]>() {
             return None;
         }
@@ -381,7 +389,7 @@ impl<C: Compactor> Arena<C> {
     /// The bytes of the block `h` names, mutably, or `None` if `h` is stale.
     #[inline]
     pub fn bytes_mut(&mut self, h: Handle<[u8]>) -> Option<&mut [u8]> {
-        let slot = self.store.table.find(h.index(), h.generation())?;
+        let (_, slot) = self.store.table.find(h.raw())?;
         if slot.type_id != TypeId::of::<[u8]>() {
             return None;
         }
@@ -399,15 +407,17 @@ impl<C: Compactor> Arena<C> {
 
     /// Changes the length of the byte block `h` names; new bytes are zero. The block grows in
     /// place when the space after it is free, and moves otherwise (the handle stays valid).
-    /// A pinned block may only change in place, and may not shrink to zero.
+    /// A pinned block may only change in place, and may not shrink to zero. A refused call
+    /// changes nothing, except for the compaction pass that [`GrowthPolicy::CompactThenGrow`]
+    /// may run before a move gives up.
     pub fn resize(&mut self, h: Handle<[u8]>, new_len: usize) -> Result<(), ArenaError> {
-        let slot = self
+        let (index, slot) = self
             .store
             .table
-            .find(h.index(), h.generation())
-            .filter(|s| s.type_id == TypeId::of::<[u8]>())
+            .find(h.raw())
+            .filter(|(_, s)| s.type_id == TypeId::of::<[u8]>())
             .ok_or(ArenaError::Stale)?;
-        let (off, len, align, index) = (slot.offset, slot.len, slot.align, h.index());
+        let (off, len, align) = (slot.offset, slot.len, slot.align);
         let pinned = slot.pins > 0;
         let old_res = slot.reserved();
         let new_res = reserved_checked(new_len, align).ok_or(ArenaError::OutOfMemory)?;
@@ -483,14 +493,14 @@ impl<C: Compactor> Arena<C> {
     /// Whether `h` names a live block.
     pub fn contains(&self, h: impl Into<RawHandle>) -> bool {
         let h = h.into();
-        self.store.table.find(h.index(), h.generation()).is_some()
+        self.store.table.find(h).is_some()
     }
 
     /// The current address of the block `h` names. Only a pinned block's address stays valid
     /// past the next `&mut self` call.
     pub fn address_of(&self, h: impl Into<RawHandle>) -> Option<NonNull<u8>> {
         let h = h.into();
-        let slot = self.store.table.find(h.index(), h.generation())?;
+        let (_, slot) = self.store.table.find(h)?;
         NonNull::new(self.store.block_ptr(&slot))
     }
 
@@ -500,13 +510,9 @@ impl<C: Compactor> Arena<C> {
     /// grow or shrink while any non-empty block is pinned.
     pub fn pin(&mut self, h: impl Into<RawHandle>) -> Result<NonNull<u8>, ArenaError> {
         let h = h.into();
-        let slot = self
-            .store
-            .table
-            .find(h.index(), h.generation())
-            .ok_or(ArenaError::Stale)?;
+        let (index, slot) = self.store.table.find(h).ok_or(ArenaError::Stale)?;
         let pins = slot.pins.checked_add(1).ok_or(ArenaError::PinOverflow)?;
-        self.store.table.set_pins(h.index(), pins);
+        self.store.table.set_pins(index, pins);
         let first = pins == 1;
         let in_buffer = slot.len > 0;
         if first {
@@ -521,13 +527,9 @@ impl<C: Compactor> Arena<C> {
     /// Undoes one [`pin`](Arena::pin).
     pub fn unpin(&mut self, h: impl Into<RawHandle>) -> Result<(), ArenaError> {
         let h = h.into();
-        let slot = self
-            .store
-            .table
-            .find(h.index(), h.generation())
-            .ok_or(ArenaError::Stale)?;
+        let (index, slot) = self.store.table.find(h).ok_or(ArenaError::Stale)?;
         let pins = slot.pins.checked_sub(1).ok_or(ArenaError::NotPinned)?;
-        self.store.table.set_pins(h.index(), pins);
+        self.store.table.set_pins(index, pins);
         if pins == 0 {
             let in_buffer = slot.len > 0;
             self.store.pinned_blocks -= 1;
@@ -541,10 +543,7 @@ impl<C: Compactor> Arena<C> {
     /// How many times the block `h` names is pinned (`None` if stale).
     pub fn pin_count(&self, h: impl Into<RawHandle>) -> Option<u32> {
         let h = h.into();
-        self.store
-            .table
-            .find(h.index(), h.generation())
-            .map(|s| s.pins)
+        self.store.table.find(h).map(|(_, s)| s.pins)
     }
 
     /// Drops every unpinned value and frees every unpinned byte block; their handles become
@@ -573,8 +572,17 @@ impl<C: Compactor> Arena<C> {
     // ----- compaction -----
 
     /// Runs a full compaction pass, starting over, and shrinks the buffer afterwards (if the
-    /// configuration says so and nothing is pinned). With [`Sliding`] and nothing pinned, no
-    /// holes remain and the footprint is at most the live bytes plus one page.
+    /// configuration says so and nothing is pinned).
+    ///
+    /// With [`Sliding`] and nothing pinned, the blocks keep their order, the first starts at
+    /// offset 0, and each next one at the lowest offset at or above the previous block's end
+    /// that its alignment allows. So the only holes left are the padding that alignment
+    /// requires in that order, each shorter than the alignment of the block above it, and
+    /// blocks of a single alignment leave no hole at all. The padding counts as holes in
+    /// [`stats`](Arena::stats) and in the report, and later allocations can fill it. The
+    /// footprint is then the used span (the live bytes plus that padding) rounded up to a
+    /// page, or the initial capacity if that is larger, unless `shrink_after_compaction` is
+    /// off.
     pub fn compact(&mut self) -> CompactionReport {
         self.run_pass(Budget::Unlimited, true, true)
     }
@@ -702,8 +710,15 @@ impl<C: Compactor> Arena<C> {
     }
 
     #[cfg(all(test, not(loom)))]
-    pub(crate) fn force_counter(&mut self, index: u32, counter: u32) {
-        self.store.table.force_counter(index, counter);
+    pub(crate) fn force_counter(&mut self, h: impl Into<RawHandle>, counter: u32) {
+        self.store.table.force_counter(h.into(), counter);
+    }
+
+    /// Test hook: makes this empty arena's handles look like `other`'s, as when more arenas
+    /// are alive than there are ids.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn share_id_with<D: Compactor>(&mut self, other: &Arena<D>) {
+        self.store.table.force_salt(other.store.table.salt);
     }
 }
 

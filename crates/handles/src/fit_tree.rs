@@ -72,7 +72,7 @@ mod tests {
         for size in [1usize, 2, 3, 7, 64, 100] {
             let mut lens: Vec<usize> = (0..size).map(|_| next(1000)).collect();
             let mut fit = FitTree::new(&lens);
-            for _ in 0..2000 {
+            for _ in 0..crate::tests::runs(2000, 40) {
                 let i = next(size);
                 lens[i] = next(lens[i] + 1);
                 fit.set(i, lens[i]);

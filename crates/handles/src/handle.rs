@@ -1,9 +1,10 @@
 //! Handles: the names an arena hands out instead of addresses.
 //!
-//! A handle is a slot index into the master-pointer table plus the generation key the slot had
-//! when the handle was made: the value type's process-wide tag in the high bits and the slot's
-//! reuse counter in the low bits. Invariants: a handle's counter is always odd (occupied slots
-//! carry odd counters, vacant ones even), so the key is never zero and `Option<Handle<T>>` costs
+//! A handle is an index, the slot's index in the master-pointer table XOR its arena's salt
+//! (the arena's id, see `arena_id.rs`), plus the generation key the slot had when the handle
+//! was made: the value type's process-wide tag in the high bits and the slot's reuse counter in
+//! the low bits. Invariants: a handle's counter is always odd (occupied slots carry odd
+//! counters, vacant ones even), so the key is never zero and `Option<Handle<T>>` costs
 //! nothing; and a `Handle<T>` is only ever made by the arena for a value of type `T`, so its key
 //! carries `T`'s tag.
 
@@ -19,6 +20,19 @@ use core::num::NonZeroU32;
 /// handle to a removed value is refused (`get` returns `None`) even after its slot is reused,
 /// because the slot's generation has moved on. Byte blocks from
 /// [`Arena::alloc_bytes`](crate::Arena::alloc_bytes) are named by `Handle<[u8]>`.
+///
+/// A handle also carries its arena's id, so every other arena refuses it, alive or dropped,
+/// as long as:
+/// - the two arenas have different ids. Each arena takes one of 4096 ids when it is made and
+///   gives it back when it drops; arenas alive at the same time have different ids while at
+///   most 4096 are alive, and the ids go round-robin, so an id given back returns only after
+///   every other free id has been handed out;
+/// - and neither arena's table has grown past 2^20 (1,048,576) slots: one slot per block alive
+///   at the same time, plus retired slots.
+///
+/// Past those limits a handle of another arena is still refused unless that arena holds a
+/// value of the same type in the same slot with the same reuse count. It can never read bytes
+/// as another type: the key carries the value's type.
 ///
 /// The `PhantomData<fn() -> T>` marker keeps the handle `Send + Sync` whatever `T` is: a handle
 /// is only a number, the arena decides what may cross threads.
@@ -50,7 +64,9 @@ impl<T: ?Sized> Handle<T> {
         }
     }
 
-    /// The slot index in the arena's table.
+    /// The handle's index: its slot's index in the arena's table, XORed with the arena's id
+    /// (bit-reversed into the top 12 bits). Handles to the same slot of one arena have the same
+    /// index.
     #[inline]
     pub fn index(self) -> u32 {
         self.index
@@ -74,7 +90,8 @@ impl<T: ?Sized> Handle<T> {
 }
 
 impl RawHandle {
-    /// The slot index in the arena's table.
+    /// The handle's index: its slot's index XORed with the arena's id, as
+    /// [`Handle::index`].
     #[inline]
     pub fn index(self) -> u32 {
         self.index

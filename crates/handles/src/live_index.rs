@@ -321,10 +321,13 @@ mod tests {
         let mut model = std::collections::BTreeMap::new();
         let mut rng = crate::tests::rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
         let mut next = move || rng.next();
-        // Offsets are unique (slot * 64), slots reused after removal.
-        for step in 0..5000u32 {
+        // Offsets are unique (slot * 64), slots reused after removal. Every `period` steps
+        // the index goes to its tree form and back.
+        let period = crate::tests::runs(500, 6) as u32;
+        let slots = crate::tests::runs(200, 24) as u64;
+        for step in 0..10 * period {
             let r = next();
-            let slot = (r % 200) as u32;
+            let slot = (r % slots) as u32;
             let off = slot as usize * 64;
             if model.remove(&off).is_some() {
                 ix.remove(off, slot);
@@ -339,12 +342,12 @@ mod tests {
                     e.0 = 3;
                 }
             }
-            if step % 500 == 250 {
+            if step % period == period / 2 {
                 ix.make_tree();
                 let b = model.range(1000..).next().map(|(&o, &(l, s))| (o, l, s));
                 assert_eq!(ix.from(1000), b);
             }
-            if step % 500 == 499 {
+            if step % period == period - 1 {
                 ix.make_flat();
             }
             let want: Vec<_> = model.iter().map(|(&o, &(l, s))| (o, l, s)).collect();

@@ -174,10 +174,11 @@ mod tests {
         let mut m = OffsetMap::default();
         let mut model = HashMap::new();
         let mut rng = crate::tests::rng::XorShift::new(0x853c_49e6_748f_ea9b);
-        for step in 0..20_000 {
+        let keys = crate::tests::runs(300, 40) as u64;
+        for step in 0..crate::tests::runs(20_000, 100) {
             let seed = rng.next();
             // Few distinct keys, multiples of 16, so runs collide and wrap.
-            let key = (seed % 300) as usize * 16;
+            let key = (seed % keys) as usize * 16;
             match seed % 5 {
                 0 | 1 => {
                     m.insert(key, step);

@@ -11,6 +11,19 @@ use crate::compactor::Budget;
 pub enum GrowthPolicy {
     /// On allocation failure, compact first and grow only if that does not make room: the
     /// classic Mac OS Memory Manager (`NewHandle` compacted the heap zone before growing it).
+    ///
+    /// Precisely: when no hole and no room above the used span fits a request, but the holes
+    /// and that room together hold at least as many bytes as it asks for, the arena runs a
+    /// full pass of its compactor (which also ends any paused incremental pass), and grows
+    /// only if the request still does not fit. If the buffer cannot grow either
+    /// ([`ArenaError::OutOfMemory`](crate::ArenaError::OutOfMemory),
+    /// [`ArenaError::BufferPinned`](crate::ArenaError::BufferPinned)), the call fails *after*
+    /// the pass, which stays done: like `NewHandle`, a refused allocation may move memory.
+    /// The pass changes no handle, value, pin or pinned address. It shows only where any
+    /// completed pass shows: in the addresses of unpinned blocks, in
+    /// [`Arena::blocks`](crate::Arena::blocks) and [`Arena::holes`](crate::Arena::holes), and
+    /// in the holes, used span, move counters and `passes_completed` of
+    /// [`ArenaStats`](crate::ArenaStats). This is the only way a refused call changes an arena.
     CompactThenGrow,
     /// After each insert, remove or resize, run one incremental step with `step` as its budget
     /// while [`fragmentation`](crate::ArenaStats::fragmentation) is above `threshold` (and at

@@ -16,7 +16,8 @@ pub struct ArenaStats {
     pub footprint: usize,
     /// Bytes of the handle table (the master pointers), which the footprint does not include.
     pub table_bytes: usize,
-    /// Free gaps between live blocks.
+    /// Free gaps between live blocks, alignment padding included: any gap can take a later
+    /// block that fits in it.
     pub holes: usize,
     /// Total bytes in those gaps.
     pub hole_bytes: usize,

@@ -53,8 +53,10 @@ impl Store {
     #[inline]
     pub(crate) fn block_ptr(&self, slot: &Slot) -> *mut u8 {
         if slot.len == 0 {
-            // A well-aligned dangling address, the same thing NonNull::dangling gives a ZST.
-            slot.align as *mut u8
+            // A well-aligned dangling address, the same thing NonNull::dangling gives a ZST: an
+            // address without provenance (an offset from null, not an integer cast), which is
+            // only ever used for zero-sized accesses.
+            core::ptr::null_mut::<u8>().wrapping_add(slot.align)
         } else {
             self.buffer.ptr().wrapping_add(slot.offset)
         }
@@ -229,12 +231,8 @@ impl Store {
         }
         let (mut live_bytes, mut live_blocks, mut pinned, mut pinned_in_buffer, mut in_space) =
             (0, 0, 0, 0, 0);
-        let blocks: std::collections::HashMap<usize, (usize, u32)> = self
-            .space
-            .live()
-            .into_iter()
-            .map(|(off, len, slot)| (off, (len, slot)))
-            .collect();
+        // In address order, so each slot's entry is found by binary search.
+        let blocks = self.space.live();
         for i in 0..self.table.len() {
             let slot = self.table.slot(i as u32);
             if !slot.is_occupied() {
@@ -253,8 +251,12 @@ impl Store {
                 if slot.offset % slot.align != 0 {
                     return Err(format!("slot {i} misaligned at {}", slot.offset));
                 }
-                match blocks.get(&slot.offset) {
-                    Some(&(len, idx)) if len == slot.reserved() && idx == i as u32 => {}
+                let entry = blocks
+                    .binary_search_by_key(&slot.offset, |b| b.0)
+                    .ok()
+                    .map(|k| blocks[k]);
+                match entry {
+                    Some((_, len, idx)) if len == slot.reserved() && idx == i as u32 => {}
                     other => {
                         return Err(format!("slot {i} disagrees with the space map: {other:?}"))
                     }

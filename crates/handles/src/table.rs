@@ -9,7 +9,10 @@
 //! A generation is a 32-bit key: the top [`TAG_BITS`] bits are the value type's process-wide
 //! *type tag* (from a global registry, one tag per `TypeId`), the low [`COUNTER_BITS`] bits a
 //! reuse counter. So one compare of the handle's key with the slot's proves both that the slot
-//! was not reused and that it holds the handle's type, even for a handle from another arena.
+//! was not reused and that it holds the handle's type, even for a handle from another arena
+//! that shares this one's id. A handle's index is the slot's index XOR the table's `salt`, the
+//! arena's id (see `arena_id.rs`), so that the handles of an arena with another id fall past
+//! the end of the table.
 //! Invariants:
 //! - a slot is occupied iff its counter is odd; handles always carry odd counters;
 //! - an occupied slot's key carries the tag of the type in `types[type_index]`;
@@ -18,6 +21,8 @@
 //!   no handle carries, and it never returns to the free list;
 //! - `retired` counts the retired slots.
 
+use crate::arena_id::ArenaId;
+use crate::handle::RawHandle;
 use crate::prefetch;
 use core::any::TypeId;
 use core::num::NonZeroU32;
@@ -133,8 +138,15 @@ impl Slot {
     }
 }
 
+/// `repr(C)` keeps the two fields `get` reads, `hot` and `salt`, next to each other.
+#[repr(C)]
 pub(crate) struct Table {
     pub(crate) hot: Vec<Hot>,
+    /// XORed into a slot's index to make a handle's index, and back (see `arena_id.rs`).
+    pub(crate) salt: u32,
+    /// The arena id the salt comes from, held so that it returns to the pool when the table
+    /// drops.
+    _id: ArenaId,
     cold: Vec<Cold>,
     pub(crate) types: Vec<TypeEntry>,
     type_lookup: HashMap<TypeId, u32>,
@@ -146,8 +158,11 @@ pub(crate) struct Table {
 
 impl Table {
     pub(crate) fn new() -> Table {
+        let id = ArenaId::acquire();
         Table {
             hot: Vec::new(),
+            salt: id.salt(),
+            _id: id,
             cold: Vec::new(),
             types: Vec::new(),
             type_lookup: HashMap::new(),
@@ -168,19 +183,29 @@ impl Table {
         self.free_head != NO_SLOT || self.hot.len() < NO_SLOT
     }
 
-    /// The arena's index for type `id`, registering it (and its global tag) on first use.
-    /// `None` if the process has used up all type tags.
-    pub(crate) fn register(&mut self, id: TypeId, drop: Option<DropFn>) -> Option<u32> {
+    /// The arena's index for type `id`, if the arena has stored that type before.
+    pub(crate) fn type_index(&mut self, id: TypeId) -> Option<u32> {
         if let Some((last, i)) = self.last_type {
             if last == id {
                 return Some(i);
             }
         }
-        if let Some(&i) = self.type_lookup.get(&id) {
-            self.last_type = Some((id, i));
-            return Some(i);
-        }
-        let tag = global_tag(id)?;
+        let i = *self.type_lookup.get(&id)?;
+        self.last_type = Some((id, i));
+        Some(i)
+    }
+
+    /// The process-wide tag a new type `id` will carry, registering it globally on first use
+    /// (the arena's own type list is left alone). `None` if the process has used up all type
+    /// tags.
+    pub(crate) fn type_tag(id: TypeId) -> Option<u32> {
+        global_tag(id)
+    }
+
+    /// Adds type `id`, whose global tag is `tag`, to the arena's type list and returns its
+    /// index. The type must not be in the list yet.
+    pub(crate) fn add_type(&mut self, id: TypeId, drop: Option<DropFn>, tag: u32) -> u32 {
+        debug_assert!(!self.type_lookup.contains_key(&id));
         let i = self.types.len() as u32;
         self.types.push(TypeEntry {
             id,
@@ -189,7 +214,18 @@ impl Table {
         });
         self.type_lookup.insert(id, i);
         self.last_type = Some((id, i));
-        Some(i)
+        i
+    }
+
+    /// The arena's index for type `id`, registering it (and its global tag) on first use.
+    /// `None` if the process has used up all type tags.
+    #[cfg(test)]
+    pub(crate) fn register(&mut self, id: TypeId, drop: Option<DropFn>) -> Option<u32> {
+        if let Some(i) = self.type_index(id) {
+            return Some(i);
+        }
+        let tag = global_tag(id)?;
+        Some(self.add_type(id, drop, tag))
     }
 
     /// Fills a vacant slot (reusing the free list first) with a block of the registered type
@@ -251,11 +287,19 @@ impl Table {
         }
     }
 
-    /// Looks up an occupied slot by index and generation.
+    /// The index a handle to slot `index` carries.
     #[inline]
-    pub(crate) fn find(&self, index: u32, generation: NonZeroU32) -> Option<Slot> {
+    pub(crate) fn handle_index(&self, index: u32) -> u32 {
+        index ^ self.salt
+    }
+
+    /// Looks up the occupied slot a handle names: its index and everything about it. A handle
+    /// of another arena, or one whose generation no longer matches, finds nothing.
+    #[inline]
+    pub(crate) fn find(&self, h: RawHandle) -> Option<(u32, Slot)> {
+        let index = h.index() ^ self.salt;
         let hot = self.hot.get(index as usize)?;
-        (hot.generation == generation.get()).then(|| self.slot(index))
+        (hot.generation == h.generation().get()).then(|| (index, self.slot(index)))
     }
 
     /// Where the entries lie now, for prefetch hints while the caller borrows the table
@@ -308,11 +352,20 @@ impl Table {
         }
     }
 
-    /// Test hook: sets the counter a vacant slot will be reused with (minus one).
+    /// Test hook: sets the counter the vacant slot a handle named will be reused with (minus
+    /// one).
     #[cfg(all(test, not(loom)))]
-    pub(crate) fn force_counter(&mut self, index: u32, counter: u32) {
-        let hot = &mut self.hot[index as usize];
+    pub(crate) fn force_counter(&mut self, h: RawHandle, counter: u32) {
+        let hot = &mut self.hot[(h.index() ^ self.salt) as usize];
         hot.generation = (hot.generation & !COUNTER_MASK) | (counter & COUNTER_MASK);
+    }
+
+    /// Test hook: makes this table's handles look like those of the arena with `salt`, as
+    /// when more arenas are alive than there are ids. The table must be empty.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn force_salt(&mut self, salt: u32) {
+        assert!(self.hot.is_empty());
+        self.salt = salt;
     }
 
     pub(crate) fn bytes(&self) -> usize {

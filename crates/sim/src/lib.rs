@@ -29,12 +29,16 @@
 //! println!("{}", render_table(&result));
 //! ```
 //!
-//! The guide is `docs/sim.md`; the text trace format is `docs/trace-format.md`.
+//! [`cli`] parses the command line and runs a subcommand; the binary is a call to
+//! [`cli::main`]. The guide is `docs/sim.md`; the text trace format is
+//! `docs/trace-format.md`.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
+pub mod cli;
 pub mod gen;
 pub mod mt19937;
 pub mod ostep;
+pub mod quote;
 pub mod replay;
 pub mod svg;
 pub mod trace;

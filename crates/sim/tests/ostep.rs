@@ -258,20 +258,71 @@ fn next_fit_is_an_addition_with_the_same_format() {
 #[test]
 fn bad_flags_give_one_line_and_no_output() {
     let cases: &[(&[&str], &str)] = &[
-        (&["ostep", "--bogus"], "freespace: unexpected argument '--bogus' found\n"),
-        (&["ostep", "-S", "08"], "freespace: option -S: invalid integer value: '08'\n"),
-        (&["ostep", "-p", "best"], "freespace: option -p: unknown policy 'best' (BEST, WORST, FIRST, NEXT)\n"),
-        (&["ostep", "-a", "0"], "freespace: ostep: alignment must be -1 (none) or positive, got 0\n"),
-        (&["ostep", "-P", "0"], "freespace: ostep: percent of allocations must be positive, got 0\n"),
-        (&["ostep", "-A", "+5,x3"], "freespace: ostep: -A entry 1 (\"x3\"): expected +SIZE or -INDEX with an integer\n"),
-        (&["ostep", "-A", "+5,"], "freespace: ostep: -A entry 1 (\"\"): expected +SIZE or -INDEX with an integer\n"),
-        (&["ostep", "-S", "10", "-A", "+50,+5,-0"], "freespace: ostep: -A entry 2 (-0): ptr[0] was never allocated (its allocation failed)\n"),
-        (&["ostep", "-A", "+0,+0", "-c"], "freespace: ostep: Alloc(0) would hand out address 1000 a second time (malloc.py stops on its assertion here)\n"),
+        (
+            &["ostep", "--bogus"],
+            "freespace: unexpected argument '--bogus' found\n",
+        ),
+        (
+            &["ostep", "-S", "08"],
+            "freespace: option -S: invalid integer value: '08'\n",
+        ),
+        (
+            &["ostep", "-p", "best"],
+            "freespace: option -p: unknown policy 'best' (BEST, WORST, FIRST, NEXT)\n",
+        ),
+        (
+            &["ostep", "-a", "0"],
+            "freespace: ostep: alignment must be -1 (none) or positive, got 0\n",
+        ),
+        (
+            &["ostep", "-P", "0"],
+            "freespace: ostep: percent of allocations must be positive, got 0\n",
+        ),
+        (
+            &["ostep", "-A", "+5,x3"],
+            "freespace: ostep: -A entry 1 (\"x3\"): expected +SIZE or -INDEX with an integer\n",
+        ),
+        (
+            &["ostep", "-A", "+5,"],
+            "freespace: ostep: -A entry 1 (\"\"): expected +SIZE or -INDEX with an integer\n",
+        ),
+        // The whole -A list is read before anything is printed.
+        (
+            &["ostep", "-A", "+0,+0,-1,-x"],
+            "freespace: ostep: -A entry 3 (\"-x\"): expected +SIZE or -INDEX with an integer\n",
+        ),
     ];
     for (args, want) in cases {
         let (code, out, err) = freespace(args);
         assert_ne!(code, 0, "{args:?}");
         assert_eq!(out, "", "{args:?}");
+        assert_eq!(err, *want, "{args:?}");
+    }
+}
+
+/// Where `malloc.py` dies part way through, the lines it prints before its traceback come
+/// first, then the error line.
+#[test]
+fn where_the_original_dies_part_way_its_lines_come_first() {
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["ostep", "-S", "10", "-A", "+50,+5,-0"],
+            "ptr[0] = Alloc(50) returned ?\nList?\n\nptr[1] = Alloc(5) returned ?\nList?\n\nFree(ptr[0])\n",
+            "freespace: ostep: -A entry 2 (-0): ptr[0] was never allocated (its allocation failed)\n",
+        ),
+        (
+            &["ostep", "-A", "+0,+0", "-c"],
+            "ptr[0] = Alloc(0) returned 1000 (searched 1 elements)\nFree List [ Size 1 ]: [ addr:1000 sz:100 ]\n\n",
+            "freespace: ostep: Alloc(0) would hand out address 1000 a second time (malloc.py stops on its assertion here)\n",
+        ),
+    ];
+    for (args, tail, want) in cases {
+        let (code, out, err) = freespace(args);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(
+            out.starts_with("seed 0\n") && out.ends_with(tail),
+            "{args:?}: {out}"
+        );
         assert_eq!(err, *want, "{args:?}");
     }
 }

@@ -5,7 +5,6 @@
 use std::alloc::Layout;
 use std::collections::HashMap;
 use std::process::Command;
-use std::ptr::NonNull;
 
 use freespace_handles::{Arena, Sliding};
 use freespace_malloc::{
@@ -91,12 +90,9 @@ fn holes_external(free: &[(usize, usize)], limit: usize) -> f64 {
     }
 }
 
-fn region(trace: &Trace) -> (NonNull<u8>, Layout) {
-    let layout =
-        Layout::from_size_align(Region::for_profile(&TraceProfile::of(trace)), 4096).unwrap();
-    // SAFETY: non-zero size.
-    let ptr = NonNull::new(unsafe { std::alloc::alloc_zeroed(layout) }).unwrap();
-    (ptr, layout)
+/// A region of the size the replay gives its heaps; drop it only after the heap in it.
+fn region(trace: &Trace) -> Region {
+    Region::zeroed(Region::for_profile(&TraceProfile::of(trace))).unwrap()
 }
 
 /// Drives a core heap directly and returns (peak span, final span, external, stats).
@@ -106,13 +102,13 @@ fn core_direct(
     order: ListOrder,
     coalescing: Coalescing,
 ) -> (usize, usize, f64, HeapStats) {
-    let (mem, layout) = region(trace);
-    let base = mem.as_ptr() as usize;
+    let mem = region(trace);
+    let base = mem.ptr.as_ptr() as usize;
     // SAFETY: the region is ours and outlives the heap (freed after the heap is dropped).
     let mut heap = unsafe {
         Heap::in_region(
-            mem,
-            layout.size(),
+            mem.ptr,
+            mem.size(),
             AnyPolicy::new(fit, order),
             HeapConfig::new().with_coalescing(coalescing),
         )
@@ -159,8 +155,7 @@ fn core_direct(
         .collect();
     let out = (peak, last, holes_external(&free, last), heap.stats());
     drop(heap);
-    // SAFETY: allocated above with this layout; the heap is gone.
-    unsafe { std::alloc::dealloc(mem.as_ptr(), layout) };
+    drop(mem);
     out
 }
 
@@ -241,9 +236,9 @@ fn core_rows_match_the_heaps_own_statistics() {
 fn buddy_row_matches_the_buddy_heap() {
     let (text, trace) = trace_of(Shape::Peak, 500, 3);
     let (_, rows) = replay_table("buddy.trace", &text);
-    let (mem, layout) = region(&trace);
+    let mem = region(&trace);
     // SAFETY: the region is ours, zeroed, and freed only after the heap is dropped.
-    let mut heap = unsafe { BuddyHeap::new(mem, layout.size()) };
+    let mut heap = unsafe { BuddyHeap::new(mem.ptr, mem.size()) };
     let base = heap.base();
     let span = |heap: &BuddyHeap| {
         heap.blocks()
@@ -283,8 +278,6 @@ fn buddy_row_matches_the_buddy_heap() {
         row.internal,
         format!("{:.3}", heap.stats().internal_fragmentation())
     );
-    // SAFETY: allocated with this layout; the heap is gone.
-    unsafe { std::alloc::dealloc(mem.as_ptr(), layout) };
 }
 
 #[test]

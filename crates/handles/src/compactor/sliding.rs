@@ -9,7 +9,8 @@ use super::{Budget, Compactor, Progress, Relocator};
 use crate::free_space::align_up;
 
 /// Order-preserving sliding compaction (the default). With nothing pinned, a full pass leaves
-/// no holes at all.
+/// no holes but the padding that alignment requires between neighbours (none if all blocks
+/// share one alignment); see [`Arena::compact`](crate::Arena::compact).
 #[derive(Clone, Debug, Default)]
 pub struct Sliding {
     scan: usize,

@@ -5,3 +5,13 @@ mod arena_tests;
 #[cfg(loom)]
 mod loom_shared;
 pub(crate) mod rng;
+
+/// How many times a test repeats its logic: `native` normally, `miri` under Miri, which
+/// interprets every instruction. Only repetitions shrink, never what a repetition checks.
+pub(crate) const fn runs(native: usize, miri: usize) -> usize {
+    if cfg!(miri) {
+        miri
+    } else {
+        native
+    }
+}

@@ -1,23 +1,27 @@
 //! `freespace ostep`: the OSTEP homework simulator `malloc.py`, flag for flag and byte for byte.
 //!
-//! Invariant: for flags that `malloc.py` accepts, [`run`] returns exactly the text the original
+//! Invariant: for flags that `malloc.py` accepts, [`run`] writes exactly the text the original
 //! prints on standard output, including its random mode (the same MT19937 stream, drawn in the
-//! same order). Where the original dies with a Python traceback, [`run`] returns an
-//! [`OstepError`] instead and nothing is printed. The placement engine is pluggable through
-//! [`Model`]: the textbook list ([`TextbookList`]) or the core allocator's own policies.
+//! same order), as it goes, so the output never has to fit in memory. Where the original dies
+//! with a Python traceback, [`run`] stops with an [`OstepError`]: before writing anything when
+//! the flags or the `-A` list are at fault, and otherwise where the original stops, after the
+//! same lines. The placement engine is pluggable through [`Model`]: the textbook list
+//! ([`TextbookList`]) or the core allocator's own policies.
 
 mod core_engine;
 mod py_int;
 mod textbook;
 
 use std::collections::HashMap;
-use std::fmt::{self, Write as _};
+use std::fmt;
+use std::io::{self, Write};
 
 pub use core_engine::CoreModel;
 pub use py_int::{optparse_int, python_int};
 pub use textbook::TextbookList;
 
 use crate::mt19937::PyRandom;
+use crate::quote::quoted;
 
 /// Sizes and addresses inside the simulation. Flags are 64-bit, and 128 bits leave room for
 /// any sum the simulation can form from them, so nothing overflows where Python's unbounded
@@ -220,7 +224,8 @@ impl fmt::Display for OstepError {
             }
             OstepError::BadOp { position, op } => write!(
                 f,
-                "-A entry {position} ({op:?}): expected +SIZE or -INDEX with an integer"
+                "-A entry {position} ({}): expected +SIZE or -INDEX with an integer",
+                quoted(op)
             ),
             OstepError::FreeOfFailedAlloc { position, index } => write!(
                 f,
@@ -237,11 +242,84 @@ impl fmt::Display for OstepError {
 
 impl std::error::Error for OstepError {}
 
-/// Runs the simulation and returns what `malloc.py` prints, or the error it would die of.
-pub fn run(opts: &OstepOptions) -> Result<String, OstepError> {
-    if opts.align != -1 && opts.align <= 0 {
-        return Err(OstepError::BadAlignment(opts.align));
+/// Why [`run`] stopped early.
+#[derive(Debug)]
+pub enum RunError {
+    /// Where `malloc.py` would die (see [`OstepError`]).
+    Sim(OstepError),
+    /// The output could not be written.
+    Write(io::Error),
+}
+
+impl From<OstepError> for RunError {
+    fn from(e: OstepError) -> Self {
+        RunError::Sim(e)
     }
+}
+
+impl From<io::Error> for RunError {
+    fn from(e: io::Error) -> Self {
+        RunError::Write(e)
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Sim(e) => e.fmt(f),
+            RunError::Write(e) => write!(f, "cannot write the output: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// One entry of an `-A` list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListOp {
+    /// `+SIZE`
+    Alloc(i64),
+    /// `-INDEX`
+    Free(i64),
+}
+
+/// Parses a whole `-A` list, so that a bad entry stops the run before anything is written.
+fn parse_list(list: &str) -> Result<Vec<ListOp>, OstepError> {
+    list.split(',')
+        .enumerate()
+        .map(|(position, op)| {
+            let bad = || OstepError::BadOp {
+                position,
+                op: op.to_string(),
+            };
+            match op.as_bytes().first() {
+                // `int(op.split('+')[1])`: the text between the first and second '+'.
+                Some(b'+') => python_int(op.split('+').nth(1).unwrap_or(""), 10)
+                    .map(ListOp::Alloc)
+                    .ok_or_else(bad),
+                Some(b'-') => python_int(op.split('-').nth(1).unwrap_or(""), 10)
+                    .map(ListOp::Free)
+                    .ok_or_else(bad),
+                _ => Err(bad()),
+            }
+        })
+        .collect()
+}
+
+/// Runs the simulation and writes what `malloc.py` prints to `out`, line by line; stops with
+/// the error `malloc.py` would die of (see the module docs for how much is written first).
+pub fn run(opts: &OstepOptions, out: &mut dyn Write) -> Result<(), RunError> {
+    if opts.align != -1 && opts.align <= 0 {
+        return Err(OstepError::BadAlignment(opts.align).into());
+    }
+    if opts.percent_alloc <= 0 {
+        return Err(OstepError::BadPercent(opts.percent_alloc).into());
+    }
+    let list = if opts.alloc_list.is_empty() {
+        None
+    } else {
+        Some(parse_list(&opts.alloc_list)?)
+    };
     let mut model: Box<dyn Model> = match opts.engine {
         Engine::Textbook => Box::new(TextbookList::new(
             Units::from(opts.size),
@@ -254,17 +332,11 @@ pub fn run(opts: &OstepOptions) -> Result<String, OstepError> {
         )),
         Engine::Core => Box::new(CoreModel::new(opts).map_err(OstepError::Engine)?),
     };
-    let mut out = String::new();
-    write_header(&mut out, opts);
-    if opts.percent_alloc <= 0 {
-        return Err(OstepError::BadPercent(opts.percent_alloc));
+    write_header(out, opts)?;
+    match list {
+        None => run_random(out, opts, model.as_mut()),
+        Some(list) => run_list(out, opts, &list, model.as_mut()),
     }
-    if opts.alloc_list.is_empty() {
-        run_random(&mut out, opts, model.as_mut())?;
-    } else {
-        run_list(&mut out, opts, model.as_mut())?;
-    }
-    Ok(out)
 }
 
 fn py_bool(b: bool) -> &'static str {
@@ -275,31 +347,31 @@ fn py_bool(b: bool) -> &'static str {
     }
 }
 
-fn write_header(out: &mut String, o: &OstepOptions) {
+fn write_header(out: &mut dyn Write, o: &OstepOptions) -> io::Result<()> {
     // `print(name, value)` puts one space between them, even when the value is empty.
-    let _ = writeln!(out, "seed {}", o.seed);
-    let _ = writeln!(out, "size {}", o.size);
-    let _ = writeln!(out, "baseAddr {}", o.base);
-    let _ = writeln!(out, "headerSize {}", o.header);
-    let _ = writeln!(out, "alignment {}", o.align);
-    let _ = writeln!(out, "policy {}", o.policy.as_str());
-    let _ = writeln!(out, "listOrder {}", o.order.as_str());
-    let _ = writeln!(out, "coalesce {}", py_bool(o.coalesce));
-    let _ = writeln!(out, "numOps {}", o.num_ops);
-    let _ = writeln!(out, "range {}", o.range);
-    let _ = writeln!(out, "percentAlloc {}", o.percent_alloc);
-    let _ = writeln!(out, "allocList {}", o.alloc_list);
-    let _ = writeln!(out, "compute {}", py_bool(o.compute));
-    out.push('\n');
+    writeln!(out, "seed {}", o.seed)?;
+    writeln!(out, "size {}", o.size)?;
+    writeln!(out, "baseAddr {}", o.base)?;
+    writeln!(out, "headerSize {}", o.header)?;
+    writeln!(out, "alignment {}", o.align)?;
+    writeln!(out, "policy {}", o.policy.as_str())?;
+    writeln!(out, "listOrder {}", o.order.as_str())?;
+    writeln!(out, "coalesce {}", py_bool(o.coalesce))?;
+    writeln!(out, "numOps {}", o.num_ops)?;
+    writeln!(out, "range {}", o.range)?;
+    writeln!(out, "percentAlloc {}", o.percent_alloc)?;
+    writeln!(out, "allocList {}", o.alloc_list)?;
+    writeln!(out, "compute {}", py_bool(o.compute))?;
+    writeln!(out)
 }
 
-fn write_free_list(out: &mut String, model: &dyn Model) {
+fn write_free_list(out: &mut dyn Write, model: &dyn Model) -> io::Result<()> {
     let list = model.free_list();
-    let _ = write!(out, "Free List [ Size {} ]: ", list.len());
+    write!(out, "Free List [ Size {} ]: ", list.len())?;
     for (addr, size) in list {
-        let _ = write!(out, "[ addr:{addr} sz:{size} ]");
+        write!(out, "[ addr:{addr} sz:{size} ]")?;
     }
-    out.push('\n');
+    writeln!(out)
 }
 
 /// Python's `int(x)` for a finite double: truncation toward zero.
@@ -307,7 +379,11 @@ fn py_trunc(x: f64) -> i64 {
     x.trunc() as i64
 }
 
-fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Result<(), OstepError> {
+fn run_random(
+    out: &mut dyn Write,
+    o: &OstepOptions,
+    model: &mut dyn Model,
+) -> Result<(), RunError> {
     let percent = o.percent_alloc as f64 / 100.0;
     let mut rng = PyRandom::from_python_seed(o.seed);
     // `p` maps pointer index to address; `live` is the original's list `L` of live indices.
@@ -324,16 +400,16 @@ fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Resu
                 p.insert(c, ptr);
                 live.push(c);
             }
-            let _ = write!(out, "ptr[{c}] = Alloc({size})");
+            write!(out, "ptr[{c}] = Alloc({size})")?;
             if o.compute {
                 // Random mode adds the header size to the address it prints (even to -1).
-                let _ = writeln!(
+                writeln!(
                     out,
                     " returned {} (searched {count} elements)",
                     ptr + Units::from(o.header)
-                );
+                )?;
             } else {
-                out.push_str(" returned ?\n");
+                out.write_all(b" returned ?\n")?;
             }
             c += 1;
             j += 1;
@@ -342,11 +418,11 @@ fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Resu
             let d = py_trunc(rng.random() * live.len() as f64) as usize;
             let victim = live[d];
             let rc = model.free(p[&victim]);
-            let _ = writeln!(out, "Free(ptr[{victim}])");
+            writeln!(out, "Free(ptr[{victim}])")?;
             if o.compute {
-                let _ = writeln!(out, "returned {rc}");
+                writeln!(out, "returned {rc}")?;
             } else {
-                out.push_str("returned ?\n");
+                out.write_all(b"returned ?\n")?;
             }
             p.remove(&victim);
             live.remove(d);
@@ -355,69 +431,82 @@ fn run_random(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Resu
         }
         if printed {
             if o.compute {
-                write_free_list(out, model);
+                write_free_list(out, model)?;
             } else {
                 // Random mode's placeholder has a trailing space; list mode's has none.
-                out.push_str("List? \n");
+                out.write_all(b"List? \n")?;
             }
-            out.push('\n');
+            writeln!(out)?;
         }
     }
     Ok(())
 }
 
-fn run_list(out: &mut String, o: &OstepOptions, model: &mut dyn Model) -> Result<(), OstepError> {
+fn run_list(
+    out: &mut dyn Write,
+    o: &OstepOptions,
+    list: &[ListOp],
+    model: &mut dyn Model,
+) -> Result<(), RunError> {
     let mut p: HashMap<i64, Units> = HashMap::new();
     let mut c: i64 = 0;
-    for (position, op) in o.alloc_list.split(',').enumerate() {
-        let bad = || OstepError::BadOp {
-            position,
-            op: op.to_string(),
-        };
-        match op.as_bytes().first() {
-            Some(b'+') => {
-                // `int(op.split('+')[1])`: the text between the first and second '+'.
-                let size = python_int(op.split('+').nth(1).unwrap_or(""), 10).ok_or_else(bad)?;
+    for (position, &op) in list.iter().enumerate() {
+        match op {
+            ListOp::Alloc(size) => {
                 let (ptr, count) = model.malloc(Units::from(size))?;
                 if ptr != -1 {
                     p.insert(c, ptr);
                 }
-                let _ = write!(out, "ptr[{c}] = Alloc({size})");
+                write!(out, "ptr[{c}] = Alloc({size})")?;
                 if o.compute {
                     // List mode prints the chunk address without adding the header size.
-                    let _ = writeln!(out, " returned {ptr} (searched {count} elements)");
+                    writeln!(out, " returned {ptr} (searched {count} elements)")?;
                 } else {
-                    out.push_str(" returned ?\n");
+                    out.write_all(b" returned ?\n")?;
                 }
                 c += 1;
             }
-            Some(b'-') => {
-                let index = python_int(op.split('-').nth(1).unwrap_or(""), 10).ok_or_else(bad)?;
+            ListOp::Free(index) => {
                 // The bound is the number of successful allocations, not the pointer count.
                 if index >= p.len() as i64 {
-                    out.push_str("Invalid Free: Skipping\n");
+                    out.write_all(b"Invalid Free: Skipping\n")?;
                     continue;
                 }
-                let _ = writeln!(out, "Free(ptr[{index}])");
+                writeln!(out, "Free(ptr[{index}])")?;
                 let addr = *p
                     .get(&index)
                     .ok_or(OstepError::FreeOfFailedAlloc { position, index })?;
                 // The pointer stays in `p`: freeing it again frees whatever now lives there.
                 let rc = model.free(addr);
                 if o.compute {
-                    let _ = writeln!(out, "returned {rc}");
+                    writeln!(out, "returned {rc}")?;
                 } else {
-                    out.push_str("returned ?\n");
+                    out.write_all(b"returned ?\n")?;
                 }
             }
-            _ => return Err(bad()),
         }
         if o.compute {
-            write_free_list(out, model);
+            write_free_list(out, model)?;
         } else {
-            out.push_str("List?\n");
+            out.write_all(b"List?\n")?;
         }
-        out.push('\n');
+        writeln!(out)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (ostep_args): a token of control characters, clipped to 40 characters
+    /// and then escaped, still made a message of hundreds of bytes.
+    #[test]
+    fn a_bad_entry_of_control_characters_makes_a_short_message() {
+        let op = "\u{12}".repeat(1000);
+        let msg = OstepError::BadOp { position: 4, op }.to_string();
+        assert!(msg.len() < 150, "{} bytes: {msg}", msg.len());
+        assert!(msg.starts_with("-A entry 4 (\"\\u{12}\\u{12}"), "{msg}");
+        assert!(msg.contains("…\")"), "{msg}");
+    }
 }

@@ -21,7 +21,12 @@ pub fn python_int(text: &str, base: u32) -> Option<i64> {
     let mut digits = rest;
     let mut after_prefix = false;
     if let Some(p) = prefix {
-        if digits.len() >= 2 && digits[..2].eq_ignore_ascii_case(p) {
+        // Bytes, not characters: the prefix is ASCII, and the text may not be.
+        if digits
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|b| b.eq_ignore_ascii_case(p.as_bytes()))
+        {
             digits = &digits[2..];
             after_prefix = true;
         }
@@ -109,6 +114,15 @@ mod tests {
         ] {
             assert_eq!(python_int(bad, 10), None, "{bad:?}");
         }
+    }
+
+    /// Found by fuzzing (ostep_args): a prefix check sliced inside a character.
+    #[test]
+    fn a_multibyte_character_after_a_leading_zero_is_refused_not_a_panic() {
+        assert_eq!(optparse_int("0\u{e9}x"), None);
+        assert_eq!(optparse_int("0\u{fffd}ist10"), None);
+        assert_eq!(python_int("\u{e9}", 16), None);
+        assert_eq!(python_int("-0\u{e9}", 2), None);
     }
 
     #[test]

@@ -7,10 +7,17 @@
 //! moment. Records are put back into the order the calls took effect (per process, by sequence
 //! number), processes follow one another in the order they first appear, and each process's
 //! blocks still live at its end are freed there, since its exit returned them.
+//!
+//! A trace of a program that died is read too ([`Losses`] says what it lost): a chunk cut short
+//! keeps its whole records, and a conflict in an address's history is resolved only when
+//! records are missing from the sequence between its two events. Everything else that does not
+//! fit the format (a bad magic number where a chunk must begin, a corrupt record, a double
+//! free with nothing lost in between) is refused.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 
-use super::{Event, Op, TraceError, TraceReader, DEFAULT_ALIGN};
+use super::{CutChunk, Event, Losses, Op, TraceError, TraceReader, DEFAULT_ALIGN};
 
 /// The bytes every chunk starts with: `FSTRACE` and the version byte.
 pub const MAGIC: [u8; 8] = *b"FSTRACE\x01";
@@ -26,10 +33,12 @@ const KIND_REALLOC_TO: u8 = 4;
 /// The highest `call` code (`free`).
 const LAST_CALL: u8 = 10;
 
-/// True if `bytes` starts like a binary trace (any version), so [`super::read_trace`] should
-/// hand it to [`BinaryReader`] rather than the text reader.
+/// True if `bytes` is a binary trace rather than a text one, so [`super::read_trace`] should
+/// hand it to [`BinaryReader`]: it starts with `FSTRACE` (any version), or its first 24 bytes
+/// (one chunk header) hold a NUL byte. A text trace holds none, and every chunk header does (its record size, 40, is a little-endian `u32`), so a binary trace whose first magic
+/// number is damaged is still read as binary, and refused for its bad magic.
 pub fn is_binary(bytes: &[u8]) -> bool {
-    bytes.starts_with(&MAGIC[..7])
+    bytes.starts_with(&MAGIC[..7]) || bytes.iter().take(CHUNK_HEADER_SIZE).any(|&b| b == 0)
 }
 
 /// One decoded record and where it sits in the file.
@@ -57,17 +66,20 @@ pub struct BinaryReader {
     events: std::vec::IntoIter<Event>,
     foreign_frees: usize,
     processes: usize,
+    losses: Losses,
 }
 
 impl BinaryReader {
     /// Decodes and orders the whole trace in `bytes`; `source` names it in error messages.
     pub fn new(source: &str, bytes: &[u8]) -> Result<BinaryReader, TraceError> {
-        let raws = decode(source, bytes)?;
+        let mut losses = Losses::default();
+        let raws = decode(source, bytes, &mut losses)?;
         let mut builder = Builder {
             source,
             events: Vec::new(),
             next_id: 1,
             foreign_frees: 0,
+            losses,
         };
         let mut order: Vec<(u32, u32)> = Vec::new();
         let mut by_program: HashMap<(u32, u32), Vec<Raw>> = HashMap::new();
@@ -90,7 +102,14 @@ impl BinaryReader {
             events: builder.events.into_iter(),
             foreign_frees: builder.foreign_frees,
             processes: order.len(),
+            losses: builder.losses,
         })
+    }
+
+    /// What the trace lost (chunks cut short, records missing from the sequence) and how the
+    /// reader filled in around it; empty for a whole trace.
+    pub fn losses(&self) -> &Losses {
+        &self.losses
     }
 
     /// Frees (and reallocs) of blocks allocated before the trace began (a process started
@@ -128,8 +147,34 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// True if a chunk may begin at `at`: the end of the file, or bytes that begin the magic
+/// number (all seven of `FSTRACE`, or as many as the file still has).
+fn chunk_may_start(bytes: &[u8], at: usize) -> bool {
+    let rest = &bytes[at..];
+    let n = rest.len().min(7);
+    rest[..n] == MAGIC[..n]
+}
+
+/// The first offset in `from..to` where `FSTRACE` begins.
+fn find_magic(bytes: &[u8], from: usize, to: usize) -> Option<usize> {
+    let end = to.saturating_add(6).min(bytes.len());
+    if from >= end {
+        return None;
+    }
+    bytes[from..end]
+        .windows(7)
+        .position(|w| w == &MAGIC[..7])
+        .map(|i| from + i)
+}
+
 /// Splits the file into chunks and decodes every record, checking each field.
-fn decode(source: &str, bytes: &[u8]) -> Result<Vec<Raw>, TraceError> {
+///
+/// A chunk is whole when its promised records end at the end of the file or where the next
+/// magic number begins. Otherwise it was cut short (a write interrupted by the program's
+/// death): it ends where the next magic number begins within its promised extent, or at the
+/// end of the file, and its whole records are kept. Bytes that do not begin with the magic
+/// number where a chunk must begin are an error.
+fn decode(source: &str, bytes: &[u8], losses: &mut Losses) -> Result<Vec<Raw>, TraceError> {
     let at = |number: usize, offset: usize, msg: String| {
         TraceError::new(source, number, format!("byte offset {offset}: {msg}"))
     };
@@ -141,18 +186,23 @@ fn decode(source: &str, bytes: &[u8]) -> Result<Vec<Raw>, TraceError> {
     }
     while offset < bytes.len() {
         let rest = &bytes[offset..];
-        if rest.len() < CHUNK_HEADER_SIZE {
-            return Err(at(
-                0,
-                offset,
-                format!(
-                    "truncated chunk header ({} of {CHUNK_HEADER_SIZE} bytes)",
-                    rest.len()
-                ),
-            ));
-        }
-        if rest[..7] != MAGIC[..7] {
+        // A header cut short: the file ends inside it, or the next chunk begins inside it.
+        let header_end = offset + rest.len().min(CHUNK_HEADER_SIZE);
+        let next = find_magic(bytes, offset + 1, header_end);
+        // The bytes here that match the magic number: all seven, all the file has, or a
+        // prefix that the next chunk cuts short.
+        let matched = rest
+            .iter()
+            .zip(&MAGIC[..7])
+            .take_while(|(a, b)| a == b)
+            .count();
+        if matched < rest.len().min(7) && !next.is_some_and(|n| n - offset <= matched) {
             return Err(at(0, offset, "not a trace chunk (bad magic)".to_string()));
+        }
+        if rest.len() < CHUNK_HEADER_SIZE || next.is_some() {
+            losses.cut_headers.push(offset);
+            offset = next.unwrap_or(bytes.len());
+            continue;
         }
         if rest[7] != MAGIC[7] {
             return Err(at(
@@ -165,7 +215,7 @@ fn decode(source: &str, bytes: &[u8]) -> Result<Vec<Raw>, TraceError> {
             ));
         }
         let program = (u32_at(rest, 8), u32_at(rest, 20));
-        let count = u32_at(rest, 12) as usize;
+        let promised = u32_at(rest, 12) as usize;
         let record_size = u32_at(rest, 16) as usize;
         if record_size != RECORD_SIZE {
             return Err(at(
@@ -174,19 +224,28 @@ fn decode(source: &str, bytes: &[u8]) -> Result<Vec<Raw>, TraceError> {
                 format!("record size {record_size} in chunk header (expected {RECORD_SIZE})"),
             ));
         }
-        let body = &rest[CHUNK_HEADER_SIZE..];
-        let need = count.saturating_mul(RECORD_SIZE);
-        if body.len() < need {
-            return Err(at(
-                number + body.len() / RECORD_SIZE + 1,
+        let body_at = offset + CHUNK_HEADER_SIZE;
+        let promised_end = body_at.saturating_add(promised.saturating_mul(RECORD_SIZE));
+        let whole = promised_end <= bytes.len() && chunk_may_start(bytes, promised_end);
+        let end = if whole {
+            promised_end
+        } else {
+            match find_magic(bytes, body_at, promised_end.min(bytes.len())) {
+                Some(next) => next,
+                // Nothing begins inside: the chunk runs to its promised end (and whatever
+                // follows is refused as a bad magic number) or to the end of the file.
+                None => promised_end.min(bytes.len()),
+            }
+        };
+        let count = (end - body_at) / RECORD_SIZE;
+        if count < promised {
+            losses.cut_chunks.push(CutChunk {
                 offset,
-                format!(
-                    "truncated chunk: its header promises {count} records ({need} bytes), \
-                     {} bytes follow",
-                    body.len()
-                ),
-            ));
+                present: count,
+                promised,
+            });
         }
+        let body = &bytes[body_at..body_at + count * RECORD_SIZE];
         for i in 0..count {
             number += 1;
             let roff = offset + CHUNK_HEADER_SIZE + i * RECORD_SIZE;
@@ -244,16 +303,44 @@ fn decode(source: &str, bytes: &[u8]) -> Result<Vec<Raw>, TraceError> {
                 offset: roff,
             });
         }
-        offset += CHUNK_HEADER_SIZE + need;
+        offset = end;
     }
     Ok(out)
 }
 
-/// A block's id and the record that allocated it.
-type Block = (u64, usize);
-/// A realloc between its two halves: the block (unless it predates the trace), its old
-/// address, and the record of the first half.
-type Pending = (Option<Block>, u64, usize);
+/// A live block: its id, the record that allocated it, and the index (in its program's records,
+/// sorted by sequence number) of the event that put it at its address.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    id: u64,
+    number: usize,
+    at: usize,
+}
+
+/// A realloc between its two halves.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// The block, unless it was allocated before the trace began or its allocation was lost.
+    block: Option<Block>,
+    /// Its allocation was lost (counted in [`Losses::orphan_frees`], not as a foreign free).
+    lost_alloc: bool,
+    /// The old address.
+    old: u64,
+    /// The record of the first half, and its index.
+    number: usize,
+    at: usize,
+}
+
+/// True if records are missing from the sequence between `records[i]` and `records[j]`
+/// (`i < j`, sorted by sequence number, no number repeated): lost records could lie between.
+fn lost_between(records: &[Raw], i: usize, j: usize) -> bool {
+    records[j].seq - records[i].seq != (j - i) as u64
+}
+
+/// A realloc that returned an address another block holds.
+fn realloc_conflict(addr: u64, since: usize) -> String {
+    format!("realloc returned {addr:#x}, which is live (since record {since})")
+}
 
 /// Turns each process's ordered records into events with renumbered ids.
 struct Builder<'a> {
@@ -261,6 +348,7 @@ struct Builder<'a> {
     events: Vec<Event>,
     next_id: u64,
     foreign_frees: usize,
+    losses: Losses,
 }
 
 impl Builder<'_> {
@@ -282,12 +370,50 @@ impl Builder<'_> {
         id
     }
 
+    /// Makes room at `r.addr` for a block that event `j` puts there. A block already live there
+    /// lost its free if records are missing since it arrived: it is freed here. Otherwise the
+    /// history is impossible, and `conflict` (given the address and the record that put the
+    /// live block there) says how.
+    fn evict(
+        &mut self,
+        records: &[Raw],
+        live: &mut HashMap<u64, Block>,
+        j: usize,
+        conflict: fn(u64, usize) -> String,
+    ) -> Result<(), TraceError> {
+        let r = &records[j];
+        if let Some(&b) = live.get(&r.addr) {
+            if !lost_between(records, b.at, j) {
+                return Err(self.err(r, conflict(r.addr, b.number)));
+            }
+            live.remove(&r.addr);
+            self.losses.implied_frees += 1;
+            self.emit(Op::Free { id: b.id }, r);
+        }
+        Ok(())
+    }
+
+    /// A realloc whose second half never came: its block stays at the old address, unless a
+    /// new owner has that address, which means the block moved to an address the trace does
+    /// not have; it is then freed here.
+    fn settle(&mut self, p: Pending, live: &mut HashMap<u64, Block>, r: &Raw) {
+        if let Some(b) = p.block {
+            match live.entry(p.old) {
+                Entry::Occupied(_) => self.emit(Op::Free { id: b.id }, r),
+                Entry::Vacant(slot) => {
+                    slot.insert(b);
+                }
+            }
+        }
+    }
+
     /// One process's records, sorted by sequence number.
     fn process(&mut self, records: &[Raw]) -> Result<(), TraceError> {
-        // The block id at each live address, and the record that allocated it.
+        // The block at each live address.
         let mut live: HashMap<u64, Block> = HashMap::new();
-        // Addresses whose last event was a free (to tell a double free from a foreign one).
-        let mut freed: HashSet<u64> = HashSet::new();
+        // Addresses whose last event was a free, and the index of that free (to tell a double
+        // free from a foreign one, and from one whose allocation was lost).
+        let mut freed: HashMap<u64, usize> = HashMap::new();
         // Reallocs between their two halves, per thread.
         let mut pending: HashMap<u32, Pending> = HashMap::new();
         for pair in records.windows(2) {
@@ -300,24 +426,34 @@ impl Builder<'_> {
                     ),
                 ));
             }
+            let step = pair[1].seq - pair[0].seq;
+            if step > 1 {
+                self.losses.gaps += 1;
+                self.losses.missing_records += step - 1;
+            }
         }
-        for r in records {
+        // Chunks cut short may have lost records from before the first one that survives.
+        let cut = !self.losses.cut_chunks.is_empty() || !self.losses.cut_headers.is_empty();
+        for (j, r) in records.iter().enumerate() {
             match r.kind {
                 KIND_ALLOC => {
                     if r.addr == 0 {
                         return Err(self.err(r, "allocation of address 0".to_string()));
                     }
-                    if let Some(&(_, at)) = live.get(&r.addr) {
-                        return Err(self.err(
-                            r,
-                            format!(
-                                "address {:#x} allocated again while live (since record {at})",
-                                r.addr
-                            ),
-                        ));
-                    }
+                    self.evict(records, &mut live, j, |addr, since| {
+                        format!(
+                            "address {addr:#x} allocated again while live (since record {since})"
+                        )
+                    })?;
                     let id = self.fresh_id();
-                    live.insert(r.addr, (id, r.number));
+                    live.insert(
+                        r.addr,
+                        Block {
+                            id,
+                            number: r.number,
+                            at: j,
+                        },
+                    );
                     freed.remove(&r.addr);
                     let align = if r.align == 0 { DEFAULT_ALIGN } else { r.align };
                     self.emit(
@@ -330,80 +466,154 @@ impl Builder<'_> {
                     );
                 }
                 KIND_FREE => match live.remove(&r.addr) {
-                    Some((id, _)) => {
-                        freed.insert(r.addr);
-                        self.emit(Op::Free { id }, r);
+                    Some(b) => {
+                        freed.insert(r.addr, j);
+                        self.emit(Op::Free { id: b.id }, r);
                     }
-                    None if freed.contains(&r.addr) => {
-                        return Err(self.err(r, format!("double free of address {:#x}", r.addr)))
-                    }
-                    None => self.foreign_frees += 1,
+                    None => match freed.get(&r.addr) {
+                        Some(&i) if !lost_between(records, i, j) => {
+                            return Err(self.err(r, format!("double free of address {:#x}", r.addr)))
+                        }
+                        Some(_) => {
+                            // The allocation in between was lost.
+                            self.losses.orphan_frees += 1;
+                            freed.insert(r.addr, j);
+                        }
+                        None => self.foreign_frees += 1,
+                    },
                 },
                 KIND_REALLOC_FROM => {
-                    if let Some(&(_, _, at)) = pending.get(&r.tid) {
-                        return Err(self.err(
-                            r,
-                            format!(
-                                "thread {} starts a realloc while the one at record {at} is \
-                                 unfinished",
-                                r.tid
-                            ),
-                        ));
+                    if let Some(p) = pending.remove(&r.tid) {
+                        if !lost_between(records, p.at, j) {
+                            return Err(self.err(
+                                r,
+                                format!(
+                                    "thread {} starts a realloc while the one at record {} is \
+                                     unfinished",
+                                    r.tid, p.number
+                                ),
+                            ));
+                        }
+                        // The earlier realloc's second half was lost.
+                        self.losses.broken_reallocs += 1;
+                        self.settle(p, &mut live, r);
                     }
                     let block = live.remove(&r.addr);
-                    if block.is_none() && freed.contains(&r.addr) {
-                        return Err(self.err(
-                            r,
-                            format!("realloc of address {:#x}, which was freed", r.addr),
-                        ));
+                    let mut lost_alloc = false;
+                    if block.is_none() {
+                        if let Some(&i) = freed.get(&r.addr) {
+                            if !lost_between(records, i, j) {
+                                return Err(self.err(
+                                    r,
+                                    format!("realloc of address {:#x}, which was freed", r.addr),
+                                ));
+                            }
+                            self.losses.orphan_frees += 1;
+                            lost_alloc = true;
+                        }
                     }
-                    pending.insert(r.tid, (block, r.addr, r.number));
+                    pending.insert(
+                        r.tid,
+                        Pending {
+                            block,
+                            lost_alloc,
+                            old: r.addr,
+                            number: r.number,
+                            at: j,
+                        },
+                    );
                 }
                 _ => {
-                    let Some((block, old, _)) = pending.remove(&r.tid) else {
-                        return Err(self.err(
-                            r,
-                            format!(
-                                "second half of a realloc on thread {} without its first",
-                                r.tid
-                            ),
-                        ));
+                    let Some(p) = pending.remove(&r.tid) else {
+                        if !(cut || lost_between(records, 0, j)) {
+                            return Err(self.err(
+                                r,
+                                format!(
+                                    "second half of a realloc on thread {} without its first",
+                                    r.tid
+                                ),
+                            ));
+                        }
+                        // The first half was lost: the block at the address returned, if one
+                        // is live there since before the loss, is the one resized in place.
+                        self.losses.broken_reallocs += 1;
+                        if r.addr == 0 {
+                            continue;
+                        }
+                        match live.get_mut(&r.addr) {
+                            Some(b) if lost_between(records, b.at, j) => {
+                                b.at = j;
+                                let id = b.id;
+                                self.emit(
+                                    Op::Realloc {
+                                        id,
+                                        size: r.size.max(1),
+                                    },
+                                    r,
+                                );
+                            }
+                            Some(b) => {
+                                let since = b.number;
+                                return Err(self.err(r, realloc_conflict(r.addr, since)));
+                            }
+                            None => {
+                                let id = self.fresh_id();
+                                live.insert(
+                                    r.addr,
+                                    Block {
+                                        id,
+                                        number: r.number,
+                                        at: j,
+                                    },
+                                );
+                                freed.remove(&r.addr);
+                                self.emit(
+                                    Op::Alloc {
+                                        id,
+                                        size: r.size.max(1),
+                                        align: DEFAULT_ALIGN,
+                                    },
+                                    r,
+                                );
+                            }
+                        }
+                        continue;
                     };
                     if r.addr == 0 {
                         // The call failed; the old block stays where it was.
-                        if let Some(b) = block {
-                            live.insert(old, b);
-                        }
+                        self.settle(p, &mut live, r);
                         continue;
                     }
-                    if let Some(&(_, at)) = live.get(&r.addr) {
-                        return Err(self.err(
-                            r,
-                            format!(
-                                "realloc returned {:#x}, which is live (since record {at})",
-                                r.addr
-                            ),
-                        ));
-                    }
-                    if old != r.addr {
-                        freed.insert(old);
+                    self.evict(records, &mut live, j, realloc_conflict)?;
+                    // The old address was released inside the call, just after the first half.
+                    if p.old != r.addr && !live.contains_key(&p.old) {
+                        freed.insert(p.old, p.at);
                     }
                     freed.remove(&r.addr);
-                    match block {
-                        Some((id, at)) => {
-                            live.insert(r.addr, (id, at));
+                    match p.block {
+                        Some(b) => {
+                            live.insert(r.addr, Block { at: j, ..b });
                             self.emit(
                                 Op::Realloc {
-                                    id,
+                                    id: b.id,
                                     size: r.size.max(1),
                                 },
                                 r,
                             );
                         }
                         None => {
-                            self.foreign_frees += 1;
+                            if !p.lost_alloc {
+                                self.foreign_frees += 1;
+                            }
                             let id = self.fresh_id();
-                            live.insert(r.addr, (id, r.number));
+                            live.insert(
+                                r.addr,
+                                Block {
+                                    id,
+                                    number: r.number,
+                                    at: j,
+                                },
+                            );
                             self.emit(
                                 Op::Alloc {
                                     id,
@@ -417,14 +627,11 @@ impl Builder<'_> {
                 }
             }
         }
-        // A realloc cut short by the end of the process: its block stays live.
-        for (_, (block, old, _)) in pending {
-            if let Some(b) = block {
-                live.insert(old, b);
-            }
-        }
+        // The process's exit gives back what it still holds, a block in the middle of a
+        // realloc included.
         if let Some(last) = records.last() {
-            let mut rest: Vec<u64> = live.values().map(|&(id, _)| id).collect();
+            let mut rest: Vec<u64> = live.values().map(|b| b.id).collect();
+            rest.extend(pending.values().filter_map(|p| p.block.map(|b| b.id)));
             rest.sort_unstable();
             for id in rest {
                 self.emit(Op::Free { id }, last);
@@ -435,317 +642,4 @@ impl Builder<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A test record: kind, call, alignment code, tid, seq, addr, size.
-    fn rec(
-        kind: u8,
-        tid: u32,
-        seq: u64,
-        addr: u64,
-        size: u64,
-        align_code: u8,
-    ) -> [u8; RECORD_SIZE] {
-        let mut b = [0u8; RECORD_SIZE];
-        b[0] = kind;
-        b[1] = if kind == KIND_FREE { 10 } else { 1 };
-        b[2] = align_code;
-        b[4..8].copy_from_slice(&tid.to_le_bytes());
-        b[8..16].copy_from_slice(&seq.to_le_bytes());
-        b[16..24].copy_from_slice(&(seq * 100).to_le_bytes());
-        b[24..32].copy_from_slice(&addr.to_le_bytes());
-        b[32..40].copy_from_slice(&size.to_le_bytes());
-        b
-    }
-
-    fn chunk(pid: u32, records: &[[u8; RECORD_SIZE]]) -> Vec<u8> {
-        chunk_of_run(pid, 1, records)
-    }
-
-    fn chunk_of_run(pid: u32, run: u32, records: &[[u8; RECORD_SIZE]]) -> Vec<u8> {
-        let mut v = MAGIC.to_vec();
-        v.extend_from_slice(&pid.to_le_bytes());
-        v.extend_from_slice(&(records.len() as u32).to_le_bytes());
-        v.extend_from_slice(&(RECORD_SIZE as u32).to_le_bytes());
-        v.extend_from_slice(&run.to_le_bytes());
-        for r in records {
-            v.extend_from_slice(r);
-        }
-        v
-    }
-
-    fn ops(bytes: &[u8]) -> Result<Vec<Op>, TraceError> {
-        let trace = BinaryReader::new("t.bin", bytes)?.read_all()?;
-        Ok(trace.events.into_iter().map(|e| e.op).collect())
-    }
-
-    fn err(bytes: &[u8]) -> String {
-        ops(bytes).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn records_are_ordered_by_sequence_across_thread_chunks() {
-        // Thread 2 flushed first, but its free (seq 1) follows thread 1's alloc (seq 0), and
-        // the address's reuse (seq 2) follows that free.
-        let mut file = chunk(7, &[rec(KIND_FREE, 2, 1, 0x1000, 0, 0)]);
-        file.extend(chunk(
-            7,
-            &[
-                rec(KIND_ALLOC, 1, 0, 0x1000, 24, 0),
-                rec(KIND_ALLOC, 1, 2, 0x1000, 0, 13),
-            ],
-        ));
-        assert_eq!(
-            ops(&file).unwrap(),
-            vec![
-                Op::Alloc {
-                    id: 1,
-                    size: 24,
-                    align: DEFAULT_ALIGN
-                },
-                Op::Free { id: 1 },
-                Op::Alloc {
-                    id: 2,
-                    size: 1,
-                    align: 4096
-                },
-                Op::Free { id: 2 },
-            ]
-        );
-    }
-
-    #[test]
-    fn realloc_halves_keep_the_id_and_free_the_old_address() {
-        let file = chunk(
-            1,
-            &[
-                rec(KIND_ALLOC, 1, 0, 0x100, 8, 0),
-                rec(KIND_REALLOC_FROM, 1, 1, 0x100, 0, 0),
-                // Another thread reuses the old address before the realloc returns.
-                rec(KIND_ALLOC, 2, 2, 0x100, 16, 0),
-                rec(KIND_REALLOC_TO, 1, 3, 0x900, 4000, 0),
-                rec(KIND_REALLOC_FROM, 1, 4, 0x900, 0, 0),
-                rec(KIND_REALLOC_TO, 1, 5, 0, 1 << 40, 0), // failed: block stays
-                rec(KIND_FREE, 1, 6, 0x900, 0, 0),
-            ],
-        );
-        assert_eq!(
-            ops(&file).unwrap(),
-            vec![
-                Op::Alloc {
-                    id: 1,
-                    size: 8,
-                    align: DEFAULT_ALIGN
-                },
-                Op::Alloc {
-                    id: 2,
-                    size: 16,
-                    align: DEFAULT_ALIGN
-                },
-                Op::Realloc { id: 1, size: 4000 },
-                Op::Free { id: 1 },
-                Op::Free { id: 2 },
-            ]
-        );
-    }
-
-    #[test]
-    fn processes_get_their_own_ids_and_foreign_frees_are_counted() {
-        let mut file = chunk(10, &[rec(KIND_ALLOC, 10, 0, 0x500, 32, 0)]);
-        // The forked child frees its parent's block (foreign) and allocates the same address.
-        file.extend(chunk(
-            11,
-            &[
-                rec(KIND_FREE, 11, 5, 0x500, 0, 0),
-                rec(KIND_ALLOC, 11, 6, 0x500, 64, 0),
-            ],
-        ));
-        let reader = BinaryReader::new("t.bin", &file).unwrap();
-        assert_eq!(reader.foreign_frees(), 1);
-        assert_eq!(reader.processes(), 2);
-        // The count reaches the trace that `replay` reports from.
-        assert_eq!(
-            super::super::read_trace("t.bin", &file)
-                .unwrap()
-                .foreign_frees,
-            1
-        );
-        assert_eq!(
-            ops(&file).unwrap(),
-            vec![
-                Op::Alloc {
-                    id: 1,
-                    size: 32,
-                    align: DEFAULT_ALIGN
-                },
-                Op::Free { id: 1 },
-                Op::Alloc {
-                    id: 2,
-                    size: 64,
-                    align: DEFAULT_ALIGN
-                },
-                Op::Free { id: 2 },
-            ]
-        );
-    }
-
-    #[test]
-    fn a_program_started_by_execve_is_a_process_of_its_own() {
-        // Same pid, a new run: its sequence numbers start again, and its addresses are its own.
-        let mut file = chunk_of_run(30, 5, &[rec(KIND_ALLOC, 30, 0, 0x700, 8, 0)]);
-        file.extend(chunk_of_run(30, 6, &[rec(KIND_ALLOC, 30, 0, 0x700, 9, 0)]));
-        let reader = BinaryReader::new("t.bin", &file).unwrap();
-        assert_eq!(reader.processes(), 2);
-        assert_eq!(
-            ops(&file).unwrap(),
-            vec![
-                Op::Alloc {
-                    id: 1,
-                    size: 8,
-                    align: DEFAULT_ALIGN
-                },
-                Op::Free { id: 1 },
-                Op::Alloc {
-                    id: 2,
-                    size: 9,
-                    align: DEFAULT_ALIGN
-                },
-                Op::Free { id: 2 },
-            ]
-        );
-    }
-
-    #[test]
-    fn unknown_magic_and_version_are_refused_at_their_offset() {
-        let good = chunk(1, &[rec(KIND_ALLOC, 1, 0, 0x10, 8, 0)]);
-        let mut bad = good.clone();
-        bad.extend_from_slice(b"GARBAGE!GARBAGE!GARBAGE!");
-        assert_eq!(
-            err(&bad),
-            "t.bin: byte offset 64: not a trace chunk (bad magic)"
-        );
-        let mut v2 = good.clone();
-        v2[7] = 2;
-        assert_eq!(
-            err(&v2),
-            "t.bin: byte offset 0: unsupported trace format version 2 (this reader knows version 1)"
-        );
-        assert_eq!(err(b""), "t.bin: empty file: no trace chunk");
-    }
-
-    #[test]
-    fn truncation_is_reported_with_offset_and_record() {
-        let good = chunk(
-            1,
-            &[
-                rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
-                rec(KIND_FREE, 1, 1, 0x10, 0, 0),
-            ],
-        );
-        assert_eq!(
-            err(&good[..good.len() - 5]),
-            "t.bin:2: byte offset 0: truncated chunk: its header promises 2 records (80 bytes), \
-             75 bytes follow"
-        );
-        let mut two = good.clone();
-        two.extend_from_slice(&good[..10]);
-        assert_eq!(
-            err(&two),
-            "t.bin: byte offset 104: truncated chunk header (10 of 24 bytes)"
-        );
-    }
-
-    /// `r` with byte `i` set to `value`.
-    fn with_byte(mut r: [u8; RECORD_SIZE], i: usize, value: u8) -> [u8; RECORD_SIZE] {
-        r[i] = value;
-        r
-    }
-
-    #[test]
-    fn corrupt_records_name_their_number() {
-        let cases: [(&[[u8; RECORD_SIZE]], &str); 3] = [
-            (
-                &[
-                    rec(KIND_ALLOC, 1, 0, 0x20, 8, 0),
-                    with_byte(rec(KIND_ALLOC, 1, 1, 0x10, 8, 0), 0, 9),
-                ],
-                "t.bin:2: byte offset 64: corrupt record: unknown kind 9",
-            ),
-            (
-                &[with_byte(rec(KIND_ALLOC, 1, 0, 0x10, 8, 0), 2, 99)],
-                "t.bin:1: byte offset 24: corrupt record: alignment code 99",
-            ),
-            (
-                &[with_byte(rec(KIND_ALLOC, 1, 0, 0x10, 8, 0), 1, 0)],
-                "t.bin:1: byte offset 24: corrupt record: unknown call 0",
-            ),
-        ];
-        for (records, message) in cases {
-            assert_eq!(err(&chunk(1, records)), message);
-        }
-    }
-
-    #[test]
-    fn inconsistent_histories_are_refused() {
-        let cases: [(&[[u8; RECORD_SIZE]], &str); 4] = [
-            (
-                // A double free.
-                &[
-                    rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
-                    rec(KIND_FREE, 1, 1, 0x10, 0, 0),
-                    rec(KIND_FREE, 1, 2, 0x10, 0, 0),
-                ],
-                "t.bin:3: byte offset 104: double free of address 0x10",
-            ),
-            (
-                // One address handed out twice.
-                &[
-                    rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
-                    rec(KIND_ALLOC, 2, 1, 0x10, 8, 0),
-                ],
-                "t.bin:2: byte offset 64: address 0x10 allocated again while live (since record 1)",
-            ),
-            (
-                // The second half of a realloc alone.
-                &[rec(KIND_REALLOC_TO, 3, 0, 0x10, 8, 0)],
-                "t.bin:1: byte offset 24: second half of a realloc on thread 3 without its first",
-            ),
-            (
-                // One sequence number twice.
-                &[
-                    rec(KIND_ALLOC, 1, 4, 0x10, 8, 0),
-                    rec(KIND_ALLOC, 1, 4, 0x20, 8, 0),
-                ],
-                "t.bin:2: byte offset 64: sequence number 4 repeats record 1 (two traces with one \
-                 pid and run?)",
-            ),
-        ];
-        for (records, message) in cases {
-            assert_eq!(err(&chunk(1, records)), message);
-        }
-    }
-
-    #[test]
-    fn every_truncation_of_a_valid_trace_is_an_error_not_a_panic() {
-        let mut file = chunk(1, &[rec(KIND_ALLOC, 1, 0, 0x10, 8, 0)]);
-        file.extend(chunk(
-            1,
-            &[
-                rec(KIND_REALLOC_FROM, 1, 1, 0x10, 0, 0),
-                rec(KIND_REALLOC_TO, 1, 2, 0x30, 80, 0),
-            ],
-        ));
-        assert!(ops(&file).is_ok());
-        for cut in 0..file.len() {
-            let whole_chunks = cut == 64;
-            assert_eq!(ops(&file[..cut]).is_ok(), whole_chunks, "cut at {cut}");
-        }
-        // Flipping any byte never panics either.
-        for i in 0..file.len() {
-            let mut f = file.clone();
-            f[i] ^= 0xa5;
-            let _ = ops(&f);
-        }
-    }
-}
+mod tests;

@@ -69,6 +69,123 @@ pub struct Trace {
     /// out (binary traces only: a process that started recording late, or a forked child
     /// freeing its parent's block).
     pub foreign_frees: usize,
+    /// What a damaged binary trace lost (a program that died mid-recording); empty for a
+    /// whole trace and for every text trace.
+    pub losses: Losses,
+}
+
+/// A chunk of a binary trace whose records stop short of the count its header promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CutChunk {
+    /// Byte offset of the chunk header.
+    pub offset: usize,
+    /// Whole records present.
+    pub present: usize,
+    /// Records the header promises.
+    pub promised: usize,
+}
+
+/// What a binary trace lost and what the reader did about it. A program killed while recording
+/// leaves each thread's unwritten buffer out of the file, and a write cut short leaves a chunk
+/// cut short. The reader keeps every whole record, and it resolves a conflict in the history
+/// (an address allocated twice, freed twice) only when lost records between the two events
+/// can explain it. A conflict with nothing lost in between is still an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Losses {
+    /// Chunks cut short, in file order.
+    pub cut_chunks: Vec<CutChunk>,
+    /// Byte offsets of chunk headers cut short; the records they announced are lost.
+    pub cut_headers: Vec<usize>,
+    /// Sequence numbers missing between the first and last surviving record of each program:
+    /// records lost in the middle of the trace (a loss at a program's very end leaves no gap).
+    pub missing_records: u64,
+    /// Runs of consecutive missing sequence numbers.
+    pub gaps: usize,
+    /// Frees of a block whose allocation was lost (its address was last freed, with a gap
+    /// since); left out.
+    pub orphan_frees: usize,
+    /// Blocks freed by the reader because their address was handed out again after a gap,
+    /// which must have held their lost free. The free is placed just before the new owner.
+    pub implied_frees: usize,
+    /// Reallocs that lost one of their two halves.
+    pub broken_reallocs: usize,
+}
+
+impl Losses {
+    /// True if nothing was lost that the reader can see.
+    pub fn is_empty(&self) -> bool {
+        *self == Losses::default()
+    }
+}
+
+impl fmt::Display for Losses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = |n: usize, one: &str, many: &str| {
+            if n == 1 {
+                format!("1 {one}")
+            } else {
+                format!("{n} {many}")
+            }
+        };
+        let mut parts = Vec::new();
+        if let Some(first) = self.cut_chunks.first() {
+            let n = self.cut_chunks.len();
+            let at = format!(
+                "byte offset {}: {} of its {} records",
+                first.offset, first.present, first.promised
+            );
+            parts.push(if n == 1 {
+                format!("truncated chunk at {at}")
+            } else {
+                format!("{n} truncated chunks (the first at {at})")
+            });
+        }
+        if let Some(first) = self.cut_headers.first() {
+            let n = self.cut_headers.len();
+            parts.push(if n == 1 {
+                format!("truncated chunk header at byte offset {first}")
+            } else {
+                format!("{n} truncated chunk headers (the first at byte offset {first})")
+            });
+        }
+        if self.missing_records > 0 {
+            let records = if self.missing_records == 1 {
+                "1 record".to_string()
+            } else {
+                format!("{} records", self.missing_records)
+            };
+            parts.push(format!(
+                "{records} missing from the sequence in {}",
+                plural(self.gaps, "gap", "gaps")
+            ));
+        }
+        if self.orphan_frees > 0 {
+            parts.push(format!(
+                "{} left out",
+                plural(
+                    self.orphan_frees,
+                    "free of a lost allocation",
+                    "frees of lost allocations"
+                )
+            ));
+        }
+        if self.implied_frees > 0 {
+            parts.push(format!(
+                "{} (an address allocated again after lost records)",
+                plural(self.implied_frees, "implied free", "implied frees")
+            ));
+        }
+        if self.broken_reallocs > 0 {
+            parts.push(format!(
+                "{} missing a half",
+                plural(self.broken_reallocs, "realloc", "reallocs")
+            ));
+        }
+        if parts.is_empty() {
+            return f.write_str("nothing lost");
+        }
+        f.write_str(&parts.join("; "))
+    }
 }
 
 /// A problem with a trace, located at `source:line`.
@@ -119,8 +236,7 @@ pub trait TraceReader {
     {
         let mut trace = Trace {
             source: self.source().to_string(),
-            events: Vec::new(),
-            foreign_frees: 0,
+            ..Trace::default()
         };
         while let Some(event) = self.next_event() {
             trace.events.push(event?);
@@ -131,12 +247,14 @@ pub trait TraceReader {
 }
 
 /// Reads a trace from `bytes`, choosing the reader by content: a binary trace (recorded by
-/// `libfreespace.so`) by its magic bytes, anything else as text.
+/// `libfreespace.so`) by its magic bytes or a NUL byte in its first chunk header (see
+/// [`is_binary`]), anything else as text.
 pub fn read_trace(source: &str, bytes: &[u8]) -> Result<Trace, TraceError> {
     if is_binary(bytes) {
         let mut reader = BinaryReader::new(source, bytes)?;
         let mut trace = reader.read_all()?;
         trace.foreign_frees = reader.foreign_frees();
+        trace.losses = reader.losses().clone();
         return Ok(trace);
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -297,6 +415,34 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(trace(text).unwrap_err().to_string(), want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_binary_trace_with_a_damaged_first_magic_is_refused_as_binary() {
+        // A chunk header (24 bytes: magic, pid, count, record size 40, run) whose magic lost
+        // a byte, and one record.
+        let mut file = b"FSTRACX\x01".to_vec();
+        for field in [7u32, 1, 40, 1] {
+            file.extend_from_slice(&field.to_le_bytes());
+        }
+        file.extend_from_slice(&[1, 1, 0, 0, 7, 0, 0, 0]);
+        file.extend_from_slice(&[0; 32]);
+        assert_eq!(
+            read_trace("b.fstrace", &file).unwrap_err().to_string(),
+            "b.fstrace: byte offset 0: not a trace chunk (bad magic)"
+        );
+        let mut garbage = file.clone();
+        garbage[..8].copy_from_slice(b"GARBAGE!");
+        assert_eq!(
+            read_trace("b.fstrace", &garbage).unwrap_err().to_string(),
+            "b.fstrace: byte offset 0: not a trace chunk (bad magic)"
+        );
+        // A NUL byte past the first 24 bytes leaves a text trace a text trace.
+        let text = b"a 1 8\na 2 8\na 3 8\na 4 8\nf \x00\n";
+        assert_eq!(
+            read_trace("t.trace", text).unwrap_err().to_string(),
+            "t.trace:5: id must be a non-negative integer, got \"\\0\""
+        );
     }
 
     #[test]

@@ -2,11 +2,16 @@
 //!
 //! Invariant: [`TextReader`] yields exactly the operations of the non-blank, non-comment lines,
 //! in order, each tagged with its 1-based line number; the first malformed line stops it with
-//! an error naming that line. [`write_text`] writes what the reader reads back unchanged.
+//! an error naming that line. Fields are separated by spaces and tabs only, and numbers are
+//! ASCII decimal digits only (no sign), as docs/trace-format.md says. [`write_text`] writes what the reader reads back unchanged.
 
 use std::fmt::Write as _;
 
 use super::{Event, Op, Trace, TraceError, TraceReader, DEFAULT_ALIGN};
+use crate::quote::{clip, quoted};
+
+/// What separates fields: spaces and tabs, nothing else (docs/trace-format.md).
+const SEPARATORS: [char; 2] = [' ', '\t'];
 
 /// Reads the text format from a string.
 #[derive(Debug)]
@@ -26,26 +31,33 @@ impl<'a> TextReader<'a> {
 
     fn parse_line(&self, line: usize, body: &str) -> Result<Op, TraceError> {
         let err = |msg: String| TraceError::new(&self.source, line, msg);
-        let mut words = body.split_whitespace();
+        let mut words = body.split(SEPARATORS).filter(|w| !w.is_empty());
         let kind = words.next().unwrap_or("");
         let fields: Vec<&str> = words.collect();
         let number = |what: &str, text: &str| -> Result<u64, TraceError> {
-            text.parse::<u64>().map_err(|_| {
-                err(format!(
-                    "{what} must be a non-negative integer, got {text:?}"
-                ))
-            })
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err(format!(
+                    "{what} must be a non-negative integer, got {}",
+                    quoted(text)
+                )));
+            }
+            text.parse::<u64>()
+                .map_err(|_| err(format!("{what} {} does not fit in 64 bits", clip(text))))
         };
         let size = |text: &str| -> Result<usize, TraceError> {
             usize::try_from(number("size", text)?).map_err(|_| {
                 err(format!(
-                    "size {text} does not fit in this machine's address space"
+                    "size {} does not fit in this machine's address space",
+                    clip(text)
                 ))
             })
         };
         let arity = |min: usize, max: usize, usage: &str| {
             if fields.len() < min || fields.len() > max {
-                Err(err(format!("expected `{usage}`, got {:?}", body.trim())))
+                Err(err(format!(
+                    "expected `{usage}`, got {}",
+                    quoted(body.trim_matches(SEPARATORS))
+                )))
             } else {
                 Ok(())
             }
@@ -55,7 +67,7 @@ impl<'a> TextReader<'a> {
                 arity(2, 3, "a ID SIZE [ALIGN]")?;
                 let align = match fields.get(2) {
                     Some(text) => usize::try_from(number("alignment", text)?)
-                        .map_err(|_| err(format!("alignment {text} is too large")))?,
+                        .map_err(|_| err(format!("alignment {} is too large", clip(text))))?,
                     None => DEFAULT_ALIGN,
                 };
                 Ok(Op::Alloc {
@@ -78,7 +90,8 @@ impl<'a> TextReader<'a> {
                 })
             }
             other => Err(err(format!(
-                "unknown operation {other:?} (expected a, f or r)"
+                "unknown operation {} (expected a, f or r)",
+                quoted(other)
             ))),
         }
     }
@@ -96,7 +109,7 @@ impl TraceReader for TextReader<'_> {
                 Some(hash) => &raw[..hash],
                 None => raw,
             };
-            if body.trim().is_empty() {
+            if body.trim_matches(SEPARATORS).is_empty() {
                 continue;
             }
             return Some(self.parse_line(line, body).map(|op| Event { op, line }));
@@ -203,6 +216,72 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(read(text).unwrap_err().to_string(), want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn only_ascii_digits_spaces_and_tabs_are_accepted() {
+        let cases = [
+            (
+                "a 1 +8\n",
+                "x.trace:1: size must be a non-negative integer, got \"+8\"",
+            ),
+            (
+                "f +1\n",
+                "x.trace:1: id must be a non-negative integer, got \"+1\"",
+            ),
+            (
+                "a 1 8 +16\n",
+                "x.trace:1: alignment must be a non-negative integer, got \"+16\"",
+            ),
+            (
+                "a 1 \u{0663}\n",
+                "x.trace:1: size must be a non-negative integer, got \"\u{0663}\"",
+            ),
+            // No-break space, em space and ideographic space separate nothing.
+            (
+                "a\u{a0}1 8\n",
+                "x.trace:1: unknown operation \"a\\u{a0}1\" (expected a, f or r)",
+            ),
+            (
+                "a 1\u{2003}8\n",
+                "x.trace:1: expected `a ID SIZE [ALIGN]`, got \"a 1\\u{2003}8\"",
+            ),
+            (
+                "\u{3000}\n",
+                "x.trace:1: unknown operation \"\\u{3000}\" (expected a, f or r)",
+            ),
+            (
+                "a 1 8\x0b\n",
+                "x.trace:1: size must be a non-negative integer, got \"8\\u{b}\"",
+            ),
+            (
+                "a 1 99999999999999999999\n",
+                "x.trace:1: size 99999999999999999999 does not fit in 64 bits",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(read(text).unwrap_err().to_string(), want, "{text:?}");
+        }
+        // Spaces, tabs and CRLF line ends are fine.
+        assert_eq!(read("\ta\t1  8 \r\n \t\r\nf 1\r\n").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn long_tokens_are_clipped_in_messages() {
+        let long = "z".repeat(100_000);
+        for text in [
+            format!("{long} 1 8\n"),
+            format!("a 1 {long}\n"),
+            format!("a 1 8 {long}\n"),
+            format!("a 1 8 16 {long}\n"),
+        ] {
+            let msg = read(&text).unwrap_err().to_string();
+            assert!(msg.len() < 200, "{} bytes: {}", msg.len(), &msg[..200]);
+            assert!(msg.contains("zzz…\""), "{msg}");
+        }
+        let digits = "9".repeat(10_000);
+        let msg = read(&format!("a 1 {digits}\n")).unwrap_err().to_string();
+        assert!(msg.len() < 200, "{msg}");
     }
 
     #[test]
