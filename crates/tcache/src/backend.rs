@@ -49,14 +49,22 @@ const PURGE_MARGIN: usize = 64;
 /// (the caller holds the backend lock), and the core keeps no data inside it beyond
 /// `PURGE_MARGIN` bytes of either end.
 unsafe fn purge_interior(heap: &Heap<OsSource, SegregatedFit>, ptr: *mut u8, len: usize) {
-    let first = (ptr as usize + PURGE_MARGIN).next_multiple_of(PAGE);
-    let end = (ptr as usize + len - PURGE_MARGIN) & !(PAGE - 1);
-    if end > first && heap.owns(first as *const u8) && heap.owns((end - 1) as *const u8) {
-        #[cfg(not(loom))]
+    // Offsets from `ptr` of the first and past-the-last whole page inside the margins.
+    let base = ptr as usize;
+    let first = (base + PURGE_MARGIN).next_multiple_of(PAGE) - base;
+    let end = ((base + len - PURGE_MARGIN) & !(PAGE - 1)) - base;
+    if end <= first {
+        return;
+    }
+    // Derived from `ptr`, so that they carry its provenance.
+    let (from, last) = (ptr.wrapping_add(first), ptr.wrapping_add(end - 1));
+    if heap.owns(from) && heap.owns(last) {
+        // Miri and loom have no `madvise`; the range is computed and checked all the same.
+        #[cfg(not(any(loom, miri)))]
         // SAFETY: the pages lie inside free memory of the core (the caller's contract), so
         // discarding their contents loses nothing anyone reads.
         unsafe {
-            libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED);
+            libc::madvise(from.cast(), end - first, libc::MADV_DONTNEED);
         }
     }
 }
@@ -153,9 +161,9 @@ impl Backend {
         // SAFETY: the caller passes a live span record.
         let (start, bytes) = unsafe { ((*meta).start, (*meta).bytes() - CORE_HEADER) };
         let mut core = self.lock.lock();
-        self.pages.set(start, bytes, ptr::null_mut());
+        self.pages.set(start as usize, bytes, ptr::null_mut());
         // SAFETY: the span is a live block of the core that nothing refers to any more.
-        let freed = unsafe { core.0.free(NonNull::new_unchecked(start as *mut u8)) };
+        let freed = unsafe { core.0.free(NonNull::new_unchecked(start)) };
         debug_assert!(freed.is_ok());
         self.span_bytes.fetch_sub(bytes, Ordering::Relaxed);
         self.spans.fetch_sub(1, Ordering::Relaxed);
@@ -207,7 +215,7 @@ impl Backend {
     /// # Safety
     /// `ptr` must not be in a span, and must not point at memory being changed concurrently.
     pub(crate) unsafe fn large_usable_size(&self, ptr: *const u8) -> Result<usize, FreeError> {
-        let ptr = NonNull::new(ptr as *mut u8).ok_or(FreeError::NotInHeap)?;
+        let ptr = NonNull::new(ptr.cast_mut()).ok_or(FreeError::NotInHeap)?;
         let core = self.lock.lock();
         // SAFETY: the caller's contract; the core validates the pointer.
         unsafe { core.0.usable_size(ptr) }

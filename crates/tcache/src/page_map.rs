@@ -11,7 +11,7 @@
 use crate::size_class::PAGE;
 use crate::span::SpanMeta;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 const ADDRESS_BITS: u32 = 48;
 const PAGE_SHIFT: u32 = PAGE.trailing_zeros();
@@ -24,6 +24,13 @@ const ROOT_LEN: usize = 1 << ROOT_BITS;
 type Leaf = [AtomicPtr<SpanMeta>; LEAF_LEN];
 type Root = [AtomicPtr<Leaf>; ROOT_LEN];
 
+/// `MAP_NORESERVE`: the tables are mostly untouched, so no swap is reserved for them. Miri's
+/// `mmap` takes only `MAP_PRIVATE | MAP_ANONYMOUS` (it allocates the memory outright).
+#[cfg(not(miri))]
+const NORESERVE: libc::c_int = libc::MAP_NORESERVE;
+#[cfg(miri)]
+const NORESERVE: libc::c_int = 0;
+
 /// Maps zeroed memory from the OS, or returns null.
 fn os_map(bytes: usize) -> *mut u8 {
     // SAFETY: an anonymous private mapping at no fixed address touches no existing memory.
@@ -32,7 +39,7 @@ fn os_map(bytes: usize) -> *mut u8 {
             ptr::null_mut(),
             bytes,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | NORESERVE,
             -1,
             0,
         )
@@ -47,6 +54,10 @@ fn os_map(bytes: usize) -> *mut u8 {
 /// The radix table. `const fn new()`, so the global one lives in a `static`.
 pub(crate) struct PageMap {
     root: AtomicPtr<Root>,
+    /// The lowest and highest root index that has a leaf (`usize::MAX` and 0 while none has),
+    /// so that dropping the map visits only that range of the 2^18 root entries.
+    leaf_lo: AtomicUsize,
+    leaf_hi: AtomicUsize,
 }
 
 impl PageMap {
@@ -54,6 +65,8 @@ impl PageMap {
     pub(crate) const fn new() -> Self {
         PageMap {
             root: AtomicPtr::new(ptr::null_mut()),
+            leaf_lo: AtomicUsize::new(usize::MAX),
+            leaf_hi: AtomicUsize::new(0),
         }
     }
 
@@ -112,6 +125,10 @@ impl PageMap {
                     return false;
                 }
                 slot.store(leaf, Ordering::Release);
+                let i = page >> LEAF_BITS;
+                // Only `set` writes these, and its calls are serialised.
+                self.leaf_lo.fetch_min(i, Ordering::Relaxed);
+                self.leaf_hi.fetch_max(i, Ordering::Relaxed);
             }
             // SAFETY: `leaf` is a live mapping of a `Leaf`.
             unsafe { (*leaf)[page & (LEAF_LEN - 1)].store(meta, Ordering::Release) };
@@ -126,7 +143,7 @@ impl Drop for PageMap {
         if root.is_null() {
             return;
         }
-        for i in 0..ROOT_LEN {
+        for i in *self.leaf_lo.get_mut()..=*self.leaf_hi.get_mut() {
             // SAFETY: `root` is a live mapping; `&mut self` means no reader is left.
             let leaf = unsafe { (*root)[i].load(Ordering::Relaxed) };
             if !leaf.is_null() {
@@ -147,7 +164,8 @@ mod tests {
     fn set_get_clear() {
         let map = PageMap::new();
         assert!(map.get(0x1234_5000).is_null());
-        let fake = 0x10 as *mut SpanMeta;
+        // Never dereferenced: any non-null pointer will do.
+        let fake = ptr::NonNull::<SpanMeta>::dangling().as_ptr();
         let start = 0x7f00_0000_0000 - 3 * PAGE;
         assert!(map.set(start, 5 * PAGE, fake));
         for off in (0..5 * PAGE).step_by(512) {

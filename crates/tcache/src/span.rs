@@ -69,8 +69,9 @@ impl FreeObj {
 /// The metadata of one span.
 #[repr(C)]
 pub(crate) struct SpanMeta {
-    /// First byte of the span (page aligned), also the first object. Immutable.
-    pub(crate) start: usize,
+    /// First byte of the span (page aligned), also the first object. Immutable. A pointer with
+    /// the provenance of the core's block, from which every object pointer is derived.
+    pub(crate) start: *mut u8,
     /// The size class. Immutable.
     pub(crate) class: u32,
     /// The span's size in pages (a class's spans start small and grow: `size_class.rs`).
@@ -122,7 +123,7 @@ impl SpanMeta {
                 .add(pages * PAGE - SPAN_META_RESERVE)
                 .cast::<SpanMeta>();
             meta.write(SpanMeta {
-                start: start as usize,
+                start,
                 class: c as u32,
                 pages: pages as u32,
                 objects: span_objects(c, pages) as u32,
@@ -161,7 +162,7 @@ impl SpanMeta {
     /// none of those.
     #[inline]
     pub(crate) fn check_object(&self, addr: usize) -> Result<(), FreeError> {
-        let (idx, rem) = split_offset(self.class as usize, addr - self.start);
+        let (idx, rem) = split_offset(self.class as usize, addr - self.start as usize);
         if rem != 0 || idx >= self.bumped.load(Ordering::Relaxed) as usize {
             return Err(FreeError::Misaligned);
         }
@@ -220,7 +221,8 @@ impl SpanMeta {
         // Only this thread stores `bumped` (the class lock is held), so this load is exact.
         let mut bumped = self.bumped.load(Ordering::Relaxed);
         while taken < want && bumped < self.objects {
-            let obj = (self.start + bumped as usize * size) as *mut u8;
+            // SAFETY: slot `bumped < objects` lies inside the span, before its record.
+            let obj = unsafe { self.start.add(bumped as usize * size) };
             bumped += 1;
             // SAFETY: objects past the old bump index were never handed out; the span owns them.
             head = unsafe { FreeObj::push(obj, head) };

@@ -114,8 +114,9 @@ mod spin {
         type Target = T;
         #[inline]
         fn deref(&self) -> &T {
-            // SAFETY: the guard holds the lock, so no other access to the value is live.
-            unsafe { self.ptr.deref() }
+            // SAFETY: the guard holds the lock, so no other access to the value is live, and
+            // `&self` rules out a mutable borrow through this guard while the result lives.
+            unsafe { self.ptr.deref_shared() }
         }
     }
 

@@ -72,6 +72,18 @@ mod std_cell {
             // SAFETY: the caller guarantees exclusive access for the lifetime of the result.
             unsafe { &mut *self.0 }
         }
+
+        /// Dereferences the pointer for reading only. Unlike [`MutPtr::deref`], this makes no
+        /// unique borrow, so shared borrows taken earlier (another field of the same value, say)
+        /// stay valid.
+        ///
+        /// # Safety
+        /// No mutable reference to the cell's contents may be live while the result is.
+        #[inline]
+        pub(crate) unsafe fn deref_shared(&self) -> &T {
+            // SAFETY: the caller guarantees that nothing mutates the value meanwhile.
+            unsafe { &*self.0 }
+        }
     }
 }
 

@@ -9,6 +9,11 @@ use std::thread;
 
 static A: ThreadCached = ThreadCached::new();
 
+/// Iteration counts are divided by this under ThreadSanitizer (`.ci/tsan` builds with
+/// `--cfg tsan`), whose per-access checks make the byte-by-byte fills slow. Every path still runs
+/// many times over: batches, transfer-cache overflows, new and released spans.
+const SCALE: usize = if cfg!(tsan) { 4 } else { 1 };
+
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -68,23 +73,28 @@ fn random_size(rng: &mut Rng) -> usize {
     }
 }
 
+/// A block in transit between threads (a raw pointer is not `Send`; the pointer itself is sent,
+/// so it keeps its provenance).
+struct Block(*mut u8, usize);
+// SAFETY: the sender gives the block up; only the receiver uses it afterwards.
+unsafe impl Send for Block {}
+
 #[test]
 fn producer_consumer_every_free_is_remote() {
-    let (tx, rx) = mpsc::sync_channel::<(usize, usize)>(1024);
+    let (tx, rx) = mpsc::sync_channel::<Block>(1024);
     let producer = thread::spawn(move || {
         let mut rng = Rng(1);
-        for _ in 0..200_000 {
+        for _ in 0..200_000 / SCALE {
             let size = random_size(&mut rng);
             let p = A.malloc(size);
             assert!(!p.is_null());
             fill(p, size.min(64));
-            tx.send((p as usize, size)).unwrap();
+            tx.send(Block(p, size)).unwrap();
         }
     });
     let consumer = thread::spawn(move || {
         let mut n = 0;
-        for (p, size) in rx {
-            let p = p as *mut u8;
+        for Block(p, size) in rx {
             verify(p, size.min(64));
             // SAFETY: the producer handed the block over and never touches it again.
             unsafe {
@@ -96,7 +106,7 @@ fn producer_consumer_every_free_is_remote() {
         n
     });
     producer.join().unwrap();
-    assert_eq!(consumer.join().unwrap(), 200_000);
+    assert_eq!(consumer.join().unwrap(), 200_000 / SCALE);
 }
 
 #[test]
@@ -106,7 +116,7 @@ fn churn_of_random_sizes_across_four_threads() {
             thread::spawn(move || {
                 let mut rng = Rng(t + 100);
                 let mut live: Vec<(*mut u8, usize)> = Vec::new();
-                for _ in 0..100_000 {
+                for _ in 0..100_000 / SCALE {
                     if live.len() < 2000 && (live.is_empty() || rng.below(100) < 55) {
                         let size = random_size(&mut rng);
                         let p = if rng.below(8) == 0 {
@@ -147,7 +157,7 @@ fn realloc_chains_keep_their_prefix() {
         .map(|t| {
             thread::spawn(move || {
                 let mut rng = Rng(t + 7);
-                for _ in 0..200 {
+                for _ in 0..200 / SCALE {
                     let mut size = 1 + rng.below(64) as usize;
                     let mut p = A.malloc(size);
                     fill(p, size);
@@ -333,7 +343,7 @@ fn malloc_zero_calloc_and_alignment_edges() {
 fn purged_large_objects_leave_live_neighbours_intact() {
     let mut rng = Rng(0x5eed);
     let mut live: Vec<(*mut u8, usize)> = Vec::new();
-    for round in 0..400 {
+    for round in 0..400 / SCALE {
         match rng.below(3) {
             0 | 1 if live.len() < 12 => {
                 let size = 300_000 + rng.below(900_000) as usize;

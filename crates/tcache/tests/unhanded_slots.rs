@@ -30,12 +30,13 @@ fn first_span_object_and_unhanded_slot(size: usize) -> (*mut u8, *mut u8) {
     }
     let p = A.malloc(size);
     assert!(!p.is_null());
-    let start = p as usize & !(PAGE - 1);
-    let idx = (p as usize - start) / size;
+    // Slot pointers are derived from `p`, never made from integers.
+    let start = p.wrapping_sub(p as usize % PAGE);
+    let idx = (p as usize - start as usize) / size;
     assert!(idx < info.first_fill as usize, "p is slot {idx}");
     // The other carved slots are free objects in this thread's cache: refused as double frees.
     for k in (0..info.first_fill as usize).filter(|&k| k != idx) {
-        let slot = (start + k * size) as *mut u8;
+        let slot = start.wrapping_add(k * size);
         // SAFETY: `slot` lies in the span's first page, readable; a cached object is refused.
         assert_eq!(
             unsafe { A.free(slot) },
@@ -43,7 +44,7 @@ fn first_span_object_and_unhanded_slot(size: usize) -> (*mut u8, *mut u8) {
             "slot {k}"
         );
     }
-    (p, (start + info.first_fill as usize * size) as *mut u8)
+    (p, start.wrapping_add(info.first_fill as usize * size))
 }
 
 /// Allocates `n` blocks of `size` and checks that no address comes out twice.
