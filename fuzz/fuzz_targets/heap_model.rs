@@ -394,14 +394,14 @@ impl<S: Source> FitHeap<S> {
     where
         Self: Subject,
     {
-        // A region is 16-aligned at both ends; the heap keeps one it can use (header,
-        // sentinel and one minimum block).
+        // A region is the 16-aligned part of what the source handed out; the heap keeps one it
+        // can use (a 32-byte region header, a 16-byte sentinel and one 32-byte block).
         self.memory()
             .into_iter()
             .filter_map(|(s, l)| {
                 let r = (s + 15) & !15;
                 let end = (s + l) & !15;
-                (end >= r + 64).then_some((r, end - r))
+                (end >= r + 80).then_some((r, end - r))
             })
             .collect()
     }

@@ -1,12 +1,14 @@
 //! Block metadata in real memory: headers with magic numbers, free-list links and boundary tags
 //! inside the blocks themselves, and region bookkeeping inside the regions.
 //!
-//! Layout. A region starts with a 16-byte region header (next region, length) and ends with a
-//! 16-byte sentinel header (size 0, used), so walking or coalescing never leaves the region. The
-//! sentinel's second word is the region's *purge mark*: no page from the mark to the sentinel
-//! has been touched since it was mapped or last dropped with madvise. Handing out the region's
-//! trailing block raises the mark; trimming at `free` drops pages only below it and lowers it,
-//! so the OS is asked about each page once, not on every free.
+//! Layout. A region is the 16-byte-aligned part of what the source handed out. It starts with a
+//! 32-byte region header (next region, length, and the source's own start and length, which are
+//! what goes back to the source) and ends with a 16-byte sentinel header (size 0, used), so
+//! walking or coalescing never leaves the region. The sentinel's second word is the region's
+//! *purge mark*: no page from the mark to the sentinel has been touched since it was mapped or
+//! last dropped with madvise. Handing out the region's trailing block raises the mark; trimming
+//! at `free` drops pages only below it and lowers it, so the OS is asked about each page once,
+//! not on every free.
 //! Every block starts with a 16-byte header:
 //!
 //! ```text
@@ -21,8 +23,8 @@
 //! header says PREV_SMALL instead. PREV_FREE in the following header makes backward coalescing
 //! O(1), as in dlmalloc. LAST marks a free block whose next header is the sentinel, so that
 //! carving an allocation out of any other free block need not read the header after it.
-//! List links and the region header's next-region word hold pointers (stored as pointers, so
-//! they keep their region's provenance); every other word is an integer.
+//! List links and the region header's next-region and source-start words hold pointers (stored
+//! as pointers, so they keep their region's provenance); every other word is an integer.
 //! Invariant: every header's PREV bits describe the block before it, exactly the free blocks
 //! that end their region say LAST, and the regions list is sorted by address.
 
@@ -59,8 +61,15 @@ const SIZE_MASK: u64 = !(ALIGN as u64 - 1);
 const PREV_MASK: u64 = Flags::PREV_FREE.bits() | Flags::PREV_SMALL.bits();
 /// A header word with these bits equal to `USED` is a sentinel (a used block of size 0).
 const SENTINEL_MASK: u64 = SIZE_MASK | Flags::USED.bits();
-/// The region header: next region, length.
-const REGION_HEADER: usize = 16;
+/// The region header: next region, length (from the header to the end of the sentinel), the
+/// source's start and the source's length (as `grow` returned them, the length as cut by
+/// `shrink` since). The heap uses `[header, header + length)`, the 16-byte-aligned part of the
+/// source's range; `release` and `shrink` get the source's own start and length back.
+const REGION_HEADER: usize = 32;
+/// Where the region header keeps the source's start (a pointer, with its provenance).
+const SOURCE_START: usize = 16;
+/// Where the region header keeps the source's length.
+const SOURCE_LEN: usize = 24;
 /// Region header plus end sentinel.
 const REGION_OVERHEAD: usize = REGION_HEADER + HEADER;
 /// Mixed into every magic number.
@@ -180,6 +189,15 @@ impl<S: Source> RawSpace<S> {
         None
     }
 
+    /// The range the source handed out for region `r` (its length as cut by `shrink` since), as
+    /// `release` and `shrink` must get it back.
+    fn source_range(&self, r: Block) -> (Block, usize) {
+        (
+            self.rd_link(r + SOURCE_START),
+            self.rd(r + SOURCE_LEN) as usize,
+        )
+    }
+
     /// Records where the first region now ends.
     fn set_primary_end(&mut self, end: usize) {
         self.primary_end = end;
@@ -289,11 +307,11 @@ impl<S: Source> RawSpace<S> {
         let mut r = self.regions;
         while r != NO_REGION {
             let next = self.rd_link(r);
-            let len = self.rd(r + 8) as usize;
-            if let Some(p) = NonNull::new(r.as_ptr()) {
-                // SAFETY: `r` and `len` describe a whole region `grow` returned (regions from a
-                // releasing source are page aligned, so `r` is the start the source gave), and
-                // the heap is being torn down, so nothing uses it.
+            let (start, len) = self.source_range(r);
+            if let Some(p) = NonNull::new(start.as_ptr()) {
+                // SAFETY: `start` and `len` are exactly what `grow` returned for this region
+                // (the length as cut by `shrink` since), and the heap is being torn down, so
+                // nothing uses it.
                 unsafe { self.source.release(p, len) };
             }
             r = next;
@@ -524,14 +542,29 @@ impl<S: Source> Space for RawSpace<S> {
             None => return None,
         };
         let start = Block::from_ptr(p.as_ptr());
-        let r = start + (align_up(start.addr(), ALIGN) - start.addr());
-        let end = start.addr().checked_add(len)? & !(ALIGN - 1);
-        if end < r.addr() + REGION_OVERHEAD + MIN_BLOCK {
-            return None;
-        }
+        // The 16-byte-aligned part of the region must hold a region header, a sentinel and a
+        // block; a region too small for that goes straight back.
+        let aligned = start
+            .addr()
+            .checked_add(ALIGN - 1)
+            .map(|a| a & !(ALIGN - 1));
+        let end = start.addr().checked_add(len).map(|e| e & !(ALIGN - 1));
+        let (r, end) = match (aligned, end) {
+            (Some(r), Some(end)) if end >= r && end - r >= REGION_OVERHEAD + MIN_BLOCK => (r, end),
+            _ => {
+                if self.source.can_release() {
+                    // SAFETY: exactly the range `grow` just returned, which nothing uses.
+                    unsafe { self.source.release(p, len) };
+                }
+                return None;
+            }
+        };
+        let r = start + (r - start.addr());
         let sentinel = r + (end - HEADER - r.addr());
         let first = r + REGION_HEADER;
         self.wr(r + 8, (end - r.addr()) as u64);
+        self.wr_link(r + SOURCE_START, start);
+        self.wr(r + SOURCE_LEN, len as u64);
         // Insert the region in address order.
         let mut before = NO_REGION;
         let mut x = self.regions;
@@ -566,17 +599,19 @@ impl<S: Source> Space for RawSpace<S> {
         };
         let end = r.addr() + len;
         debug_assert_eq!(sentinel.addr(), end - HEADER);
-        let Some(start) = NonNull::new(r.as_ptr()) else {
+        let (source_start, source_len) = self.source_range(r);
+        let Some(source_ptr) = NonNull::new(source_start.as_ptr()) else {
             return Trim::Kept;
         };
         if block == r + REGION_HEADER && r != self.primary {
             let next = self.rd_link(r);
             // SAFETY: the region holds only this free block, which is on no list, so nothing
-            // uses it; `r` and `len` describe the region as `grow` (and any shrinking) left it.
-            if unsafe { self.source.release(start, len) } {
+            // uses it; `source_ptr` and `source_len` are what `grow` returned for it (the
+            // length as cut by `shrink` since).
+            if unsafe { self.source.release(source_ptr, source_len) } {
                 self.unlink_region(r, next);
-                self.heap_bytes -= len;
-                self.overhead -= len - size;
+                self.heap_bytes -= source_len;
+                self.overhead -= source_len - size;
                 return Trim::Released;
             }
             return Trim::Kept;
@@ -599,14 +634,23 @@ impl<S: Source> Space for RawSpace<S> {
             }
             return Trim::Kept;
         }
-        let new_end = align_up(block.addr() + keep.max(MIN_BLOCK) + HEADER, page);
-        if new_end >= end || r.addr() % page != 0 {
+        // Keep the source's first `new_len` bytes, a whole number of pages, enough for the kept
+        // part of the block and a sentinel; the region then ends at the last 16-byte boundary
+        // in them.
+        let keep_end = align_up(block.addr() + keep.max(MIN_BLOCK) + HEADER, ALIGN);
+        let new_len = align_up(keep_end - source_start.addr(), page);
+        let new_end = (source_start.addr() + new_len) & !(ALIGN - 1);
+        if new_len >= source_len || new_end >= end {
             return Trim::Kept;
         }
-        // SAFETY: the tail past `new_end` lies inside the free block, which is on no list.
-        if !unsafe { self.source.shrink(start, len, new_end - r.addr()) } {
+        // SAFETY: `source_ptr` and `source_len` are what `grow` returned for this region (the
+        // length as cut by `shrink` since), `new_len` is a multiple of the page size, and the
+        // tail from `source_start + new_len` lies past `keep_end`: in the free block (which is
+        // on no list), its sentinel or the bytes past the sentinel that the heap never uses.
+        if !unsafe { self.source.shrink(source_ptr, source_len, new_len) } {
             return Trim::Kept;
         }
+        self.wr(r + SOURCE_LEN, new_len as u64);
         self.wr(r + 8, (new_end - r.addr()) as u64);
         if r == self.primary {
             self.set_primary_end(new_end);
@@ -615,7 +659,10 @@ impl<S: Source> Space for RawSpace<S> {
         self.write_sentinel(new_sentinel, new_sentinel.addr());
         let new_size = new_sentinel - block;
         self.set_free(block, new_size);
-        self.heap_bytes -= end - new_end;
+        // The block lost `end - new_end` bytes and the heap `source_len - new_len`: the bytes
+        // past the sentinel that the heap does not use (fewer than 16) change with the cut.
+        self.heap_bytes -= source_len - new_len;
+        self.overhead = self.overhead + (end - new_end) - (source_len - new_len);
         Trim::Shrunk { new_size }
     }
     fn purge(&mut self, block: Block, size: usize) -> usize {
@@ -660,6 +707,15 @@ impl<S: Source> Space for RawSpace<S> {
         let mut r = self.regions;
         while r != NO_REGION {
             let len = self.rd(r + 8) as usize;
+            // The region is the 16-byte-aligned part of the source's range.
+            let (source_start, source_len) = self.source_range(r);
+            let source_end = source_start.addr().wrapping_add(source_len);
+            if r.addr().wrapping_sub(source_start.addr()) >= ALIGN
+                || source_end < source_start.addr()
+                || source_end & !(ALIGN - 1) != r.addr() + len
+            {
+                return Err(Corruption::BadTiling { addr: r.addr() });
+            }
             if r == self.primary
                 && (r.addr() + len != self.primary_end
                     || self.payload_span != len - REGION_HEADER - 2 * HEADER)
@@ -780,6 +836,39 @@ mod tests {
         assert_eq!(s.next_block(first), None, "the sentinel ends the walk");
         assert_eq!(s.prev_free(first), None);
         assert_eq!(s.region_count(), 1);
+    }
+
+    #[test]
+    fn a_region_keeps_the_source_range_it_was_cut_from() {
+        let mut buf = vec![0u128; 64];
+        let base = Block::from_ptr(buf.as_mut_ptr().cast::<u8>());
+        // 5 bytes past a 16-byte boundary, ending 3 bytes before one: the aligned part is the
+        // 62 whole 16-byte units in between.
+        let (start, len) = (base + 5, 64 * 16 - 5 - 3);
+        // SAFETY: the buffer outlives the space.
+        let mut s =
+            RawSpace::new(unsafe { FixedRegion::new(NonNull::new(start.as_ptr()).unwrap(), len) });
+        let (first, size) = s.grow(32).unwrap();
+        let r = base + 16;
+        assert_eq!(first, r + REGION_HEADER);
+        assert_eq!(
+            size,
+            62 * 16 - REGION_OVERHEAD,
+            "the aligned part, less header and sentinel"
+        );
+        assert_eq!(s.overhead_bytes(), len - size);
+        assert_eq!(s.source_range(r), (start, len));
+        s.set_free(first, size);
+        let ok = |s: &RawSpace<FixedRegion>| s.walk_checked(&mut |_, _| Ok(()));
+        ok(&s).unwrap();
+        // A source range that does not round to the region is corruption.
+        s.wr(r + SOURCE_LEN, (len + 16) as u64);
+        assert_eq!(ok(&s), Err(Corruption::BadTiling { addr: r.addr() }));
+        s.wr(r + SOURCE_LEN, len as u64);
+        s.wr_link(r + SOURCE_START, start - 16);
+        assert_eq!(ok(&s), Err(Corruption::BadTiling { addr: r.addr() }));
+        s.wr_link(r + SOURCE_START, start);
+        ok(&s).unwrap();
     }
 
     #[test]

@@ -8,6 +8,17 @@ use core::ptr::NonNull;
 
 /// A supplier of memory regions for a heap.
 ///
+/// A region may start at any address and have any length. A [`Heap`](crate::Heap) lays its
+/// blocks out in the 16-byte-aligned part of it, from its start rounded up to a multiple of 16 to
+/// its end rounded down to one; a region whose aligned part cannot hold the heap's region header,
+/// end sentinel and one block (80 bytes) is given straight back with `release`.
+///
+/// Whatever the heap gives back, it names exactly as `grow` named it: `release` and `shrink` get
+/// the start pointer `grow` returned and the region's *current length*, which is the length
+/// `grow` returned until a `shrink` of the region succeeds, and that call's `new_len` from then
+/// on. A source that frees with the pointer and size it allocated with (`dealloc`, `munmap`) can
+/// pass them straight on.
+///
 /// # Safety
 /// `grow` must return memory valid for reads and writes of `len` bytes that nothing else uses
 /// until it is passed back to `release` (or cut off by `shrink`), and that overlaps no other
@@ -23,22 +34,27 @@ pub unsafe trait Source {
         false
     }
 
-    /// Takes back a whole region. Returns false if this source never takes memory back.
+    /// Takes back a whole region. Returns false if it does not (a source that never takes memory
+    /// back always returns false).
     ///
     /// # Safety
-    /// `start` and `len` must describe exactly a region that `grow` returned and that is not
-    /// used any more.
+    /// `start` must be a start pointer that `grow` returned and `len` that region's current
+    /// length (see the trait docs); the region must not have been taken back since, and nothing
+    /// may use it any more.
     unsafe fn release(&mut self, start: NonNull<u8>, len: usize) -> bool {
         let _ = (start, len);
         false
     }
 
-    /// Takes back the tail `[start + new_len, start + len)` of a region, where `new_len` is a
-    /// multiple of `page_size`. Returns false if that is not possible.
+    /// Takes back the tail `[start + new_len, start + len)` of a region, which is
+    /// `[start, start + new_len)` from then on. `new_len` is a multiple of
+    /// [`page_size`](Source::page_size), more than 0 and less than `len`, so the cut is page
+    /// aligned when `start` is. Returns false if that is not possible; the region then stays
+    /// as it was.
     ///
     /// # Safety
-    /// `start` and `len` must describe a live region from `grow` (as shrunk so far), and nothing
-    /// may use the tail any more.
+    /// `start` and `len` must name a live region as for `release`: a start pointer that `grow`
+    /// returned and that region's current length. Nothing may use the tail any more.
     unsafe fn shrink(&mut self, start: NonNull<u8>, len: usize, new_len: usize) -> bool {
         let _ = (start, len, new_len);
         false
@@ -56,7 +72,7 @@ pub unsafe trait Source {
         false
     }
 
-    /// The granularity of `shrink` and `purge`.
+    /// The granularity of `shrink` and `purge`: a power of two.
     fn page_size(&self) -> usize {
         4096
     }

@@ -6,8 +6,8 @@
 /// A snapshot of a heap's bookkeeping. All sizes are in bytes.
 ///
 /// The identity `heap_bytes == allocated_bytes + free_bytes + header_bytes + overhead_bytes`
-/// always holds, where `overhead_bytes` covers what belongs to no block (region headers and end
-/// sentinels).
+/// always holds, where `overhead_bytes` covers what belongs to no block (region headers, end
+/// sentinels, and the bytes of a source's region outside its 16-byte-aligned part).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HeapStats {
     /// Bytes under management: the sum of all regions obtained from the source.
@@ -25,7 +25,8 @@ pub struct HeapStats {
     pub largest_free_block: usize,
     /// Bytes taken by the headers of live blocks.
     pub header_bytes: usize,
-    /// Bytes that belong to no block: region headers and end-of-region sentinels.
+    /// Bytes that belong to no block: region headers, end-of-region sentinels, and the bytes of
+    /// a source's region outside its 16-byte-aligned part.
     pub overhead_bytes: usize,
     /// Number of live blocks.
     pub live_blocks: usize,

@@ -157,8 +157,8 @@ fn textbook_fits_on_real_memory_place_as_in_the_simulation() {
     // The 10/30/20 example again, in units of 64 bytes, on a real heap: the policies are the
     // same code, so they pick the same blocks.
     fn run<P: freespace_malloc::Policy>(policy: P) -> Vec<usize> {
-        // A region of exactly 63 units, plus the 32 bytes of region header and end sentinel.
-        let mut buf = vec![0u128; (63 * 64 + 32) / 16];
+        // A region of exactly 63 units, plus the 48 bytes of region header and end sentinel.
+        let mut buf = vec![0u128; (63 * 64 + 48) / 16];
         let start = NonNull::new(buf.as_mut_ptr().cast::<u8>()).unwrap();
         // SAFETY: `buf` outlives the heap, which is dropped at the end of this function.
         let mut heap = unsafe { Heap::in_region(start, buf.len() * 16, policy, HeapConfig::new()) };

@@ -199,11 +199,11 @@ fn a_trim_keeps_the_boundary_tag_when_the_sentinel_is_on_a_page_boundary() {
     const PAGES: usize = 8;
     let config = HeapConfig::new().with_trim_threshold(16 << 10);
     let mut heap = Heap::with_parts(SentinelOnPage::new(PAGES), SegregatedFit::new(), config);
-    // One block that fills the region up to its sentinel: region header 16, block header 16.
-    let p = heap.malloc(layout(PAGES * PAGE - 32)).unwrap();
+    // One block that fills the region up to its sentinel: region header 32, block header 16.
+    let p = heap.malloc(layout(PAGES * PAGE - 48)).unwrap();
     assert_eq!(heap.stats().free_blocks, 0);
     // SAFETY: `p` has that many payload bytes; touching them all makes every page resident.
-    unsafe { p.as_ptr().write_bytes(1, PAGES * PAGE - 32) };
+    unsafe { p.as_ptr().write_bytes(1, PAGES * PAGE - 48) };
     // SAFETY: live, freed once. The free block fills the region and passes the threshold.
     unsafe { heap.free(p) }.unwrap();
     let purged = heap.source().purged;
@@ -216,7 +216,7 @@ fn a_trim_keeps_the_boundary_tag_when_the_sentinel_is_on_a_page_boundary() {
     // Purging on demand draws the same line.
     heap.release_free_memory();
     heap.check().unwrap();
-    let q = heap.malloc(layout(PAGES * PAGE - 32)).unwrap();
+    let q = heap.malloc(layout(PAGES * PAGE - 48)).unwrap();
     // SAFETY: live, freed once.
     unsafe { heap.free(q) }.unwrap();
     heap.check().unwrap();
