@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Runs real programs under glibc malloc, libfreespace.so, and Debian's jemalloc, mimalloc and
 # tcmalloc (LD_PRELOAD), and prints wall time and peak RSS as ratios to glibc and to the best
-# allocator of each row, as a Markdown table (docs/benchmarks-capi.md keeps one).
+# allocator of each row, as a Markdown table.
 #
-#   benches/capi_compare.sh [REPEATS]     (default 5; the median of the runs is used)
+#   benches/capi_compare.sh [--csv FILE] [REPEATS]     (default 5; the median of the runs is used)
+#
+# --csv FILE also writes every run to FILE, one row each:
+# repeat,workload,allocator,wall_s,cpu_s,peak_rss_kib (benches/report.py reads it).
 #
 # It installs libjemalloc2, libmimalloc2.0 and libtcmalloc-minimal4 with apt-get when missing,
 # and builds libfreespace.so in release mode.
 set -euo pipefail
+CSV=
+if [ "${1:-}" = --csv ]; then
+  CSV=$(realpath -m "$2")
+  shift 2
+fi
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 REPEATS=${1:-5}
@@ -70,6 +78,7 @@ ratio_row() {
   printf '\n'
 }
 
+[ -z "$CSV" ] || echo 'repeat,workload,allocator,wall_s,cpu_s,peak_rss_kib' >"$CSV"
 printf 'Each cell: ratio to glibc (ratio to the best of the row); lower is better. Median of %s runs,\n' "$REPEATS"
 printf 'the allocators taking turns within each repetition.\n\n'
 printf '| workload | metric |'
@@ -83,10 +92,12 @@ for w in "${WORKLOADS[@]}"; do
   setup=${rest%%|*}
   cmd=${rest#*|}
   for i in "${!NAMES[@]}"; do : >"$WORK/runs.$i"; done
-  for _ in $(seq 1 "$REPEATS"); do
+  for rep in $(seq 1 "$REPEATS"); do
     for i in "${!NAMES[@]}"; do
       [ -z "$setup" ] || (cd "$WORK" && bash -c "$setup")
       run_once "${PRELOADS[$i]}" "$cmd" "$WORK/runs.$i"
+      [ -z "$CSV" ] || tail -1 "$WORK/runs.$i" |
+        awk -v r="$rep" -v w="$label" -v a="${NAMES[$i]}" '{ printf "%s,\"%s\",%s,%s,%s,%s\n", r, w, a, $1, $3, $2 }' >>"$CSV"
     done
   done
   T=() M=() C=()

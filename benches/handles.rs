@@ -9,6 +9,14 @@
 //!   arena (after `compact`), freespace-malloc's `Heap` and the system allocator.
 //!
 //! Run: `cargo bench --bench handles -- --warm-up-time 1 --measurement-time 3`
+//! (a criterion filter that matches nothing, such as `-- tables`, prints only the two tables).
+//!
+//! The two tables also print machine-readable lines (for `benches/report.py`):
+//! - `RESULT footprint <live bytes> <footprint bytes> <name>` (the name may hold spaces);
+//! - `RESULT get <arena ns> <slotmap ns>` and `RESULT insert_remove <arena ns> <slotmap ns>`, per
+//!   operation, each the best of its interleaved rounds;
+//! - `RESULT compact <compactor> <block bytes> <bytes moved> <pass s> <memcpy s> <memmove s>`,
+//!   each time given as `<best>/<median>` seconds over the interleaved rounds.
 
 use std::alloc::Layout;
 use std::hint::black_box;
@@ -394,6 +402,9 @@ fn footprint_table() {
             *fp as f64 / *live as f64
         );
     }
+    for (name, live, fp) in &rows {
+        println!("RESULT footprint {live} {fp} {name}");
+    }
     println!();
 }
 
@@ -451,6 +462,11 @@ fn ratio_table() {
         ts * 1e9 / GET_N as f64,
         ta / ts
     );
+    println!(
+        "RESULT get {:.4} {:.4}",
+        ta * 1e9 / GET_N as f64,
+        ts * 1e9 / GET_N as f64
+    );
 
     let mut arena = Arena::new();
     arena.set_policy(GrowthPolicy::Manual);
@@ -480,6 +496,11 @@ fn ratio_table() {
         ta * 1e9 / CHURN_N as f64,
         ts * 1e9 / CHURN_N as f64,
         ta / ts
+    );
+    println!(
+        "RESULT insert_remove {:.3} {:.3}",
+        ta * 1e9 / CHURN_N as f64,
+        ts * 1e9 / CHURN_N as f64
     );
 
     // Each side starts with its data out of the caches; 15 rounds, best and median kept.
@@ -536,6 +557,10 @@ fn compact_ratio<C: Compactor>(scratch: &mut Vec<u8>, compactor: impl Fn() -> C,
             moved as f64 / within.0 / 1e9,
             within.0 / pass.0,
             within.1 / pass.1
+        );
+        println!(
+            "RESULT compact {name} {len} {moved} {:.6e}/{:.6e} {:.6e}/{:.6e} {:.6e}/{:.6e}",
+            pass.0, pass.1, copy.0, copy.1, within.0, within.1
         );
     }
 }

@@ -3,6 +3,10 @@
 //! over many trials. Prints a table; nothing is timed.
 //!
 //! Run: `cargo bench --bench heap_efficiency` (`-- --trials N` for fewer or more trials).
+//!
+//! After the table comes one machine-readable line per contender (for `benches/report.py`):
+//! `RESULT heap_efficiency <talc's method> <realloc up to 100 KB> <name>`, as fractions (the name
+//! may hold spaces).
 
 mod malloc_peers;
 use malloc_peers::{
@@ -37,12 +41,13 @@ fn mean<C: Contender>(
     total / trials as f64
 }
 
+/// Prints one row of the table and returns its machine-readable line.
 fn row<C: Contender>(
     region: &mut Region,
     trials: usize,
     name: &str,
     make: impl Fn(&mut Region) -> C,
-) {
+) -> String {
     let talc_way = mean(region, trials, TALC_REALLOC_MAX, &make);
     let small = mean(region, trials, MAX_SIZE, &make);
     println!(
@@ -50,6 +55,7 @@ fn row<C: Contender>(
         talc_way * 100.0,
         small * 100.0
     );
+    format!("RESULT heap_efficiency {talc_way:.6} {small:.6} {name}")
 }
 
 fn main() {
@@ -74,19 +80,25 @@ fn main() {
         "allocator", "talc's method", "realloc <= 100 KB"
     );
     println!("| {:-<34} | {:->13} | {:->19} |", "", "", "");
-    row(&mut region, trials, "SegregatedFit", segregated);
-    row(&mut region, trials, "FirstFit (address order)", first_fit);
-    row(&mut region, trials, "FirstFit (LIFO)", first_fit_lifo);
-    row(&mut region, trials, "NextFit (address order)", next_fit);
-    row(&mut region, trials, "BestFit (address order)", best_fit);
-    row(&mut region, trials, "WorstFit (address order)", worst_fit);
-    row(&mut region, trials, "talc", Talc::new);
-    row(&mut region, trials, "rlsf", Rlsf::new);
-    row(
-        &mut region,
-        trials,
-        "linked_list_allocator",
-        LinkedList::new,
-    );
-    row(&mut region, trials, "BuddyHeap", Buddy::new);
+    let results = [
+        row(&mut region, trials, "SegregatedFit", segregated),
+        row(&mut region, trials, "FirstFit (address order)", first_fit),
+        row(&mut region, trials, "FirstFit (LIFO)", first_fit_lifo),
+        row(&mut region, trials, "NextFit (address order)", next_fit),
+        row(&mut region, trials, "BestFit (address order)", best_fit),
+        row(&mut region, trials, "WorstFit (address order)", worst_fit),
+        row(&mut region, trials, "talc", Talc::new),
+        row(&mut region, trials, "rlsf", Rlsf::new),
+        row(
+            &mut region,
+            trials,
+            "linked_list_allocator",
+            LinkedList::new,
+        ),
+        row(&mut region, trials, "BuddyHeap", Buddy::new),
+    ];
+    println!();
+    for line in results {
+        println!("{line}");
+    }
 }

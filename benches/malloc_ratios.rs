@@ -8,6 +8,10 @@
 //! `-- --only NAME` to run only the contenders whose name contains NAME, e.g. under `perf`,
 //! `-- --seed N` to replay another script than the published one, `-- --max N` to run only the
 //! script with maximum size N).
+//!
+//! Besides the table, each contender gets one machine-readable line (for `benches/report.py`):
+//! `RESULT random_actions <max size> <best ns/action> <median ns/action> <reallocs moved>
+//! <reallocs> <bytes copied> <footprint bytes> <failed actions> <name>` (the name may hold spaces).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -144,6 +148,7 @@ fn main() {
             "", "", "", "", "", "", "", "", ""
         );
         let per_action = |d: Duration| d.as_nanos() as f64 / ACTIONS as f64;
+        let mut results = Vec::new();
         for e in &entries {
             let (b, m) = (best(e), median(e));
             let n = (e.count)(&mut region, &script, &mut slots);
@@ -160,6 +165,21 @@ fn main() {
                 n.footprint() as f64 / 1e6,
                 n.failed
             );
+            results.push(format!(
+                "RESULT random_actions {max} {:.2} {:.2} {} {} {} {} {} {}",
+                per_action(b),
+                per_action(m),
+                n.realloc_moved,
+                n.realloc_moved + n.realloc_in_place,
+                n.bytes_copied,
+                n.footprint(),
+                n.failed,
+                e.name
+            ));
+        }
+        println!();
+        for line in results {
+            println!("{line}");
         }
         println!();
     }

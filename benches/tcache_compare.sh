@@ -3,12 +3,20 @@
 # mimalloc, jemalloc), one process per run so each peak RSS is its own, interleaving allocators
 # round by round so background load hits them alike, and prints medians as ratios.
 #
-#   benches/tcache_compare.sh [ROUNDS] [SCALE]      (defaults: 3 rounds, scale 0.5)
+#   benches/tcache_compare.sh [--csv FILE] [ROUNDS] [SCALE]      (defaults: 3 rounds, scale 0.5)
+#
+# --csv FILE also writes every run to FILE, one row each:
+# round,workload,allocator,ops_per_wall_s,peak_rss_kib,ops_per_cpu_s (benches/report.py reads it).
 #
 # Columns: throughput of freespace against the system allocator and against the faster of
 # mimalloc and jemalloc (targets: > 1.0 and >= 0.9 single-threaded / >= 0.8 cross-thread), and
 # peak RSS against mimalloc's (target: <= 1.2).
 set -euo pipefail
+CSV=
+if [ "${1:-}" = --csv ]; then
+  CSV=$(realpath -m "$2")
+  shift 2
+fi
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-3}"
 SCALE="${2:-0.5}"
@@ -23,11 +31,16 @@ done
 for ((r = 1; r <= ROUNDS; r++)); do
   for w in "${WORKLOADS[@]}"; do
     for a in "${ALLOCATORS[@]}"; do
-      cargo bench -q --bench "tcache_$a" -- "$w" --scale "$SCALE" 2>/dev/null | grep '^RESULT' >>"$OUT"
+      cargo bench -q --bench "tcache_$a" -- "$w" --scale "$SCALE" 2>/dev/null |
+        awk -v r="$r" '$1 == "RESULT" { print $0, r }' >>"$OUT"
     done
   done
   echo "round $r of $ROUNDS done" >&2
 done
+if [ -n "$CSV" ]; then
+  awk 'BEGIN { print "round,workload,allocator,ops_per_wall_s,peak_rss_kib,ops_per_cpu_s" }
+       { print $7 "," $3 "," $2 "," $4 "," $5 "," $6 }' "$OUT" >"$CSV"
+fi
 
 awk -v workloads="${WORKLOADS[*]}" '
 function median(key,   n, i, j, t, v) {
