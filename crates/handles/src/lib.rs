@@ -58,7 +58,7 @@
 //!   one type lives in its own slot, so there is no shared buffer to fragment and nothing to
 //!   compact. Here values of any type and raw byte blocks share one buffer, the table maps
 //!   handles to offsets, and compaction gives the holes back. `get` costs about as much as
-//!   slotmap's (see `docs/benchmarks-handles.md`); insert and remove cost more, since they
+//!   slotmap's (see `docs/benchmarks.md`); insert and remove cost more, since they
 //!   also place the bytes and keep the hole index that coalescing and fitting need.
 //! - **The classic Mac OS Memory Manager** (`NewHandle`, `HLock`, `MoveHHi`): the model for
 //!   master pointers, locking (here: counted [`Arena::pin`]) and compact-before-grow
@@ -91,7 +91,7 @@
 //! `get` is one XOR (the arena's id out of the handle's index), an index into the table
 //! (16-byte entries), one key compare and a pointer add: 14 instructions per `get` in a loop,
 //! counted with callgrind. See
-//! `docs/benchmarks-handles.md` for measured ratios against slotmap and memcpy.
+//! `docs/benchmarks.md` for measured ratios against slotmap and memcpy.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
 mod arena;
