@@ -145,10 +145,10 @@ impl<S: Source> RawSpace<S> {
 
     #[inline(always)]
     fn rd(&self, at: Block) -> u64 {
-        // SAFETY: every word read here is a header word, boundary tag or region word inside a
-        // region this space owns, named from that region's pointer (the engine only names
-        // blocks the space laid out, and `lookup` finds a user pointer's region before reading);
-        // all are 8-aligned.
+        // The engine only names blocks the space laid out, and `lookup` finds a user pointer's
+        // region before reading, so every word read here is a header word, boundary tag or
+        // region word inside a region this space owns, named from that region's pointer.
+        // SAFETY: `at` lies inside one of this space's regions (above) and is 8-aligned.
         unsafe { at.as_ptr().cast::<u64>().read() }
     }
 
@@ -643,10 +643,10 @@ impl<S: Source> Space for RawSpace<S> {
         if new_len >= source_len || new_end >= end {
             return Trim::Kept;
         }
-        // SAFETY: `source_ptr` and `source_len` are what `grow` returned for this region (the
-        // length as cut by `shrink` since), `new_len` is a multiple of the page size, and the
-        // tail from `source_start + new_len` lies past `keep_end`: in the free block (which is
-        // on no list), its sentinel or the bytes past the sentinel that the heap never uses.
+        // `source_ptr` and `source_len` are what `grow` returned for this region (the length as
+        // cut by `shrink` since), and `new_len` is a multiple of the page size.
+        // SAFETY: the tail from `source_start + new_len` lies past `keep_end`: in the free block
+        // (on no list), its sentinel or bytes past the sentinel that the heap never uses.
         if !unsafe { self.source.shrink(source_ptr, source_len, new_len) } {
             return Trim::Kept;
         }
