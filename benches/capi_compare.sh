@@ -32,7 +32,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y "${need[@]}" >/dev/null 2>&1 ||
     { apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null; }
 fi
-cargo build --release -p freespace-capi >&2
+cargo build --release -p libfreespace >&2
 
 NAMES=(glibc freespace jemalloc mimalloc tcmalloc)
 PRELOADS=("" "$TARGET/release/libfreespace.so" "$LIBDIR/libjemalloc.so.2"

@@ -127,7 +127,7 @@ def main():
 
     lib = args.freespace
     if not lib:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "freespace-capi"], cwd=ROOT,
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "libfreespace"], cwd=ROOT,
                        check=True)
         target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
         lib = os.path.join(target, "release", "libfreespace.so")

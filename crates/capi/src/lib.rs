@@ -3,7 +3,7 @@
 //!
 //! # Usage
 //! ```text
-//! cargo build --release -p freespace-capi
+//! cargo build --release -p libfreespace
 //! LD_PRELOAD=target/release/libfreespace.so python3 script.py
 //! FREESPACE_TRACE=/tmp/run.fstrace LD_PRELOAD=target/release/libfreespace.so sqlite3 db.sqlite < q.sql
 //! freespace replay /tmp/run.fstrace

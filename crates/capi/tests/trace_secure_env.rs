@@ -13,7 +13,7 @@
 //! without `nosuid` and no `no_new_privs`. Where that is not possible the test says so on
 //! stderr and checks only the plain run.
 
-use freespace::extensions::{freespace_stats, FreespaceStats};
+use freespace_capi::extensions::{freespace_stats, FreespaceStats};
 use std::ffi::CString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! This binary links the library, so its exports are this process's allocator, as in the
 //! library's unit tests. It holds one test, so nothing else in the process starts a trace.
 
-use freespace::extensions::{freespace_trace_start, freespace_trace_stop};
+use freespace_capi::extensions::{freespace_trace_start, freespace_trace_stop};
 use std::ffi::CString;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
