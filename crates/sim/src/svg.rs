@@ -3,7 +3,8 @@
 //! Invariant: every picture is a self-contained SVG document whose size is fixed by the
 //! constants below, and whose colours say one thing each: [`USED`] for live blocks, [`FREE`]
 //! for free space inside the footprint; lines get one colour per allocator, the same in every
-//! picture.
+//! picture. Allocators whose series are identical are drawn as one line, in the colour of the
+//! first of them, under one legend entry that names them all ([`line_groups`]).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -212,14 +213,14 @@ struct Chart<'a> {
     y_format: &'a dyn Fn(f64) -> String,
 }
 
-/// Height of a chart with room for `series` legend entries (at least 420 pixels).
-pub fn chart_height(series: usize) -> u32 {
-    ((CHART_TOP + LEGEND_STEP * series as f64 + 20.0) as u32).max(420)
+/// Height of a chart with room for `rows` legend rows (at least 420 pixels).
+pub fn chart_height(rows: usize) -> u32 {
+    ((CHART_TOP + LEGEND_STEP * rows as f64 + 20.0) as u32).max(420)
 }
 
 const LEGEND_STEP: f64 = 15.0;
 const CHART_LEFT: f64 = 80.0;
-const CHART_RIGHT: f64 = 190.0;
+const CHART_RIGHT: f64 = 250.0;
 const CHART_TOP: f64 = 40.0;
 const CHART_BOTTOM: f64 = 50.0;
 
@@ -313,7 +314,8 @@ impl Chart<'_> {
         );
     }
 
-    fn legend(&self, out: &mut String, index: usize, label: &str, colour: &str) {
+    /// A legend entry at legend row `index`: a swatch and `label`, one row per line.
+    fn legend(&self, out: &mut String, index: usize, label: &[String], colour: &str) {
         let x = f64::from(WIDTH) - CHART_RIGHT + 12.0;
         let y = CHART_TOP + LEGEND_STEP * index as f64;
         let _ = writeln!(
@@ -321,13 +323,15 @@ impl Chart<'_> {
             "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{colour}\" stroke-width=\"3\"/>",
             x + 18.0
         );
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
-            x + 24.0,
-            y + 4.0,
-            escape(label)
-        );
+        for (k, line) in label.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+                x + 24.0,
+                y + 4.0 + LEGEND_STEP * k as f64,
+                escape(line)
+            );
+        }
     }
 }
 
@@ -381,23 +385,105 @@ fn ratio_axis(v: f64) -> String {
     format!("{v:.2}")
 }
 
-/// Draws `chart` with one line per allocator of `r`, through the points that `points` takes
-/// from its row. The arena's line is dashed, so that the one allocator that compacts stands out.
-fn line_per_allocator(
-    chart: &Chart,
-    r: &Replay,
-    points: fn(&RunResult) -> Vec<(usize, f64)>,
-) -> String {
+/// Allocators whose series in one chart are identical, drawn as one line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineGroup {
+    /// Indices into [`Replay::results`], in replay order; the first one gives the colour.
+    pub rows: Vec<usize>,
+    /// The legend label, one line per name prefix: `first-fit addr/lifo` for two first-fit
+    /// list orders (see `group_label`).
+    pub label: Vec<String>,
+    /// The shared series: (event, value) points.
+    pub points: Vec<(usize, f64)>,
+}
+
+/// A series drawn once per [`LineGroup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Series {
+    /// Bytes held at every sample ([`footprint_svg`]).
+    Footprint,
+    /// External fragmentation at the samples that measured it ([`fragmentation_svg`]).
+    External,
+}
+
+impl Series {
+    fn points(self, row: &RunResult) -> Vec<(usize, f64)> {
+        match self {
+            Series::Footprint => footprint_points(row),
+            Series::External => external_points(row),
+        }
+    }
+}
+
+/// The allocators of `r` grouped by identical `series`, in order of each group's first row.
+/// Many policies hold exactly the same footprint on a trace; one line each would draw the same
+/// line many times under a legend entry each.
+pub fn line_groups(r: &Replay, series: Series) -> Vec<LineGroup> {
+    let mut groups: Vec<LineGroup> = Vec::new();
+    for (i, row) in r.results.iter().enumerate() {
+        let points = series.points(row);
+        match groups.iter_mut().find(|g| g.points == points) {
+            Some(g) => g.rows.push(i),
+            None => groups.push(LineGroup {
+                rows: vec![i],
+                label: Vec::new(),
+                points,
+            }),
+        }
+    }
+    for g in &mut groups {
+        let names: Vec<&str> = g.rows.iter().map(|&i| r.results[i].name.as_str()).collect();
+        g.label = group_label(&names);
+    }
+    groups
+}
+
+/// The legend lines of a group: names that are a prefix and one more word share a line per
+/// prefix (the word before the first space), in order of first appearance; other names keep
+/// their own line. `["first-fit addr", "first-fit lifo", "first-fit addr no-coalesce",
+/// "buddy"]` gives `first-fit addr/lifo`, `first-fit addr no-coalesce` and `buddy`.
+fn group_label(names: &[&str]) -> Vec<String> {
+    let mut lines: Vec<(&str, Vec<&str>)> = Vec::new();
+    for name in names {
+        match name.split_once(' ') {
+            Some((prefix, word)) if !word.contains(' ') => {
+                match lines
+                    .iter_mut()
+                    .find(|(p, words)| *p == prefix && !words.is_empty())
+                {
+                    Some((_, words)) => words.push(word),
+                    None => lines.push((prefix, vec![word])),
+                }
+            }
+            _ => lines.push((name, Vec::new())),
+        }
+    }
+    lines
+        .into_iter()
+        .map(|(prefix, words)| {
+            if words.is_empty() {
+                prefix.to_string()
+            } else {
+                format!("{prefix} {}", words.join("/"))
+            }
+        })
+        .collect()
+}
+
+/// Draws `chart` with one line per [`LineGroup`] of `r` and `series`. The arena's line is
+/// dashed, so that the one allocator that compacts stands out.
+fn line_per_group(mut chart: Chart, r: &Replay, series: Series) -> String {
+    let groups = line_groups(r, series);
+    chart.height = chart_height(groups.iter().map(|g| g.label.len()).sum());
     let mut out = String::new();
     chart.frame(&mut out);
-    for (i, row) in r.results.iter().enumerate() {
-        chart.line(
-            &mut out,
-            &points(row),
-            colour(i),
-            row.family == Family::Arena,
-        );
-        chart.legend(&mut out, i, &row.name, colour(i));
+    let mut legend_row = 0;
+    for g in &groups {
+        let first = g.rows[0];
+        let dashed = g.rows.iter().any(|&i| r.results[i].family == Family::Arena);
+        chart.line(&mut out, &g.points, colour(first), dashed);
+        chart.legend(&mut out, legend_row, &g.label, colour(first));
+        legend_row += g.label.len();
     }
     out.push_str("</svg>\n");
     out
@@ -419,20 +505,22 @@ fn footprint_points(row: &RunResult) -> Vec<(usize, f64)> {
         .collect()
 }
 
-/// External fragmentation over the trace, one line per allocator.
+/// External fragmentation over the trace, one line per group of allocators with identical
+/// series ([`line_groups`]).
 pub fn fragmentation_svg(r: &Replay) -> String {
     let chart = Chart {
-        height: chart_height(r.results.len()),
+        height: 0, // line_per_group sizes it to the legend
         title: format!("External fragmentation over {}", r.source),
         y_label: "1 - largest free / total free",
         events: r.events,
         y_max: 1.0,
         y_format: &ratio_axis,
     };
-    line_per_allocator(&chart, r, external_points)
+    line_per_group(chart, r, Series::External)
 }
 
-/// Footprint over the trace, one line per allocator.
+/// Footprint over the trace, one line per group of allocators with identical footprints
+/// ([`line_groups`]).
 pub fn footprint_svg(r: &Replay) -> String {
     let y_max = r
         .results
@@ -442,14 +530,14 @@ pub fn footprint_svg(r: &Replay) -> String {
         .unwrap_or(1)
         .max(1) as f64;
     let chart = Chart {
-        height: chart_height(r.results.len()),
+        height: 0, // line_per_group sizes it to the legend
         title: format!("Footprint over {}", r.source),
         y_label: "bytes held",
         events: r.events,
         y_max,
         y_format: &bytes_axis,
     };
-    line_per_allocator(&chart, r, footprint_points)
+    line_per_group(chart, r, Series::Footprint)
 }
 
 /// The arena's footprint over the trace, with each compaction pass drawn as a drop from the
@@ -484,7 +572,12 @@ pub fn compaction_svg(r: &Replay) -> String {
     chart.frame(&mut out);
     for (legend, (i, row)) in arenas.iter().enumerate() {
         chart.line(&mut out, &footprint_points(row), colour(*i), false);
-        chart.legend(&mut out, legend, &row.name, colour(*i));
+        chart.legend(
+            &mut out,
+            legend,
+            std::slice::from_ref(&row.name),
+            colour(*i),
+        );
         for c in &row.compactions {
             let x = chart.x(c.event);
             let (yb, ya) = (chart.y(c.before as f64), chart.y(c.after as f64));
@@ -590,6 +683,78 @@ mod tests {
         let curve: Vec<(i64, i64)> = (0..200).map(|i| (i * 10, (i * i) / 4)).collect();
         let kept = simplify(&curve, 3.0);
         assert!(kept.len() > 5, "{kept:?}");
+    }
+
+    fn row(name: &str, footprints: &[usize]) -> RunResult {
+        RunResult {
+            name: name.to_string(),
+            family: Family::Core,
+            peak_footprint: footprints.iter().copied().max().unwrap_or(0),
+            final_footprint: footprints.last().copied().unwrap_or(0),
+            external: 0.0,
+            internal: 0.0,
+            search_per_alloc: None,
+            bytes_moved: None,
+            elapsed: std::time::Duration::ZERO,
+            samples: footprints
+                .iter()
+                .enumerate()
+                .map(|(event, &footprint)| crate::replay::Sample {
+                    event,
+                    footprint,
+                    external: Some(0.0),
+                })
+                .collect(),
+            compactions: Vec::new(),
+            final_map: Vec::new(),
+        }
+    }
+
+    /// Lines drawn and legend swatches in a chart.
+    fn lines_and_legend(svg: &str) -> (usize, usize) {
+        (
+            svg.matches(r#"stroke-width="1.5""#).count(),
+            svg.matches(r#"stroke-width="3""#).count(),
+        )
+    }
+
+    #[test]
+    fn identical_series_are_drawn_once_under_one_legend_entry() {
+        let r = Replay {
+            source: "t".to_string(),
+            events: 3,
+            allocations: 2,
+            results: vec![
+                row("first-fit addr", &[16, 32, 16]),
+                row("first-fit lifo", &[16, 32, 16]),
+                row("best-fit addr", &[16, 32, 48]),
+            ],
+        };
+        let svg = footprint_svg(&r);
+        assert_eq!(lines_and_legend(&svg), (2, 2), "{svg}");
+        assert!(svg.contains(">first-fit addr/lifo<"), "{svg}");
+        assert!(svg.contains(">best-fit addr<"), "{svg}");
+    }
+
+    #[test]
+    fn group_labels_share_a_line_per_prefix() {
+        let names = [
+            "first-fit addr",
+            "first-fit lifo",
+            "first-fit addr no-coalesce",
+            "buddy",
+            "next-fit addr",
+            "first-fit fifo",
+        ];
+        assert_eq!(
+            group_label(&names),
+            [
+                "first-fit addr/lifo/fifo",
+                "first-fit addr no-coalesce",
+                "buddy",
+                "next-fit addr",
+            ]
+        );
     }
 
     #[test]

@@ -90,9 +90,18 @@ fn charts_render_at_their_size_and_draw_lines() {
         .iter()
         .filter(|row| row.name.starts_with("arena"))
         .count();
+    let legend_rows = |series| -> usize {
+        svg::line_groups(&r, series)
+            .iter()
+            .map(|g| g.label.len())
+            .sum()
+    };
     for (text, series) in [
-        (svg::fragmentation_svg(&r), r.results.len()),
-        (svg::footprint_svg(&r), r.results.len()),
+        (
+            svg::fragmentation_svg(&r),
+            legend_rows(svg::Series::External),
+        ),
+        (svg::footprint_svg(&r), legend_rows(svg::Series::Footprint)),
         (svg::compaction_svg(&r), arenas),
     ] {
         let png = render(&text);
