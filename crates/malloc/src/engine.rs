@@ -10,30 +10,9 @@
 use crate::config::{Coalescing, HeapConfig};
 use crate::error::{AllocError, Corruption};
 use crate::policy::Policy;
+use crate::raw_heap::{BlockInfo, BlockState};
 use crate::space::{Block, Cursor, Space, Trim, NIL};
 use crate::stats::HeapStats;
-
-/// Whether a block is free or in use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BlockState {
-    /// On a free list.
-    Free,
-    /// Handed out.
-    Used,
-}
-
-/// One block, as [`Heap::blocks`](crate::Heap::blocks) reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct BlockInfo {
-    /// The block's address: where its header starts (the payload follows the header).
-    pub addr: usize,
-    /// The block's size in bytes, header included.
-    pub size: usize,
-    /// Free or used.
-    pub state: BlockState,
-    /// For a used block, the bytes its caller asked for; 0 for a free block.
-    pub requested: usize,
-}
 
 /// Counts kept up to date on every call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

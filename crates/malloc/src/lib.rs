@@ -70,6 +70,7 @@ mod heap;
 mod list_fit;
 mod locked;
 mod policy;
+mod raw_heap;
 mod raw_space;
 mod segregated;
 #[cfg(feature = "alloc")]
@@ -79,14 +80,14 @@ mod space;
 mod spin;
 mod stats;
 
-pub use buddy::{BuddyBlock, BuddyBlocks, BuddyHeap};
+pub use buddy::{BuddyBlocks, BuddyHeap};
 pub use config::{Coalescing, HeapConfig};
-pub use engine::{BlockInfo, BlockState};
 pub use error::{AllocError, Corruption, FreeError};
 pub use heap::{DefaultSource, Heap};
 pub use list_fit::{BestFit, FirstFit, NextFit, WorstFit};
 pub use locked::LockedHeap;
 pub use policy::{AnyPolicy, Fit, ListOrder, Policy};
+pub use raw_heap::{BlockInfo, BlockState, RawHeap};
 pub use segregated::SegregatedFit;
 #[cfg(feature = "alloc")]
 pub use sim::{SimConfig, SimHeap};

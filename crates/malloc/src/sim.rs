@@ -9,9 +9,12 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use crate::config::{Coalescing, HeapConfig};
-use crate::engine::{BlockInfo, Engine};
+use core::alloc::Layout;
+
+use crate::engine::Engine;
 use crate::error::{AllocError, Corruption, FreeError};
 use crate::policy::{AnyPolicy, Fit, ListOrder};
+use crate::raw_heap::{BlockInfo, RawHeap};
 use crate::space::{Block, Cursor, FreeLinks, Space, Trim, NIL};
 use crate::stats::HeapStats;
 
@@ -323,21 +326,30 @@ impl SimHeap {
         let before = self.engine.stats_searched();
         let result = self.alloc(size);
         self.last_searched = (self.engine.stats_searched() - before) as usize;
-        result.map(|block| (block.addr() + self.config.header_size, self.last_searched))
+        result.map(|block| (self.user_addr(block), self.last_searched))
     }
 
-    fn alloc(&mut self, size: usize) -> Result<Block, AllocError> {
+    /// The address handed to the user for `block`.
+    fn user_addr(&self, block: Block) -> usize {
+        block.addr() + self.config.header_size
+    }
+
+    /// The block size (header included) that serves `size` bytes.
+    fn block_size_for(&self, size: usize) -> Result<usize, AllocError> {
         if size == 0 {
             return Err(AllocError::ZeroSize);
         }
-        let align = self.config.align.max(1);
         let rounded = size
-            .checked_next_multiple_of(align)
+            .checked_next_multiple_of(self.config.align.max(1))
             .ok_or(AllocError::TooLarge)?;
-        let need = rounded
+        Ok(rounded
             .checked_add(self.config.header_size)
             .ok_or(AllocError::TooLarge)?
-            .max(self.engine.space.min_block);
+            .max(self.engine.space.min_block))
+    }
+
+    fn alloc(&mut self, size: usize) -> Result<Block, AllocError> {
+        let need = self.block_size_for(size)?;
         self.engine.alloc_block(need, 0, size)
     }
 
@@ -378,8 +390,8 @@ impl SimHeap {
     }
 
     /// The blocks in address order.
-    pub fn blocks(&self) -> Vec<BlockInfo> {
-        self.engine.blocks().collect()
+    pub fn blocks(&self) -> impl Iterator<Item = BlockInfo> + '_ {
+        self.engine.blocks()
     }
 
     /// Checks every invariant (see [`Heap::check`](crate::Heap::check)).
@@ -396,6 +408,66 @@ impl SimHeap {
     /// The shape the heap was made with.
     pub fn config(&self) -> SimConfig {
         self.config
+    }
+}
+
+/// The simulated heap under the common interface. Addresses are plain numbers, with no memory
+/// behind them: `calloc` has nothing to zero, `realloc` has nothing to copy, and the `unsafe`
+/// calls are safe in fact (they read only the heap's own map). `malloc` aligns the user address
+/// to `layout.align()` on top of the configured rounding, and, like the inherent
+/// [`SimHeap::malloc`], records the elements searched in [`SimHeap::last_searched`].
+impl RawHeap for SimHeap {
+    type Ptr = usize;
+
+    fn malloc(&mut self, layout: Layout) -> Result<usize, AllocError> {
+        let before = self.engine.stats_searched();
+        let align = if layout.align() > 1 {
+            layout.align()
+        } else {
+            0
+        };
+        let result = self
+            .block_size_for(layout.size())
+            .and_then(|need| self.engine.alloc_block(need, align, layout.size()));
+        self.last_searched = (self.engine.stats_searched() - before) as usize;
+        result.map(|block| self.user_addr(block))
+    }
+    fn calloc(&mut self, count: usize, size: usize) -> Result<usize, AllocError> {
+        let total = count.checked_mul(size).ok_or(AllocError::TooLarge)?;
+        let layout = Layout::from_size_align(total, 1).map_err(|_| AllocError::TooLarge)?;
+        RawHeap::malloc(self, layout)
+    }
+    unsafe fn free(&mut self, addr: usize) -> Result<(), FreeError> {
+        SimHeap::free(self, addr)
+    }
+    unsafe fn realloc(&mut self, addr: usize, new_layout: Layout) -> Result<usize, AllocError> {
+        let block = self
+            .engine
+            .space
+            .lookup(addr)
+            .map_err(|_| AllocError::InvalidPointer)?;
+        let need = self.block_size_for(new_layout.size())?;
+        if addr % new_layout.align() == 0
+            && self.engine.resize_in_place(block, need, new_layout.size())
+        {
+            return Ok(addr);
+        }
+        let new = RawHeap::malloc(self, new_layout)?;
+        self.engine.free_block(block);
+        Ok(new)
+    }
+    unsafe fn usable_size(&self, addr: usize) -> Result<usize, FreeError> {
+        let block = self.engine.space.lookup(addr)?;
+        Ok(self.engine.space.block_size(block) - self.config.header_size)
+    }
+    fn stats(&self) -> HeapStats {
+        SimHeap::stats(self)
+    }
+    fn check(&self) -> Result<(), Corruption> {
+        SimHeap::check(self)
+    }
+    fn blocks(&self) -> impl Iterator<Item = BlockInfo> + '_ {
+        SimHeap::blocks(self)
     }
 }
 
@@ -418,7 +490,7 @@ mod tests {
         let h = heap(Coalescing::Immediate);
         assert_eq!(h.free_list(), [(0, 100)]);
         assert_eq!(h.stats().heap_bytes, 100);
-        assert_eq!(h.blocks().len(), 1);
+        assert_eq!(h.blocks().count(), 1);
         h.check().unwrap();
     }
 
