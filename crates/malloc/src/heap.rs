@@ -11,10 +11,10 @@ use core::ptr::NonNull;
 use crate::config::HeapConfig;
 use crate::engine::Engine;
 use crate::error::{AllocError, Corruption, FreeError};
-use crate::policy::Policy;
+use crate::placement::Policy;
+use crate::placement::SegregatedFit;
 use crate::raw_heap::{BlockInfo, RawHeap};
 use crate::raw_space::{RawSpace, ALIGN, HEADER, MIN_BLOCK};
-use crate::segregated::SegregatedFit;
 use crate::source::{FixedRegion, Source};
 use crate::space::{Block, FreeLinks, Space};
 use crate::stats::HeapStats;
@@ -331,8 +331,8 @@ impl<S: Source, P: Policy> RawHeap for Heap<S, P> {
 mod tests {
     use super::*;
     use crate::config::Coalescing;
-    use crate::list_fit::FirstFit;
-    use crate::policy::ListOrder;
+    use crate::placement::FirstFit;
+    use crate::placement::ListOrder;
     use std::vec;
 
     fn layout(size: usize) -> Layout {
