@@ -10,8 +10,8 @@
 
 mod malloc_peers;
 use malloc_peers::{
-    best_fit, efficiency_trial, first_fit, first_fit_lifo, next_fit, segregated, worst_fit, Buddy,
-    Contender, LinkedList, Region, Rlsf, Rng, Talc,
+    best_fit, buddy, efficiency_trial, first_fit, first_fit_lifo, next_fit, segregated, worst_fit,
+    LayoutHeap, LinkedList, Region, Rlsf, Rng, Talc,
 };
 
 /// Bytes in the region every contender runs on.
@@ -25,7 +25,7 @@ const TALC_REALLOC_MAX: usize = MAX_SIZE * 1_000_000;
 const SEED: u64 = 0x000E_FF1C_1E7C;
 
 /// Mean efficiency over `trials` trials, each on a freshly built contender.
-fn mean<C: Contender>(
+fn mean<C: LayoutHeap>(
     region: &mut Region,
     trials: usize,
     realloc_max: usize,
@@ -42,7 +42,7 @@ fn mean<C: Contender>(
 }
 
 /// Prints one row of the table and returns its machine-readable line.
-fn row<C: Contender>(
+fn row<C: LayoutHeap>(
     region: &mut Region,
     trials: usize,
     name: &str,
@@ -95,7 +95,7 @@ fn main() {
             "linked_list_allocator",
             LinkedList::new,
         ),
-        row(&mut region, trials, "BuddyHeap", Buddy::new),
+        row(&mut region, trials, "BuddyHeap", buddy),
     ];
     println!();
     for line in results {

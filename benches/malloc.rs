@@ -11,7 +11,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 mod malloc_peers;
 use malloc_peers::{
-    best_fit, first_fit, next_fit, replay, segregated, worst_fit, Buddy, Contender, LinkedList,
+    best_fit, buddy, first_fit, next_fit, replay, segregated, worst_fit, LayoutHeap, LinkedList,
     Region, Rlsf, Script, Slots, Talc,
 };
 
@@ -24,7 +24,7 @@ const SEED: u64 = 0xF4EE_5BACE;
 /// Largest allocation size of each script (talc's benchmark sweeps 1000 to 100000).
 const MAX_SIZES: &[usize] = &[1000, 10_000];
 
-fn bench_one<C: Contender>(
+fn bench_one<C: LayoutHeap>(
     c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
     region: &mut Region,
@@ -90,7 +90,7 @@ fn random_actions(c: &mut Criterion) {
             &script,
             worst_fit,
         );
-        bench_one(&mut g, "BuddyHeap", &mut region, &script, Buddy::new);
+        bench_one(&mut g, "BuddyHeap", &mut region, &script, buddy);
         g.finish();
     }
 }

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 mod malloc_peers;
 use malloc_peers::{
-    best_fit, first_fit, next_fit, replay, replay_counting, segregated, worst_fit, Buddy,
-    Contender, LinkedList, Region, Rlsf, Script, Slots, Talc,
+    best_fit, buddy, first_fit, next_fit, replay, replay_counting, segregated, worst_fit,
+    LayoutHeap, LinkedList, Region, Rlsf, Script, Slots, Talc,
 };
 
 /// Bytes in the region every contender runs on (as in `benches/malloc.rs`).
@@ -39,7 +39,7 @@ struct Entry {
     times: Vec<Duration>,
 }
 
-fn timed<C: Contender>(
+fn timed<C: LayoutHeap>(
     make: fn(&mut Region) -> C,
 ) -> impl Fn(&mut Region, &Script, &mut Slots) -> Duration {
     move |region, script, slots| {
@@ -99,7 +99,7 @@ fn main() {
             entry!("talc", Talc::new),
             entry!("rlsf", Rlsf::new),
             entry!("linked_list_allocator", LinkedList::new),
-            entry!("BuddyHeap", Buddy::new),
+            entry!("BuddyHeap", buddy),
             entry!("FirstFit (address order)", first_fit),
             entry!("NextFit (address order)", next_fit),
             entry!("BestFit (address order)", best_fit),

@@ -228,7 +228,7 @@ impl Allocator for BuddyHeap {
         (
             self.stats(),
             heap_map(
-                self.blocks().map(|b| (b.addr, b.size, !b.free)),
+                self.blocks().map(|b| (b.addr, b.size, b.is_used())),
                 self.base(),
             ),
         )

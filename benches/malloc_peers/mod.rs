@@ -1,5 +1,6 @@
-//! The contenders that `benches/malloc.rs` and `benches/heap_efficiency.rs` compare, behind one
-//! trait, and the seeded action scripts they all replay.
+//! The allocators that `benches/malloc.rs`, `benches/malloc_ratios.rs` and
+//! `benches/heap_efficiency.rs` compare, driven through one small trait, and the seeded action
+//! scripts they all replay.
 //!
 //! Invariant: every contender runs over the same region size, and every contender of one
 //! benchmark replays the same script, action for action. A script names allocations by slot, so
@@ -13,28 +14,58 @@ use std::ptr::NonNull;
 
 use freespace_malloc::{
     BestFit, BuddyHeap, FirstFit, FixedRegion, Heap, HeapConfig, ListOrder, NextFit, Policy,
-    SegregatedFit, WorstFit,
+    RawHeap, SegregatedFit, WorstFit,
 };
 
-/// One allocator under test, over a region it was built on.
-pub trait Contender {
+/// What the scripts need of an allocator under test, over a region it was built on.
+///
+/// Every freespace heap is one through [`RawHeap`], which this reaches with no wrapper. The
+/// trait remains for the peers: talc, rlsf and linked_list_allocator take the layout back when
+/// a block is freed or resized, which `RawHeap::free` does not pass (a freespace heap reads the
+/// size from the block header), and they report failure as `None`/`Err` in their own ways.
+pub trait LayoutHeap {
     /// Allocates, or `None` when out of memory.
     fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>>;
-    /// Frees a block from `alloc`/`realloc` of this contender with the layout it was given.
+    /// Frees a block from `alloc`/`realloc` of this heap with the layout it was given.
     ///
     /// # Safety
-    /// `ptr` is live in this contender and was allocated with `layout`.
+    /// `ptr` is live in this heap and was allocated with `layout`.
     unsafe fn dealloc(&mut self, ptr: NonNull<u8>, layout: Layout);
     /// Resizes a block, keeping its alignment; `None` leaves the old block live.
     ///
     /// # Safety
-    /// As [`dealloc`](Contender::dealloc).
+    /// As [`dealloc`](LayoutHeap::dealloc).
     unsafe fn realloc(
         &mut self,
         ptr: NonNull<u8>,
         layout: Layout,
         new_size: usize,
     ) -> Option<NonNull<u8>>;
+}
+
+/// A freespace heap needs no layout back: it finds the block's size in its header.
+impl<H: RawHeap<Ptr = NonNull<u8>>> LayoutHeap for H {
+    #[inline]
+    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
+        self.malloc(layout).ok()
+    }
+    #[inline]
+    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, _layout: Layout) {
+        // SAFETY: the caller passes a live block of this heap.
+        let r = unsafe { self.free(ptr) };
+        debug_assert!(r.is_ok());
+    }
+    #[inline]
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        layout: Layout,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        let nl = Layout::from_size_align(new_size, layout.align()).ok()?;
+        // SAFETY: the caller passes a live block of this heap.
+        unsafe { RawHeap::realloc(self, ptr, nl) }.ok()
+    }
 }
 
 /// A page-aligned buffer that contenders are built on, one after another.
@@ -70,102 +101,46 @@ impl Region {
     }
 }
 
-/// A freespace `Heap` with policy `P` over the region, immediate coalescing (the default
+/// A freespace `Heap` with `policy` over `region`, immediate coalescing (the default
 /// configuration; a fixed region never trims).
-pub struct Freespace<P: Policy>(Heap<FixedRegion, P>);
-
-impl<P: Policy> Freespace<P> {
-    /// Builds a fresh heap with `policy` over `region`.
-    pub fn new(region: &mut Region, policy: P) -> Self {
-        let (p, len) = region.span();
-        // SAFETY: the region is valid and unused by anything else while this contender lives.
-        Freespace(unsafe { Heap::in_region(p, len, policy, HeapConfig::new()) })
-    }
-
-    /// The heap, for its statistics.
-    pub fn heap(&self) -> &Heap<FixedRegion, P> {
-        &self.0
-    }
+pub fn freespace<P: Policy>(region: &mut Region, policy: P) -> Heap<FixedRegion, P> {
+    let (p, len) = region.span();
+    // SAFETY: the region is valid and unused by anything else while this heap lives (callers
+    // build one heap at a time on it).
+    unsafe { Heap::in_region(p, len, policy, HeapConfig::new()) }
 }
 
 /// `SegregatedFit`, the default policy.
-pub fn segregated(region: &mut Region) -> Freespace<SegregatedFit> {
-    Freespace::new(region, SegregatedFit::new())
+pub fn segregated(region: &mut Region) -> Heap<FixedRegion, SegregatedFit> {
+    freespace(region, SegregatedFit::new())
 }
 /// First fit over an address-ordered list.
-pub fn first_fit(region: &mut Region) -> Freespace<FirstFit> {
-    Freespace::new(region, FirstFit::new(ListOrder::AddressOrdered))
+pub fn first_fit(region: &mut Region) -> Heap<FixedRegion, FirstFit> {
+    freespace(region, FirstFit::new(ListOrder::AddressOrdered))
 }
 /// First fit over a LIFO list.
-pub fn first_fit_lifo(region: &mut Region) -> Freespace<FirstFit> {
-    Freespace::new(region, FirstFit::new(ListOrder::Lifo))
+pub fn first_fit_lifo(region: &mut Region) -> Heap<FixedRegion, FirstFit> {
+    freespace(region, FirstFit::new(ListOrder::Lifo))
 }
 /// Next fit over an address-ordered list.
-pub fn next_fit(region: &mut Region) -> Freespace<NextFit> {
-    Freespace::new(region, NextFit::new(ListOrder::AddressOrdered))
+pub fn next_fit(region: &mut Region) -> Heap<FixedRegion, NextFit> {
+    freespace(region, NextFit::new(ListOrder::AddressOrdered))
 }
 /// Best fit over an address-ordered list.
-pub fn best_fit(region: &mut Region) -> Freespace<BestFit> {
-    Freespace::new(region, BestFit::new(ListOrder::AddressOrdered))
+pub fn best_fit(region: &mut Region) -> Heap<FixedRegion, BestFit> {
+    freespace(region, BestFit::new(ListOrder::AddressOrdered))
 }
 /// Worst fit over an address-ordered list.
-pub fn worst_fit(region: &mut Region) -> Freespace<WorstFit> {
-    Freespace::new(region, WorstFit::new(ListOrder::AddressOrdered))
+pub fn worst_fit(region: &mut Region) -> Heap<FixedRegion, WorstFit> {
+    freespace(region, WorstFit::new(ListOrder::AddressOrdered))
 }
 
-impl<P: Policy> Contender for Freespace<P> {
-    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        self.0.malloc(layout).ok()
-    }
-    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, _layout: Layout) {
-        // SAFETY: the caller passes a live block of this heap.
-        let r = unsafe { self.0.free(ptr) };
-        debug_assert!(r.is_ok());
-    }
-    unsafe fn realloc(
-        &mut self,
-        ptr: NonNull<u8>,
-        layout: Layout,
-        new_size: usize,
-    ) -> Option<NonNull<u8>> {
-        let nl = Layout::from_size_align(new_size, layout.align()).ok()?;
-        // SAFETY: the caller passes a live block of this heap.
-        unsafe { self.0.realloc(ptr, nl) }.ok()
-    }
-}
-
-/// `freespace_malloc::BuddyHeap` over the region.
-pub struct Buddy(BuddyHeap);
-
-impl Buddy {
-    /// Builds a fresh buddy heap over `region`; the previous contender on it must be gone.
-    pub fn new(region: &mut Region) -> Self {
-        let (p, len) = region.span();
-        // SAFETY: the region is ours for as long as the contender lives (callers build one
-        // contender at a time on it), initialised, and outlives the contender.
-        Buddy(unsafe { BuddyHeap::new(p, len) })
-    }
-}
-
-impl Contender for Buddy {
-    fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
-        self.0.malloc(layout).ok()
-    }
-    unsafe fn dealloc(&mut self, ptr: NonNull<u8>, _layout: Layout) {
-        // SAFETY: the caller passes a live block of this heap.
-        let r = unsafe { self.0.free(ptr) };
-        debug_assert!(r.is_ok());
-    }
-    unsafe fn realloc(
-        &mut self,
-        ptr: NonNull<u8>,
-        layout: Layout,
-        new_size: usize,
-    ) -> Option<NonNull<u8>> {
-        let nl = Layout::from_size_align(new_size, layout.align()).ok()?;
-        // SAFETY: the caller passes a live block of this heap.
-        unsafe { self.0.realloc(ptr, nl) }.ok()
-    }
+/// `freespace_malloc::BuddyHeap` over `region`; the previous heap on it must be gone.
+pub fn buddy(region: &mut Region) -> BuddyHeap {
+    let (p, len) = region.span();
+    // SAFETY: the region is ours for as long as the heap lives (callers build one heap at a
+    // time on it), initialised, and outlives the heap.
+    unsafe { BuddyHeap::new(p, len) }
 }
 
 /// talc 4: `Talc<ErrOnOom>` that has claimed the region as one `Span`.
@@ -183,7 +158,7 @@ impl Talc {
     }
 }
 
-impl Contender for Talc {
+impl LayoutHeap for Talc {
     fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         // SAFETY: every layout the scripts make has a non-zero size.
         unsafe { self.0.malloc(layout) }.ok()
@@ -228,7 +203,7 @@ impl Rlsf {
     }
 }
 
-impl Contender for Rlsf {
+impl LayoutHeap for Rlsf {
     fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         self.0.allocate(layout)
     }
@@ -261,7 +236,7 @@ impl LinkedList {
     }
 }
 
-impl Contender for LinkedList {
+impl LayoutHeap for LinkedList {
     fn alloc(&mut self, layout: Layout) -> Option<NonNull<u8>> {
         self.0.allocate_first_fit(layout).ok()
     }
@@ -407,7 +382,7 @@ enum Outcome {
 
 /// Replays `script` on `c`, telling `observe` what each action did. Blocks still live at the
 /// end are left in `c`, which is rebuilt before the next run.
-fn replay_with<C: Contender>(
+fn replay_with<C: LayoutHeap>(
     c: &mut C,
     script: &Script,
     slots: &mut Slots,
@@ -458,7 +433,7 @@ fn replay_with<C: Contender>(
 /// Replays `script` on `c` and returns how many actions failed or were skipped because an
 /// earlier allocation into their slot had failed. Blocks still live at the end are left in `c`,
 /// which is rebuilt before the next run.
-pub fn replay<C: Contender>(c: &mut C, script: &Script, slots: &mut Slots) -> usize {
+pub fn replay<C: LayoutHeap>(c: &mut C, script: &Script, slots: &mut Slots) -> usize {
     let mut failed = 0;
     replay_with(c, script, slots, |outcome| {
         failed += matches!(outcome, Outcome::Failed) as usize
@@ -523,7 +498,7 @@ impl ReplayCounts {
 }
 
 /// Replays `script` like [`replay`] and counts what the reallocs did.
-pub fn replay_counting<C: Contender>(
+pub fn replay_counting<C: LayoutHeap>(
     c: &mut C,
     script: &Script,
     slots: &mut Slots,
@@ -536,7 +511,7 @@ pub fn replay_counting<C: Contender>(
 /// talc's heap-efficiency method, one trial: allocate (50%, sizes `1..max_size`, talc's
 /// alignments), free (10%) and realloc (40%, to `1..realloc_max`) at random until the first
 /// allocation fails; return the bytes then live (as requested) over the region size.
-pub fn efficiency_trial<C: Contender>(
+pub fn efficiency_trial<C: LayoutHeap>(
     c: &mut C,
     region_len: usize,
     rng: &mut Rng,

@@ -562,8 +562,7 @@ impl Subject for Buddy {
         self.heap.malloc(layout)
     }
     fn calloc(&mut self, count: usize, size: usize) -> Result<NonNull<u8>, AllocError> {
-        self.heap
-            .calloc(count, Layout::from_size_align(size, 1).unwrap())
+        self.heap.calloc(count, size)
     }
     unsafe fn free(&mut self, p: NonNull<u8>) -> Result<(), FreeError> {
         // SAFETY: forwarded.
@@ -574,7 +573,8 @@ impl Subject for Buddy {
         unsafe { self.heap.realloc(p, l) }
     }
     unsafe fn usable_size(&self, p: NonNull<u8>) -> Result<usize, FreeError> {
-        self.heap.usable_size(p)
+        // SAFETY: forwarded.
+        unsafe { self.heap.usable_size(p) }
     }
     fn check(&self) -> Result<(), Corruption> {
         self.heap.check()
@@ -586,11 +586,11 @@ impl Subject for Buddy {
                 .heap
                 .blocks()
                 .map(|b| {
-                    assert_eq!(b.size, 1 << b.order);
+                    assert!(b.size.is_power_of_two());
                     Row {
                         addr: b.addr,
                         size: b.size,
-                        free: b.free,
+                        free: b.state == BlockState::Free,
                         requested: b.requested,
                     }
                 })

@@ -38,6 +38,7 @@ use core::fmt;
 use core::mem::size_of;
 use core::ptr::{self, NonNull};
 
+use crate::raw_heap::{BlockInfo, BlockState, RawHeap};
 use crate::{AllocError, Corruption, FreeError, HeapStats};
 
 /// Bytes in a block header; payloads are aligned to this too.
@@ -125,21 +126,6 @@ impl Header {
     }
 }
 
-/// One block, as [`BuddyHeap::blocks`] reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct BuddyBlock {
-    /// Address of the block's first byte (its header).
-    pub addr: usize,
-    /// Size of the whole block, header included: always a power of two.
-    pub size: usize,
-    /// log2 of `size`.
-    pub order: u32,
-    /// Whether the block is on a free list.
-    pub free: bool,
-    /// Bytes the caller asked for; zero for a free block.
-    pub requested: usize,
-}
-
 /// A binary buddy heap over one fixed region of memory.
 ///
 /// Every block is a power of two in size and aligned to its size relative to the region's base.
@@ -160,7 +146,7 @@ pub struct BuddyBlock {
 /// let mut heap = unsafe { BuddyHeap::new(start, 64 * 1024) };
 /// let p = heap.malloc(Layout::from_size_align(7 * 1024, 8).unwrap()).unwrap();
 /// // 7 KB plus the 16-byte header rounds up to an 8 KB block.
-/// assert_eq!(heap.blocks().find(|b| !b.free).unwrap().size, 8 * 1024);
+/// assert_eq!(heap.blocks().find(|b| b.is_used()).unwrap().size, 8 * 1024);
 /// // SAFETY: `p` came from this heap and is freed once.
 /// unsafe { heap.free(p).unwrap() };
 /// assert_eq!(heap.stats().free_blocks, 1);
@@ -341,19 +327,16 @@ impl BuddyHeap {
         Ok(unsafe { self.mark_used(off, order, layout) })
     }
 
-    /// Allocates zeroed memory for `count` values of `layout`, with an overflow-checked multiply.
+    /// Allocates `count * size` zeroed bytes (16-aligned). The multiplication is checked.
     ///
     /// # Errors
-    /// As [`malloc`](Self::malloc), and `TooLarge` if `count * layout.size()` overflows.
-    pub fn calloc(&mut self, count: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let size = count
-            .checked_mul(layout.size())
-            .ok_or(AllocError::TooLarge)?;
-        let layout =
-            Layout::from_size_align(size, layout.align()).map_err(|_| AllocError::TooLarge)?;
+    /// As [`malloc`](Self::malloc), and `TooLarge` if `count * size` overflows.
+    pub fn calloc(&mut self, count: usize, size: usize) -> Result<NonNull<u8>, AllocError> {
+        let total = count.checked_mul(size).ok_or(AllocError::TooLarge)?;
+        let layout = Layout::from_size_align(total, 1).map_err(|_| AllocError::TooLarge)?;
         let p = self.malloc(layout)?;
-        // SAFETY: `p` is a fresh payload of at least `size` bytes.
-        unsafe { ptr::write_bytes(p.as_ptr(), 0, size) };
+        // SAFETY: `p` is a fresh payload of at least `total` bytes.
+        unsafe { ptr::write_bytes(p.as_ptr(), 0, total) };
         Ok(p)
     }
 
@@ -531,7 +514,11 @@ impl BuddyHeap {
     ///
     /// # Errors
     /// As [`free`](Self::free), and nothing changes.
-    pub fn usable_size(&self, ptr: NonNull<u8>) -> Result<usize, FreeError> {
+    ///
+    /// # Safety
+    /// As for [`free`](Self::free): `ptr` must not point at memory being changed concurrently
+    /// (the check reads the 16 bytes in front of it when it lies inside the region).
+    pub unsafe fn usable_size(&self, ptr: NonNull<u8>) -> Result<usize, FreeError> {
         let (off, h) = self.validate(ptr)?;
         Ok((1usize << h.order) - (ptr.as_ptr() as usize - self.base - off))
     }
@@ -900,6 +887,43 @@ fn list_signature(addr: usize, order: u32) -> u64 {
     x ^ (x >> 29)
 }
 
+/// Each call is the inherent method of the same name.
+impl RawHeap for BuddyHeap {
+    type Ptr = NonNull<u8>;
+
+    fn malloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        BuddyHeap::malloc(self, layout)
+    }
+    fn calloc(&mut self, count: usize, size: usize) -> Result<NonNull<u8>, AllocError> {
+        BuddyHeap::calloc(self, count, size)
+    }
+    unsafe fn free(&mut self, ptr: NonNull<u8>) -> Result<(), FreeError> {
+        // SAFETY: the caller keeps `RawHeap::free`'s contract, which is `BuddyHeap::free`'s.
+        unsafe { BuddyHeap::free(self, ptr) }
+    }
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        new_layout: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: the caller keeps `RawHeap::realloc`'s contract, which is `BuddyHeap`'s.
+        unsafe { BuddyHeap::realloc(self, ptr, new_layout) }
+    }
+    unsafe fn usable_size(&self, ptr: NonNull<u8>) -> Result<usize, FreeError> {
+        // SAFETY: the caller keeps `RawHeap::usable_size`'s contract, which is `BuddyHeap`'s.
+        unsafe { BuddyHeap::usable_size(self, ptr) }
+    }
+    fn stats(&self) -> HeapStats {
+        BuddyHeap::stats(self)
+    }
+    fn check(&self) -> Result<(), Corruption> {
+        BuddyHeap::check(self)
+    }
+    fn blocks(&self) -> impl Iterator<Item = BlockInfo> + '_ {
+        BuddyHeap::blocks(self)
+    }
+}
+
 /// The blocks of a [`BuddyHeap`] in address order; see [`BuddyHeap::blocks`].
 ///
 /// The walk trusts the headers; run [`BuddyHeap::check`] first on a heap that may be corrupt.
@@ -910,9 +934,9 @@ pub struct BuddyBlocks<'a> {
 }
 
 impl Iterator for BuddyBlocks<'_> {
-    type Item = BuddyBlock;
+    type Item = BlockInfo;
 
-    fn next(&mut self) -> Option<BuddyBlock> {
+    fn next(&mut self) -> Option<BlockInfo> {
         if self.off >= self.heap.len {
             return None;
         }
@@ -927,12 +951,16 @@ impl Iterator for BuddyBlocks<'_> {
         } else {
             self.heap.len
         };
-        Some(BuddyBlock {
+        let (state, requested) = if h.state == FREE {
+            (BlockState::Free, 0)
+        } else {
+            (BlockState::Used, h.requested as usize)
+        };
+        Some(BlockInfo {
             addr,
             size,
-            order,
-            free: h.state == FREE,
-            requested: h.requested as usize,
+            state,
+            requested,
         })
     }
 }
@@ -994,8 +1022,8 @@ mod tests {
         // SAFETY: `a` is live.
         unsafe { heap.free(a).unwrap() };
         heap.check().unwrap();
-        let sizes: std::vec::Vec<_> = heap.blocks().map(|b| (b.size, b.free)).collect();
-        assert_eq!(sizes, [(64 * 1024, true), (32 * 1024, true)]);
+        let sizes: std::vec::Vec<_> = heap.blocks().map(|b| (b.size, b.is_used())).collect();
+        assert_eq!(sizes, [(64 * 1024, false), (32 * 1024, false)]);
     }
 
     #[test]
@@ -1006,7 +1034,8 @@ mod tests {
         let a = heap.malloc(l).unwrap();
         // 4096 -> 2048 + 1024 + 512 + 256 + 128 + 64 + 32 + 32 (used).
         assert_eq!(heap.stats().free_blocks, 7);
-        assert_eq!(heap.usable_size(a).unwrap(), 16);
+        // SAFETY: `a` is live.
+        assert_eq!(unsafe { heap.usable_size(a) }.unwrap(), 16);
         for k in MIN_ORDER..12 {
             assert_eq!(heap.free_list_len(k), 1, "order {k}");
         }

@@ -9,31 +9,10 @@
 
 use crate::config::{Coalescing, HeapConfig};
 use crate::error::{AllocError, Corruption};
-use crate::policy::Policy;
+use crate::placement::Policy;
+use crate::raw_heap::{BlockInfo, BlockState};
 use crate::space::{Block, Cursor, Space, Trim, NIL};
 use crate::stats::HeapStats;
-
-/// Whether a block is free or in use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BlockState {
-    /// On a free list.
-    Free,
-    /// Handed out.
-    Used,
-}
-
-/// One block, as [`Heap::blocks`](crate::Heap::blocks) reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct BlockInfo {
-    /// The block's address: where its header starts (the payload follows the header).
-    pub addr: usize,
-    /// The block's size in bytes, header included.
-    pub size: usize,
-    /// Free or used.
-    pub state: BlockState,
-    /// For a used block, the bytes its caller asked for; 0 for a free block.
-    pub requested: usize,
-}
 
 /// Counts kept up to date on every call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,9 +52,17 @@ pub(crate) struct Engine<St, P> {
     dirty: bool,
 }
 
-#[inline]
-const fn align_up(x: usize, align: usize) -> usize {
-    (x + align - 1) & !(align - 1)
+/// The bytes to put in front of `payload` so that it is aligned to `align` (a power of two):
+/// 0, or at least `min`, so that the padding can be a free block of its own. Out of line, so that
+/// the rare over-aligned request leaves the common path's code as it is.
+#[inline(never)]
+fn alignment_pad(payload: *mut u8, align: usize, min: usize) -> usize {
+    let pad = payload.align_offset(align);
+    if pad != 0 && pad < min {
+        min + payload.wrapping_add(min).align_offset(align)
+    } else {
+        pad
+    }
 }
 
 impl<St: Space, P: Policy> Engine<St, P> {
@@ -151,7 +138,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
                 self.policy
                     .take(&mut self.space, search, &mut self.counts.searched)
             {
-                return Ok(self.place(block, size, need, align, requested));
+                return Ok(self.allocate_in(block, size, need, align, requested));
             }
             if !self.refill(search) {
                 return Err(AllocError::OutOfMemory);
@@ -169,11 +156,11 @@ impl<St: Space, P: Policy> Engine<St, P> {
         self.grow(search)
     }
 
-    /// Carves an allocation out of the free block `block` of `size` bytes (already off the
-    /// lists, still in the free counts): splits off leading alignment padding and a trailing
-    /// remainder as free blocks, and updates the counts once for all of it.
+    /// Allocates in the free block `block` of `size` bytes (already off the lists, still in the
+    /// free counts): splits off leading alignment padding and a trailing remainder as free
+    /// blocks, and updates the counts once for all of it.
     #[inline]
-    fn place(
+    fn allocate_in(
         &mut self,
         mut block: Block,
         mut size: usize,
@@ -188,11 +175,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
         // Whether `block` still has the free block's own header (no padding was split off).
         let mut whole = true;
         if align > self.space.natural_align() {
-            let payload = (block + header).addr();
-            let mut pad = align_up(payload, align) - payload;
-            if pad != 0 && pad < min {
-                pad = align_up(payload + min, align) - payload;
-            }
+            let pad = alignment_pad((block + header).as_ptr(), align, min);
             if pad != 0 {
                 self.space.fresh(block + pad);
                 self.space.set_free(block, pad);
@@ -206,9 +189,9 @@ impl<St: Space, P: Policy> Engine<St, P> {
         let rest = size - need;
         if rest >= min {
             if whole {
-                self.space.carve(block, size, need, requested, rest);
+                self.space.split_free(block, size, need, requested, rest);
             } else {
-                self.split(block, need, requested, rest);
+                self.space.split(block, need, requested, rest);
             }
             self.policy.insert(&mut self.space, block + need, rest);
             filed_blocks += 1;
@@ -221,14 +204,6 @@ impl<St: Space, P: Policy> Engine<St, P> {
         self.counts.requested += requested;
         self.counts.allocations += 1;
         block
-    }
-
-    /// Makes `block` a used block of `need` bytes followed by a free block of `rest` bytes
-    /// (which the caller files). The remainder's header is written first, so that every header
-    /// the space reads is one it wrote.
-    #[inline]
-    fn split(&mut self, block: Block, need: usize, requested: usize, rest: usize) {
-        self.space.split_used(block, need, requested, rest);
     }
 
     /// Frees a used block (already validated by `Space::lookup`).
@@ -323,7 +298,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
                         self.dirty |= self.config.coalescing == Coalescing::Deferred;
                     }
                 }
-                self.split(block, need, requested, tail);
+                self.space.split(block, need, requested, tail);
                 self.insert_free(block + need, tail);
                 self.counts.allocated -= rest;
             } else {
@@ -344,7 +319,7 @@ impl<St: Space, P: Policy> Engine<St, P> {
             self.space.discard(n);
             let rest = total - need;
             if rest >= min {
-                self.split(block, need, requested, rest);
+                self.space.split(block, need, requested, rest);
                 self.insert_free(block + need, rest);
                 self.counts.allocated += need - size;
             } else {
@@ -589,16 +564,16 @@ impl<St: Space, P: Policy> Iterator for Blocks<'_, St, P> {
 #[cfg(all(test, feature = "alloc"))]
 mod tests {
     use super::*;
-    use crate::list_fit::FirstFit;
-    use crate::policy::ListOrder;
-    use crate::sim::SimSpace;
+    use crate::map_space::MapSpace;
+    use crate::placement::FirstFit;
+    use crate::placement::ListOrder;
     use std::vec::Vec;
 
     /// An engine over a simulated 100-byte range at 1000, header 0, no minimum block.
-    fn engine(coalescing: Coalescing) -> Engine<SimSpace, FirstFit> {
+    fn engine(coalescing: Coalescing) -> Engine<MapSpace, FirstFit> {
         let config = HeapConfig::new().with_coalescing(coalescing);
         let mut e = Engine::new(
-            SimSpace::new(1000, 100, 0, 1),
+            MapSpace::new(1000, 100, 0, 1),
             FirstFit::new(ListOrder::AddressOrdered),
             config,
         );
@@ -606,7 +581,7 @@ mod tests {
         e
     }
 
-    fn layout(e: &Engine<SimSpace, FirstFit>) -> Vec<(usize, usize, BlockState)> {
+    fn layout(e: &Engine<MapSpace, FirstFit>) -> Vec<(usize, usize, BlockState)> {
         e.blocks().map(|b| (b.addr, b.size, b.state)).collect()
     }
 

@@ -9,11 +9,12 @@ use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use crate::config::HeapConfig;
-use crate::engine::{BlockInfo, Engine};
+use crate::engine::Engine;
 use crate::error::{AllocError, Corruption, FreeError};
-use crate::policy::Policy;
+use crate::placement::Policy;
+use crate::placement::SegregatedFit;
+use crate::raw_heap::{BlockInfo, RawHeap};
 use crate::raw_space::{RawSpace, ALIGN, HEADER, MIN_BLOCK};
-use crate::segregated::SegregatedFit;
 use crate::source::{FixedRegion, Source};
 use crate::space::{Block, FreeLinks, Space};
 use crate::stats::HeapStats;
@@ -287,12 +288,51 @@ impl<S: Source, P: Policy> Heap<S, P> {
     pub const MIN_BLOCK: usize = MIN_BLOCK;
 }
 
+/// Each call is the inherent method of the same name.
+impl<S: Source, P: Policy> RawHeap for Heap<S, P> {
+    type Ptr = NonNull<u8>;
+
+    #[inline]
+    fn malloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        Heap::malloc(self, layout)
+    }
+    fn calloc(&mut self, count: usize, size: usize) -> Result<NonNull<u8>, AllocError> {
+        Heap::calloc(self, count, size)
+    }
+    #[inline]
+    unsafe fn free(&mut self, ptr: NonNull<u8>) -> Result<(), FreeError> {
+        // SAFETY: the caller keeps `RawHeap::free`'s contract, which is `Heap::free`'s.
+        unsafe { Heap::free(self, ptr) }
+    }
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        new_layout: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        // SAFETY: the caller keeps `RawHeap::realloc`'s contract, which is `Heap::realloc`'s.
+        unsafe { Heap::realloc(self, ptr, new_layout) }
+    }
+    unsafe fn usable_size(&self, ptr: NonNull<u8>) -> Result<usize, FreeError> {
+        // SAFETY: the caller keeps `RawHeap::usable_size`'s contract, which is `Heap`'s.
+        unsafe { Heap::usable_size(self, ptr) }
+    }
+    fn stats(&self) -> HeapStats {
+        Heap::stats(self)
+    }
+    fn check(&self) -> Result<(), Corruption> {
+        Heap::check(self)
+    }
+    fn blocks(&self) -> impl Iterator<Item = BlockInfo> + '_ {
+        Heap::blocks(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Coalescing;
-    use crate::list_fit::FirstFit;
-    use crate::policy::ListOrder;
+    use crate::placement::FirstFit;
+    use crate::placement::ListOrder;
     use std::vec;
 
     fn layout(size: usize) -> Layout {

@@ -12,29 +12,30 @@ mod config;
 mod engine;
 mod error;
 mod heap;
-mod list_fit;
 mod locked;
-mod policy;
-mod raw_space;
-mod segregated;
 #[cfg(feature = "alloc")]
-mod sim;
+mod map_space;
+mod placement;
+mod raw_heap;
+mod raw_space;
+#[cfg(feature = "alloc")]
+mod sim_heap;
 mod source;
 mod space;
 mod spin;
 mod stats;
 
-pub use buddy::{BuddyBlock, BuddyBlocks, BuddyHeap};
+pub use buddy::{BuddyBlocks, BuddyHeap};
 pub use config::{Coalescing, HeapConfig};
-pub use engine::{BlockInfo, BlockState};
 pub use error::{AllocError, Corruption, FreeError};
 pub use heap::{DefaultSource, Heap};
-pub use list_fit::{BestFit, FirstFit, NextFit, WorstFit};
 pub use locked::LockedHeap;
-pub use policy::{AnyPolicy, Fit, ListOrder, Policy};
-pub use segregated::SegregatedFit;
+pub use placement::{
+    AnyPolicy, BestFit, FirstFit, Fit, ListOrder, NextFit, Policy, SegregatedFit, WorstFit,
+};
+pub use raw_heap::{BlockInfo, BlockState, RawHeap};
 #[cfg(feature = "alloc")]
-pub use sim::{SimConfig, SimHeap};
+pub use sim_heap::{SimConfig, SimHeap};
 #[cfg(all(feature = "std", unix))]
 pub use source::OsSource;
 pub use source::{FixedRegion, Source};

@@ -10,8 +10,8 @@ use core::ptr::NonNull;
 use allocator_api2::alloc::{AllocError as ApiAllocError, Allocator};
 
 use crate::heap::{DefaultSource, Heap};
-use crate::policy::Policy;
-use crate::segregated::SegregatedFit;
+use crate::placement::Policy;
+use crate::placement::SegregatedFit;
 use crate::source::Source;
 use crate::spin::{SpinLock, SpinLockGuard};
 

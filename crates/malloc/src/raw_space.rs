@@ -22,7 +22,7 @@
 //! the smallest (32-byte) free block, whose last word is its prev link: for it the following
 //! header says PREV_SMALL instead. PREV_FREE in the following header makes backward coalescing
 //! O(1), as in dlmalloc. LAST marks a free block whose next header is the sentinel, so that
-//! carving an allocation out of any other free block need not read the header after it.
+//! splitting any other free block (`split_free`) need not read the header after it.
 //! List links and the region header's next-region and source-start words hold pointers (stored
 //! as pointers, so they keep their region's provenance); every other word is an integer.
 //! Invariant: every header's PREV bits describe the block before it, exactly the free blocks
@@ -45,8 +45,8 @@ bitflags! {
         const PREV_FREE = 2;
         /// The block before this one is free and of the minimum size (it has no boundary tag).
         const PREV_SMALL = 4;
-        /// A free block that ends its region: the header after it is the sentinel. Carving an
-        /// allocation out of any other free block need not read the header after it.
+        /// A free block that ends its region: the header after it is the sentinel. Splitting any
+        /// other free block (`split_free`) need not read the header after it.
         const LAST = 8;
     }
 }
@@ -86,11 +86,6 @@ fn magic(addr: usize, size: u64) -> u32 {
     (x >> 32) as u32 ^ x as u32
 }
 
-#[inline]
-const fn align_up(x: usize, align: usize) -> usize {
-    (x + align - 1) & !(align - 1)
-}
-
 /// The whole pages `[start, end)` of the free block `block` of `size` bytes that hold none of
 /// its metadata: from the first page boundary past its first `keep` bytes (at least its header
 /// and links) up to the page that holds its boundary tag, its last word. The range is empty
@@ -98,7 +93,7 @@ const fn align_up(x: usize, align: usize) -> usize {
 #[inline]
 fn droppable_pages(block: usize, size: usize, keep: usize, page: usize) -> (usize, usize) {
     (
-        align_up(block + keep.max(MIN_BLOCK), page),
+        (block + keep.max(MIN_BLOCK)).next_multiple_of(page),
         (block + size - 8) & !(page - 1),
     )
 }
@@ -392,7 +387,7 @@ impl<S: Source> Space for RawSpace<S> {
         }
     }
     #[inline]
-    fn split_used(&mut self, block: Block, size: usize, requested: usize, rest: usize) {
+    fn split(&mut self, block: Block, size: usize, requested: usize, rest: usize) {
         // The used block keeps its PREV bits; the remainder's block before it is used.
         let prev_bits = self.rd(block) & PREV_MASK;
         self.wr(block, size as u64 | Flags::USED.bits() | prev_bits);
@@ -419,7 +414,14 @@ impl<S: Source> Space for RawSpace<S> {
         }
     }
     #[inline]
-    fn carve(&mut self, block: Block, size: usize, need: usize, requested: usize, rest: usize) {
+    fn split_free(
+        &mut self,
+        block: Block,
+        size: usize,
+        need: usize,
+        requested: usize,
+        rest: usize,
+    ) {
         // `block` is a free block with its own header, so the header after it already says
         // PREV_FREE, and not PREV_SMALL (the block had `need + rest` > MIN_BLOCK bytes). The
         // remainder ends where the block ended: unless it is the smallest block, which has no
@@ -621,7 +623,7 @@ impl<S: Source> Space for RawSpace<S> {
             // Drop the pages between what is kept and the purge mark, if there are enough.
             let (from, end) = droppable_pages(block.addr(), size, keep, page);
             let mark = self.rd(sentinel + 8) as usize;
-            let to = align_up(mark, page).min(end);
+            let to = mark.next_multiple_of(page).min(end);
             if to > from && to - from >= keep.max(page) {
                 let Some(p) = NonNull::new((block + (from - block.addr())).as_ptr()) else {
                     return Trim::Kept;
@@ -637,8 +639,8 @@ impl<S: Source> Space for RawSpace<S> {
         // Keep the source's first `new_len` bytes, a whole number of pages, enough for the kept
         // part of the block and a sentinel; the region then ends at the last 16-byte boundary
         // in them.
-        let keep_end = align_up(block.addr() + keep.max(MIN_BLOCK) + HEADER, ALIGN);
-        let new_len = align_up(keep_end - source_start.addr(), page);
+        let keep_end = (block.addr() + keep.max(MIN_BLOCK) + HEADER).next_multiple_of(ALIGN);
+        let new_len = (keep_end - source_start.addr()).next_multiple_of(page);
         let new_end = (source_start.addr() + new_len) & !(ALIGN - 1);
         if new_len >= source_len || new_end >= end {
             return Trim::Kept;

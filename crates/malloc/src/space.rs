@@ -4,7 +4,7 @@
 //! here. [`FreeLinks`] is the narrow view a policy gets of a free block (its size and its two list
 //! links). `Space` is the engine's full view: headers, neighbours, growth and trimming. Real
 //! memory (`raw_space.rs`) keeps all of it inside the blocks; the simulated address range
-//! (`sim.rs`) keeps it in a map. Invariant: every address passed to these methods is the start of a
+//! (`map_space.rs`) keeps it in a map. Invariant: every address passed to these methods is the start of a
 //! block that the space itself laid out, and the engine never passes anything else.
 
 use core::fmt;
@@ -154,21 +154,30 @@ pub(crate) trait Space: FreeLinks {
     /// neighbour and tells the following block (whose header must exist: a block, a `fresh`
     /// header or the end of the region) that its previous neighbour is now used.
     fn set_used(&mut self, block: Block, size: usize, requested: usize);
-    /// Makes `block` a used block of `size` bytes followed by a new free block of `rest` bytes
-    /// (on no list yet). The same as `fresh`, `set_free` of the remainder, then `set_used`;
-    /// a space may do it in fewer steps.
-    fn split_used(&mut self, block: Block, size: usize, requested: usize, rest: usize) {
+    /// Splits the used (or just taken) block `block` in two: a used block of `size` bytes
+    /// followed by a new free block of `rest` bytes (on no list yet, for the caller to file).
+    /// The remainder's header is written first, so that every header the space reads is one it
+    /// wrote. The same as `fresh`, `set_free` of the remainder, then `set_used`; a space may do
+    /// it in fewer steps.
+    fn split(&mut self, block: Block, size: usize, requested: usize, rest: usize) {
         self.fresh(block + size);
         self.set_free(block + size, rest);
         self.set_used(block, size, requested);
     }
-    /// Makes the free block `block` of `size` bytes (its own header intact, on no list) a used
-    /// block of `need` bytes followed by a free block of `rest` bytes (on no list yet). The
-    /// same as `split_used`; a space that knows what the header after a free block already
-    /// says may leave it alone.
-    fn carve(&mut self, block: Block, size: usize, need: usize, requested: usize, rest: usize) {
+    /// [`split`](Space::split) of a block that is still free, with its own header intact (on no
+    /// list), of `size` bytes: a used block of `need` bytes and a free one of `rest`. The
+    /// result is the same; a space that knows what the header after a free block already says
+    /// may leave it alone.
+    fn split_free(
+        &mut self,
+        block: Block,
+        size: usize,
+        need: usize,
+        requested: usize,
+        rest: usize,
+    ) {
         debug_assert_eq!(size, need + rest);
-        self.split_used(block, need, requested, rest);
+        self.split(block, need, requested, rest);
     }
     /// Changes only the requested size of a used block.
     fn set_requested(&mut self, block: Block, requested: usize);

@@ -411,8 +411,8 @@ fn sim_run(seed: u64) {
                     );
                     let listed: usize = heap.free_list().iter().map(|f| f.1).sum();
                     assert_eq!(listed, s.free_bytes);
-                    let blocks = heap.blocks();
-                    assert_eq!(blocks.iter().map(|b| b.size).sum::<usize>(), cfg.size);
+                    let tiled: usize = heap.blocks().map(|b| b.size).sum();
+                    assert_eq!(tiled, cfg.size);
                 }
             }
         }

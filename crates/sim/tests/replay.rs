@@ -242,7 +242,7 @@ fn buddy_row_matches_the_buddy_heap() {
     let base = heap.base();
     let span = |heap: &BuddyHeap| {
         heap.blocks()
-            .filter(|b| !b.free)
+            .filter(|b| b.is_used())
             .map(|b| b.addr + b.size - base)
             .max()
             .unwrap_or(0)
@@ -267,7 +267,7 @@ fn buddy_row_matches_the_buddy_heap() {
     let last = span(&heap);
     let free: Vec<(usize, usize)> = heap
         .blocks()
-        .filter(|b| b.free)
+        .filter(|b| !b.is_used())
         .map(|b| (b.addr - base, b.size))
         .collect();
     let row = &rows["buddy"];

@@ -5,13 +5,10 @@
 //! so `BuddyHeap::new` has nothing to round off at the start), so block offsets from the region
 //! and from the heap's base agree.
 
-use std::alloc::Layout;
-use std::ptr::NonNull;
+use freespace_malloc::BuddyHeap;
 
-use freespace_malloc::{AllocError, BuddyHeap, FreeError, HeapStats};
-
-use super::address_heap::{AddressHeap, AddressSubject};
-use super::{Family, MapBlock, TraceProfile};
+use super::address_subject::AddressSubject;
+use super::{Family, TraceProfile};
 
 /// `BuddyHeap` driven by a trace.
 pub type BuddySubject = AddressSubject<BuddyHeap>;
@@ -24,43 +21,6 @@ impl BuddySubject {
             // after the heap has dropped, handing it to nothing else.
             unsafe { BuddyHeap::new(r.ptr, r.size()) }
         })
-    }
-}
-
-impl AddressHeap for BuddyHeap {
-    fn malloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        BuddyHeap::malloc(self, layout)
-    }
-
-    unsafe fn free(&mut self, ptr: NonNull<u8>) -> Result<(), FreeError> {
-        // SAFETY: the caller keeps the contract of `AddressHeap::free`, which is `BuddyHeap::free`'s.
-        unsafe { BuddyHeap::free(self, ptr) }
-    }
-
-    unsafe fn realloc(
-        &mut self,
-        ptr: NonNull<u8>,
-        layout: Layout,
-    ) -> Result<NonNull<u8>, AllocError> {
-        // SAFETY: the caller keeps the contract of `AddressHeap::realloc`, which is
-        // `BuddyHeap::realloc`'s.
-        unsafe { BuddyHeap::realloc(self, ptr, layout) }
-    }
-
-    unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize {
-        BuddyHeap::usable_size(self, ptr).unwrap_or(0)
-    }
-
-    fn map_blocks(&self, base: usize) -> impl Iterator<Item = MapBlock> + '_ {
-        self.blocks().map(move |b| MapBlock {
-            offset: b.addr - base,
-            len: b.size,
-            used: !b.free,
-        })
-    }
-
-    fn stats(&self) -> HeapStats {
-        BuddyHeap::stats(self)
     }
 }
 

@@ -4,16 +4,10 @@
 //! Invariant: a subject's name is the [`core_label`] of the configuration its heap was built
 //! with, so two rows of a table never name different configurations alike.
 
-use std::alloc::Layout;
-use std::ptr::NonNull;
+use freespace_malloc::{AnyPolicy, Coalescing, Fit, FixedRegion, Heap, HeapConfig, ListOrder};
 
-use freespace_malloc::{
-    AllocError, AnyPolicy, BlockState, Coalescing, Fit, FixedRegion, FreeError, Heap, HeapConfig,
-    HeapStats, ListOrder,
-};
-
-use super::address_heap::{AddressHeap, AddressSubject};
-use super::{Family, MapBlock, TraceProfile};
+use super::address_subject::AddressSubject;
+use super::{Family, TraceProfile};
 
 /// A `Heap<FixedRegion, AnyPolicy>` driven by a trace.
 pub type CoreSubject = AddressSubject<Heap<FixedRegion, AnyPolicy>>;
@@ -75,43 +69,5 @@ impl CoreSubject {
                 )
             }
         })
-    }
-}
-
-impl AddressHeap for Heap<FixedRegion, AnyPolicy> {
-    fn malloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        Heap::malloc(self, layout)
-    }
-
-    unsafe fn free(&mut self, ptr: NonNull<u8>) -> Result<(), FreeError> {
-        // SAFETY: the caller keeps the contract of `AddressHeap::free`, which is `Heap::free`'s.
-        unsafe { Heap::free(self, ptr) }
-    }
-
-    unsafe fn realloc(
-        &mut self,
-        ptr: NonNull<u8>,
-        layout: Layout,
-    ) -> Result<NonNull<u8>, AllocError> {
-        // SAFETY: the caller keeps the contract of `AddressHeap::realloc`, which is
-        // `Heap::realloc`'s.
-        unsafe { Heap::realloc(self, ptr, layout) }
-    }
-
-    unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize {
-        // SAFETY: the caller passes a live block of this heap, which nothing else changes.
-        unsafe { Heap::usable_size(self, ptr) }.unwrap_or(0)
-    }
-
-    fn map_blocks(&self, base: usize) -> impl Iterator<Item = MapBlock> + '_ {
-        self.blocks().map(move |b| MapBlock {
-            offset: b.addr - base,
-            len: b.size,
-            used: b.state == BlockState::Used,
-        })
-    }
-
-    fn stats(&self) -> HeapStats {
-        Heap::stats(self)
     }
 }

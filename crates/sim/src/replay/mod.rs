@@ -6,7 +6,7 @@
 //! `CompactionReport`), never estimated by the replay. A trace is checked before any subject
 //! runs, so the only failures left are the allocators' own (out of memory).
 
-mod address_heap;
+mod address_subject;
 mod arena;
 mod buddy;
 mod core_heap;
@@ -16,7 +16,7 @@ mod table;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-pub use address_heap::{AddressHeap, AddressSubject};
+pub use address_subject::AddressSubject;
 pub use arena::ArenaSubject;
 pub use buddy::BuddySubject;
 pub use core_heap::{core_label, fit_name, order_name, CoreSubject};

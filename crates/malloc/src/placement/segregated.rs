@@ -7,8 +7,8 @@
 //! Invariant: a bin holds exactly the free blocks whose size maps to it, and a bitmap bit is set
 //! exactly when its bin is non-empty.
 
+use super::policy::Policy;
 use crate::error::Corruption;
-use crate::policy::Policy;
 use crate::space::{Block, FreeLinks, NIL};
 
 /// log2 of the number of second-level classes per first level.

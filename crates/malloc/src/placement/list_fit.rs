@@ -5,8 +5,8 @@
 //! (address or size order where the order is sorted), and `tail` is its last element. Searches
 //! are O(n) and count every element they examine, as the textbook simulator does.
 
+use super::policy::{ListOrder, Policy};
 use crate::error::Corruption;
-use crate::policy::{ListOrder, Policy};
 use crate::space::{Block, FreeLinks, NIL};
 
 /// One explicit free list, shared by the four textbook fits.

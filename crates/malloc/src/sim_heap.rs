@@ -1,18 +1,21 @@
-//! [`SimHeap`]: the same engine and policies as [`Heap`](crate::Heap), over a simulated address
-//! range with no memory behind it, in the manner of the textbook's `malloc.py`.
+//! [`SimHeap`] and its shape, [`SimConfig`]: the same engine and policies as
+//! [`Heap`](crate::Heap), over a simulated address range with no memory behind it
+//! ([`MapSpace`]), in the manner of the textbook's `malloc.py`.
 //!
-//! Block metadata lives in a `BTreeMap` keyed by address, so a heap can be as small as a few
-//! bytes, with any header size and no alignment. Invariant: the map's blocks tile
-//! `[base, base + size)` exactly, and the engine's invariants hold as for a real heap.
+//! Invariant: the engine's invariants hold as for a real heap, and `last_searched` is what the
+//! last `malloc` searched.
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
 use crate::config::{Coalescing, HeapConfig};
-use crate::engine::{BlockInfo, Engine};
+use core::alloc::Layout;
+
+use crate::engine::Engine;
 use crate::error::{AllocError, Corruption, FreeError};
-use crate::policy::{AnyPolicy, Fit, ListOrder};
-use crate::space::{Block, Cursor, FreeLinks, Space, Trim, NIL};
+use crate::map_space::MapSpace;
+use crate::placement::{AnyPolicy, Fit, ListOrder};
+use crate::raw_heap::{BlockInfo, RawHeap};
+use crate::space::{Block, FreeLinks, Space, NIL};
 use crate::stats::HeapStats;
 
 /// The shape of a simulated heap. The defaults are `malloc.py`'s: base 1000, size 100, header 0,
@@ -58,205 +61,6 @@ impl Default for SimConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct SimBlock {
-    size: usize,
-    used: bool,
-    requested: usize,
-    next: Block,
-    prev: Block,
-}
-
-/// The simulated address range: block metadata in a map.
-pub(crate) struct SimSpace {
-    base: usize,
-    size: usize,
-    header: usize,
-    min_block: usize,
-    given: bool,
-    map: BTreeMap<usize, SimBlock>,
-    /// Addresses where a block started until it was absorbed into a neighbour, and where no
-    /// block has started since: the simulated form of a real heap's absorbed header, so that a
-    /// second free there is a double free, as it is for [`Heap`](crate::Heap).
-    absorbed: BTreeSet<usize>,
-}
-
-impl SimSpace {
-    /// An empty range `[base, base + size)` with the given header and minimum block sizes.
-    pub(crate) fn new(base: usize, size: usize, header: usize, min_block: usize) -> Self {
-        SimSpace {
-            base,
-            size,
-            header,
-            min_block: min_block.max(1),
-            given: false,
-            map: BTreeMap::new(),
-            absorbed: BTreeSet::new(),
-        }
-    }
-
-    fn at(&self, block: Block) -> &SimBlock {
-        &self.map[&block.addr()]
-    }
-    fn at_mut(&mut self, block: Block) -> &mut SimBlock {
-        self.map
-            .get_mut(&block.addr())
-            .expect("the engine names only blocks the space laid out")
-    }
-    fn end(&self) -> usize {
-        self.base + self.size
-    }
-    fn set(&mut self, block: Block, size: usize, used: bool, requested: usize) {
-        let block = block.addr();
-        let b = self.map.entry(block).or_insert_with(|| {
-            self.absorbed.remove(&block);
-            SimBlock {
-                size,
-                used,
-                requested,
-                next: NIL,
-                prev: NIL,
-            }
-        });
-        b.size = size;
-        b.used = used;
-        b.requested = requested;
-    }
-}
-
-impl FreeLinks for SimSpace {
-    fn block_size(&self, block: Block) -> usize {
-        self.at(block).size
-    }
-    fn next(&self, block: Block) -> Block {
-        self.at(block).next
-    }
-    fn prev(&self, block: Block) -> Block {
-        self.at(block).prev
-    }
-    fn set_next(&mut self, block: Block, next: Block) {
-        self.at_mut(block).next = next;
-    }
-    fn set_prev(&mut self, block: Block, prev: Block) {
-        self.at_mut(block).prev = prev;
-    }
-}
-
-impl Space for SimSpace {
-    fn header_size(&self) -> usize {
-        self.header
-    }
-    fn min_block(&self) -> usize {
-        self.min_block
-    }
-    fn natural_align(&self) -> usize {
-        1
-    }
-    fn is_used(&self, block: Block) -> bool {
-        self.at(block).used
-    }
-    fn requested(&self, block: Block) -> usize {
-        self.at(block).requested
-    }
-    fn fresh(&mut self, _block: Block) {}
-    fn set_used(&mut self, block: Block, size: usize, requested: usize) {
-        self.set(block, size, true, requested);
-    }
-    fn set_requested(&mut self, block: Block, requested: usize) {
-        self.at_mut(block).requested = requested;
-    }
-    fn set_free(&mut self, block: Block, size: usize) {
-        self.set(block, size, false, 0);
-    }
-    fn discard(&mut self, block: Block) {
-        self.map.remove(&block.addr());
-        self.absorbed.insert(block.addr());
-    }
-    fn next_block(&self, block: Block) -> Option<Block> {
-        let next = block + self.at(block).size;
-        (next.addr() < self.end()).then_some(next)
-    }
-    fn prev_free(&self, block: Block) -> Option<Block> {
-        let (&p, b) = self.map.range(..block.addr()).next_back()?;
-        (!b.used && p + b.size == block.addr()).then_some(Block::from_addr(p))
-    }
-    fn lookup(&self, user: usize) -> Result<Block, FreeError> {
-        if !self.owns(user) {
-            return Err(FreeError::NotInHeap);
-        }
-        let block = user
-            .checked_sub(self.header)
-            .filter(|&b| b >= self.base)
-            .ok_or(FreeError::Misaligned)?;
-        match self.map.get(&block) {
-            Some(b) if b.used => Ok(Block::from_addr(block)),
-            Some(_) => Err(FreeError::DoubleFree),
-            None if self.absorbed.contains(&block) => Err(FreeError::DoubleFree),
-            None => Err(FreeError::Misaligned),
-        }
-    }
-    fn owns(&self, addr: usize) -> bool {
-        addr >= self.base && addr < self.end()
-    }
-    fn grow(&mut self, _block_size: usize) -> Option<(Block, usize)> {
-        if self.given || self.size == 0 {
-            return None;
-        }
-        self.given = true;
-        Some((Block::from_addr(self.base), self.size))
-    }
-    fn can_trim(&self) -> bool {
-        false
-    }
-    fn trim(&mut self, _block: Block, _size: usize, _keep: usize, _shrink: bool) -> Trim {
-        Trim::Kept
-    }
-    fn purge(&mut self, _block: Block, _size: usize) -> usize {
-        0
-    }
-    fn heap_bytes(&self) -> usize {
-        if self.given {
-            self.size
-        } else {
-            0
-        }
-    }
-    fn overhead_bytes(&self) -> usize {
-        0
-    }
-    fn walk_first(&self) -> Option<Cursor> {
-        let first = Block::from_addr(*self.map.keys().next()?);
-        Some((first, first))
-    }
-    fn walk_next(&self, (region, block): Cursor) -> Option<Cursor> {
-        self.next_block(block).map(|n| (region, n))
-    }
-    fn walk_checked(
-        &self,
-        visit: &mut dyn FnMut(Block, bool) -> Result<(), Corruption>,
-    ) -> Result<(), Corruption> {
-        let mut expect = self.base;
-        for (&block, b) in &self.map {
-            if block != expect || b.size == 0 || b.size > self.end() - block {
-                return Err(Corruption::BadTiling { addr: block });
-            }
-            visit(Block::from_addr(block), block == self.base)?;
-            expect = block + b.size;
-        }
-        if self.given && expect != self.end() {
-            return Err(Corruption::BadTiling { addr: expect });
-        }
-        Ok(())
-    }
-    fn check_block(&self, block: Block, _prev_free: Option<Block>) -> Result<(), Corruption> {
-        let b = self.at(block);
-        if b.used && b.requested > b.size - self.header.min(b.size) {
-            return Err(Corruption::StatsMismatch);
-        }
-        Ok(())
-    }
-}
-
 /// A simulated heap: the real engine and policies, over addresses with no memory behind them.
 ///
 /// ```
@@ -276,7 +80,7 @@ impl Space for SimSpace {
 /// assert_eq!(heap.free_list(), vec![(0, 10), (21, 9)]);
 /// ```
 pub struct SimHeap {
-    engine: Engine<SimSpace, AnyPolicy>,
+    engine: Engine<MapSpace, AnyPolicy>,
     config: SimConfig,
     last_searched: usize,
 }
@@ -303,7 +107,7 @@ impl SimHeap {
     /// remainder smaller than that is not split off but left inside the allocated block, where
     /// it shows up as internal fragmentation.
     pub fn with_min_block(cfg: SimConfig, min_block: usize) -> Self {
-        let space = SimSpace::new(cfg.base, cfg.size, cfg.header_size, min_block);
+        let space = MapSpace::new(cfg.base, cfg.size, cfg.header_size, min_block);
         let config = HeapConfig::new()
             .with_coalescing(cfg.coalescing)
             .with_trim_threshold(usize::MAX);
@@ -323,21 +127,30 @@ impl SimHeap {
         let before = self.engine.stats_searched();
         let result = self.alloc(size);
         self.last_searched = (self.engine.stats_searched() - before) as usize;
-        result.map(|block| (block.addr() + self.config.header_size, self.last_searched))
+        result.map(|block| (self.user_addr(block), self.last_searched))
     }
 
-    fn alloc(&mut self, size: usize) -> Result<Block, AllocError> {
+    /// The address handed to the user for `block`.
+    fn user_addr(&self, block: Block) -> usize {
+        block.addr() + self.config.header_size
+    }
+
+    /// The block size (header included) that serves `size` bytes.
+    fn block_size_for(&self, size: usize) -> Result<usize, AllocError> {
         if size == 0 {
             return Err(AllocError::ZeroSize);
         }
-        let align = self.config.align.max(1);
         let rounded = size
-            .checked_next_multiple_of(align)
+            .checked_next_multiple_of(self.config.align.max(1))
             .ok_or(AllocError::TooLarge)?;
-        let need = rounded
+        Ok(rounded
             .checked_add(self.config.header_size)
             .ok_or(AllocError::TooLarge)?
-            .max(self.engine.space.min_block);
+            .max(self.engine.space.min_block))
+    }
+
+    fn alloc(&mut self, size: usize) -> Result<Block, AllocError> {
+        let need = self.block_size_for(size)?;
         self.engine.alloc_block(need, 0, size)
     }
 
@@ -378,8 +191,8 @@ impl SimHeap {
     }
 
     /// The blocks in address order.
-    pub fn blocks(&self) -> Vec<BlockInfo> {
-        self.engine.blocks().collect()
+    pub fn blocks(&self) -> impl Iterator<Item = BlockInfo> + '_ {
+        self.engine.blocks()
     }
 
     /// Checks every invariant (see [`Heap::check`](crate::Heap::check)).
@@ -396,6 +209,66 @@ impl SimHeap {
     /// The shape the heap was made with.
     pub fn config(&self) -> SimConfig {
         self.config
+    }
+}
+
+/// The simulated heap under the common interface. Addresses are plain numbers, with no memory
+/// behind them: `calloc` has nothing to zero, `realloc` has nothing to copy, and the `unsafe`
+/// calls are safe in fact (they read only the heap's own map). `malloc` aligns the user address
+/// to `layout.align()` on top of the configured rounding, and, like the inherent
+/// [`SimHeap::malloc`], records the elements searched in [`SimHeap::last_searched`].
+impl RawHeap for SimHeap {
+    type Ptr = usize;
+
+    fn malloc(&mut self, layout: Layout) -> Result<usize, AllocError> {
+        let before = self.engine.stats_searched();
+        let align = if layout.align() > 1 {
+            layout.align()
+        } else {
+            0
+        };
+        let result = self
+            .block_size_for(layout.size())
+            .and_then(|need| self.engine.alloc_block(need, align, layout.size()));
+        self.last_searched = (self.engine.stats_searched() - before) as usize;
+        result.map(|block| self.user_addr(block))
+    }
+    fn calloc(&mut self, count: usize, size: usize) -> Result<usize, AllocError> {
+        let total = count.checked_mul(size).ok_or(AllocError::TooLarge)?;
+        let layout = Layout::from_size_align(total, 1).map_err(|_| AllocError::TooLarge)?;
+        RawHeap::malloc(self, layout)
+    }
+    unsafe fn free(&mut self, addr: usize) -> Result<(), FreeError> {
+        SimHeap::free(self, addr)
+    }
+    unsafe fn realloc(&mut self, addr: usize, new_layout: Layout) -> Result<usize, AllocError> {
+        let block = self
+            .engine
+            .space
+            .lookup(addr)
+            .map_err(|_| AllocError::InvalidPointer)?;
+        let need = self.block_size_for(new_layout.size())?;
+        if addr % new_layout.align() == 0
+            && self.engine.resize_in_place(block, need, new_layout.size())
+        {
+            return Ok(addr);
+        }
+        let new = RawHeap::malloc(self, new_layout)?;
+        self.engine.free_block(block);
+        Ok(new)
+    }
+    unsafe fn usable_size(&self, addr: usize) -> Result<usize, FreeError> {
+        let block = self.engine.space.lookup(addr)?;
+        Ok(self.engine.space.block_size(block) - self.config.header_size)
+    }
+    fn stats(&self) -> HeapStats {
+        SimHeap::stats(self)
+    }
+    fn check(&self) -> Result<(), Corruption> {
+        SimHeap::check(self)
+    }
+    fn blocks(&self) -> impl Iterator<Item = BlockInfo> + '_ {
+        SimHeap::blocks(self)
     }
 }
 
@@ -418,7 +291,7 @@ mod tests {
         let h = heap(Coalescing::Immediate);
         assert_eq!(h.free_list(), [(0, 100)]);
         assert_eq!(h.stats().heap_bytes, 100);
-        assert_eq!(h.blocks().len(), 1);
+        assert_eq!(h.blocks().count(), 1);
         h.check().unwrap();
     }
 

@@ -1,5 +1,6 @@
-//! The replay side of a heap that hands out addresses (the core heap and the buddy heap): the
-//! map from trace ids to pointers, the footprint, and the statistics, written once for both.
+//! The replay side of a heap that hands out addresses (any [`RawHeap`] over memory: the core
+//! heap and the buddy heap): the map from trace ids to pointers, the footprint, and the
+//! statistics, written once for both.
 //!
 //! Invariant: `live` maps every live trace id to the pointer the heap returned for it, the end
 //! offset of its block and the alignment the trace asked for; each pointer is freed at most
@@ -10,46 +11,10 @@ use std::alloc::Layout;
 use std::collections::{BTreeSet, HashMap};
 use std::ptr::NonNull;
 
-use freespace_malloc::{AllocError, FreeError, HeapStats};
+use freespace_malloc::{AllocError, RawHeap};
 
 use super::region::Region;
 use super::{holes_below_iter, Family, MapBlock, Subject, SubjectError, TraceProfile};
-
-/// What the replay needs from a heap that hands out raw addresses. Such a heap can only
-/// coalesce: once a pointer has been handed out, the block behind it never moves.
-pub trait AddressHeap {
-    /// Allocates a block for `layout`.
-    fn malloc(&mut self, layout: Layout) -> Result<NonNull<u8>, AllocError>;
-
-    /// Frees the block at `ptr`.
-    ///
-    /// # Safety
-    /// `ptr` came from this heap's `malloc` or `realloc`, is live, and is not used again.
-    unsafe fn free(&mut self, ptr: NonNull<u8>) -> Result<(), FreeError>;
-
-    /// Resizes the block at `ptr` to `layout`, moving it if need be.
-    ///
-    /// # Safety
-    /// `ptr` is live in this heap; on success it is not used again (the pointer returned
-    /// replaces it), on failure it stays valid.
-    unsafe fn realloc(
-        &mut self,
-        ptr: NonNull<u8>,
-        layout: Layout,
-    ) -> Result<NonNull<u8>, AllocError>;
-
-    /// The payload bytes of the block at `ptr` (0 if the heap does not know it).
-    ///
-    /// # Safety
-    /// `ptr` is live in this heap.
-    unsafe fn usable_size(&self, ptr: NonNull<u8>) -> usize;
-
-    /// The blocks in address order, each as an offset from `base`.
-    fn map_blocks(&self, base: usize) -> impl Iterator<Item = MapBlock> + '_;
-
-    /// The heap's own statistics.
-    fn stats(&self) -> HeapStats;
-}
 
 /// A heap of type `H` in one fixed region, driven by a trace.
 pub struct AddressSubject<H> {
@@ -79,7 +44,7 @@ fn room_would_help(e: AllocError) -> bool {
     matches!(e, AllocError::OutOfMemory | AllocError::TooLarge)
 }
 
-impl<H: AddressHeap> AddressSubject<H> {
+impl<H: RawHeap<Ptr = NonNull<u8>>> AddressSubject<H> {
     /// A subject whose heap `place` builds over a zeroed region with room for the trace (see
     /// [`Region::for_profile`]). The subject keeps the region until after the heap has
     /// dropped, and hands it to nothing else.
@@ -120,10 +85,21 @@ impl<H: AddressHeap> AddressSubject<H> {
     /// End offset of the live block whose payload is at `ptr`.
     fn end_of(&self, ptr: NonNull<u8>) -> usize {
         let usable = self.heap.as_ref().map_or(0, |h| {
-            // SAFETY: `ptr` is a live allocation of this heap.
-            unsafe { h.usable_size(ptr) }
+            // SAFETY: `ptr` is a live allocation of this heap, whose region nothing else
+            // touches.
+            unsafe { h.usable_size(ptr) }.unwrap_or(0)
         });
         ptr.as_ptr() as usize + usable - self.base()
+    }
+
+    /// The heap's blocks in address order, each as an offset from the region's first byte.
+    fn map_blocks<'h>(&self, heap: &'h H) -> impl Iterator<Item = MapBlock> + 'h {
+        let base = self.base();
+        heap.blocks().map(move |b| MapBlock {
+            offset: b.addr - base,
+            len: b.size,
+            used: b.is_used(),
+        })
     }
 
     /// Records that a request failed with `e`, and says so as an error.
@@ -133,7 +109,7 @@ impl<H: AddressHeap> AddressSubject<H> {
     }
 }
 
-impl<H: AddressHeap> Subject for AddressSubject<H> {
+impl<H: RawHeap<Ptr = NonNull<u8>>> Subject for AddressSubject<H> {
     fn name(&self) -> String {
         self.name.clone()
     }
@@ -196,7 +172,7 @@ impl<H: AddressHeap> Subject for AddressSubject<H> {
         let Some(heap) = self.heap.as_ref() else {
             return 0.0;
         };
-        holes_below_iter(heap.map_blocks(self.base()), self.footprint())
+        holes_below_iter(self.map_blocks(heap), self.footprint())
     }
 
     fn internal(&self) -> f64 {
@@ -222,7 +198,7 @@ impl<H: AddressHeap> Subject for AddressSubject<H> {
             return Vec::new();
         };
         let limit = self.footprint();
-        heap.map_blocks(self.base())
+        self.map_blocks(heap)
             .take_while(|b| b.offset < limit)
             .collect()
     }
