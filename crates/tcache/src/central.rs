@@ -9,14 +9,11 @@
 //! backend lock, so the order is acyclic.
 
 use crate::backend::{Backend, BackendStats};
-use crate::size_class::{next_span_pages, CLASSES, NUM_CLASSES};
+use crate::size_class::{next_span_pages, CLASSES, MAX_TRANSFER_SLOTS, NUM_CLASSES};
 use crate::span::{FreeObj, SpanMeta};
 use crate::sync::{loom_const_fn, SpinLock};
 use core::ptr;
 use crossbeam_utils::CachePadded;
-
-/// The most batches any class's transfer cache holds.
-pub const MAX_TRANSFER_SLOTS: usize = 16;
 
 /// Empty spans up to this size are kept (one per class) instead of going back to the core.
 const KEEP_EMPTY_SPAN_BYTES: usize = 64 * 1024;
