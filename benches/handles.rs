@@ -271,6 +271,8 @@ trait Subject {
 /// bytes, free a random 60%, then allocate 4 000 blocks of 1..4 KiB, which the small holes
 /// cannot hold. Returns the live bytes requested.
 fn workload(subject: &mut impl Subject) -> usize {
+    // xorshift64 here, not freespace_testkit::Rng: docs/benchmarks.md's footprint rows are this
+    // sequence's output.
     let mut seed = 0x5eed_u64;
     let mut rand = move || {
         seed ^= seed << 13;

@@ -34,6 +34,7 @@ fn trace() -> Vec<Op> {
     let mut id = 0;
     // Count 16 bytes of header per block so that both allocators really fit the trace.
     while used < REGION * 9 / 10 {
+        // xorshift64 here, not freespace_testkit::Rng: README.md shows this trace's output.
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;

@@ -74,20 +74,8 @@ fn chapter_mechanisms() {
     );
 }
 
-/// A tiny deterministic generator, so the workload is the same on every policy and every run.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+// The shared seeded generator, so the workload is the same on every policy and every run.
+use freespace_testkit::Rng;
 
 /// What one policy did with the workload.
 struct Outcome {
@@ -115,7 +103,7 @@ trait Allocator {
 /// Then, with the survivors still live, it asks for 16 KiB objects until one fails: a request
 /// fails when no single free block is big enough, however many free bytes there are.
 fn workload(heap: &mut impl Allocator) -> (freespace::malloc::HeapStats, String, usize) {
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut live: Vec<(NonNull<u8>, usize)> = Vec::new();
     let mut live_bytes = 0;
     for _ in 0..40_000 {

@@ -261,28 +261,18 @@ impl LayoutHeap for LinkedList {
     }
 }
 
-/// splitmix64, so that every contender sees the same numbers from the same seed.
-#[derive(Clone)]
-pub struct Rng(pub u64);
+/// The shared seeded generator, so that every contender sees the same numbers from the same seed.
+pub use freespace_testkit::Rng;
 
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+/// talc's alignment distribution, drawn from [`Rng`].
+trait TalcAlign {
+    /// `align_of::<usize>() << (trailing zeros of a random u16) / 2`, so 8 half the time, 16 a
+    /// quarter, ... up to 2048.
+    fn align(&mut self) -> usize;
+}
 
-    /// A number in `lo..hi`.
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo) as u64) as usize
-    }
-
-    /// talc's alignment distribution: `align_of::<usize>() << (trailing zeros of a random u16) / 2`,
-    /// so 8 half the time, 16 a quarter, ... up to 2048.
-    pub fn align(&mut self) -> usize {
+impl TalcAlign for Rng {
+    fn align(&mut self) -> usize {
         std::mem::align_of::<usize>() << ((self.next() as u16).trailing_zeros() / 2)
     }
 }

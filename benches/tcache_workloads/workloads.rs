@@ -16,15 +16,15 @@ use std::time::Instant;
 /// The workloads, by name.
 pub const WORKLOADS: [&str; 5] = ["pairs", "window", "window_2t", "prodcons", "appmix"];
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
+use freespace_testkit::Rng;
+
+/// The workloads' size distribution, drawn from [`Rng`].
+trait Sizes {
     /// A size from 16 B to 16 KiB, log-uniform (as many 16-32 B requests as 8-16 KiB ones).
+    fn size(&mut self) -> usize;
+}
+
+impl Sizes for Rng {
     fn size(&mut self) -> usize {
         let r = self.next();
         let shift = 4 + (r % 10) as u32; // 16 B .. 8 KiB base

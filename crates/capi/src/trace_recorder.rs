@@ -36,6 +36,7 @@ use core::ptr;
 use core::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
+use freespace_malloc::SpinLock;
 
 /// Bytes per thread buffer (one mapping).
 const BUF_BYTES: usize = 64 * 1024;
@@ -54,7 +55,8 @@ const FD_FLOOR: i32 = 700;
 /// The head of one thread buffer; the records follow at `RECORDS_AT`.
 #[repr(C)]
 struct Buf {
-    lock: AtomicBool,
+    /// Guards the records that follow the head, and `len`.
+    lock: SpinLock<()>,
     in_use: AtomicBool,
     /// Records held (written only under `lock`).
     len: AtomicUsize,
@@ -182,9 +184,8 @@ pub(crate) unsafe fn start(path: *const libc::c_char) -> i32 {
     for_each_buffer(|buf| {
         // SAFETY: a live buffer.
         let b = unsafe { &*buf };
-        lock(b);
+        let _locked = b.lock.lock();
         b.len.store(0, Ordering::Relaxed);
-        unlock(b);
     });
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
@@ -500,7 +501,7 @@ fn record_keeping_errno(kind: Kind, call: Call, addr: u64, size: u64, align: u64
     }
     // SAFETY: `buf` is this thread's live buffer (buffers are never unmapped).
     let b = unsafe { &*buf };
-    lock(b);
+    let locked = b.lock.lock();
     if ACTIVE.load(Ordering::Acquire) {
         let len = b.len.load(Ordering::Relaxed);
         let mut bytes = [0u8; RECORD_SIZE];
@@ -519,7 +520,7 @@ fn record_keeping_errno(kind: Kind, call: Call, addr: u64, size: u64, align: u64
             unsafe { flush_locked(buf) };
         }
     }
-    unlock(b);
+    drop(locked);
     IN_RECORD.with(|r| r.set(false));
 }
 
@@ -538,21 +539,6 @@ fn next_seq() -> u64 {
 unsafe fn record_slot(buf: *mut Buf, i: usize) -> *mut u8 {
     // SAFETY: within the 64 KiB mapping by the caller's bound.
     unsafe { buf.cast::<u8>().add(RECORDS_AT + i * RECORD_SIZE) }
-}
-
-fn lock(b: &Buf) {
-    while b
-        .lock
-        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        // SAFETY: sched_yield has no preconditions.
-        unsafe { libc::sched_yield() };
-    }
-}
-
-fn unlock(b: &Buf) {
-    b.lock.store(false, Ordering::Release);
 }
 
 /// Writes one record as its own chunk, bypassing buffers; takes its sequence number only if
@@ -880,7 +866,7 @@ fn map_buffer() -> *mut Buf {
         // SAFETY: `buf` is a fresh, private, suitably aligned mapping.
         unsafe {
             buf.write(Buf {
-                lock: AtomicBool::new(false),
+                lock: SpinLock::new(()),
                 in_use: AtomicBool::new(true),
                 len: AtomicUsize::new(0),
                 next: head,
@@ -913,11 +899,10 @@ extern "C" fn thread_exit(value: *mut libc::c_void) {
     }
     // SAFETY: the value is the buffer this thread registered; buffers are never unmapped.
     let b = unsafe { &*buf };
-    lock(b);
+    let _locked = b.lock.lock();
     // SAFETY: we hold the lock.
     unsafe { flush_locked(buf) };
     b.in_use.store(false, Ordering::Release);
-    unlock(b);
 }
 
 /// Flushes every thread's buffer (at stop).
@@ -925,10 +910,9 @@ pub(crate) fn flush_all() {
     for_each_buffer(|buf| {
         // SAFETY: a live buffer.
         let b = unsafe { &*buf };
-        lock(b);
+        let _locked = b.lock.lock();
         // SAFETY: we hold the lock.
         unsafe { flush_locked(buf) };
-        unlock(b);
     });
 }
 
@@ -940,13 +924,9 @@ pub(crate) fn flush_all_best_effort() {
         // SAFETY: a live buffer.
         let b = unsafe { &*buf };
         for _ in 0..1000 {
-            if b.lock
-                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
+            if let Some(_locked) = b.lock.try_lock() {
                 // SAFETY: we hold the lock.
                 unsafe { flush_locked(buf) };
-                unlock(b);
                 return;
             }
             // SAFETY: sched_yield has no preconditions.
@@ -975,11 +955,12 @@ pub(crate) fn prefork() {
     for_each_buffer(|buf| {
         // SAFETY: a live buffer.
         let b = unsafe { &*buf };
-        lock(b);
+        let locked = b.lock.lock();
         // SAFETY: we hold the lock.
         unsafe { flush_locked(buf) };
-        if buf == own {
-            unlock(b);
+        if buf != own {
+            // Held across `fork()`; `postfork_parent` and `postfork_child` release it.
+            core::mem::forget(locked);
         }
     });
 }
@@ -989,8 +970,8 @@ pub(crate) fn postfork_parent() {
     let own = own_buffer();
     for_each_buffer(|buf| {
         if buf != own {
-            // SAFETY: a live buffer, locked by `prefork` on this thread.
-            unlock(unsafe { &*buf });
+            // SAFETY: a live buffer, locked by `prefork` on this thread, which forgot the guard.
+            unsafe { (*buf).lock.force_unlock() };
         }
     });
 }
@@ -1027,7 +1008,9 @@ pub(crate) fn postfork_child() {
         if buf != own {
             b.in_use.store(false, Ordering::Relaxed);
         }
-        b.lock.store(false, Ordering::Release);
+        // SAFETY: the lock is free or held through a guard that `prefork` forgot or that a
+        // thread of the parent held; that thread does not exist in the child.
+        unsafe { b.lock.force_unlock() };
     });
 }
 

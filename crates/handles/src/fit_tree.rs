@@ -67,7 +67,7 @@ mod tests {
     /// Against a linear scan, through random shrinks and queries.
     #[test]
     fn first_fit_agrees_with_a_linear_scan() {
-        let mut rng = crate::tests::rng::XorShift::new(0x853c_49e6_748f_ea9b);
+        let mut rng = freespace_testkit::Rng::new(0x853c_49e6_748f_ea9b);
         let mut next = move |n: usize| rng.below(n as u64) as usize;
         for size in [1usize, 2, 3, 7, 64, 100] {
             let mut lens: Vec<usize> = (0..size).map(|_| next(1000)).collect();

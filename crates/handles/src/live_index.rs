@@ -319,7 +319,7 @@ mod tests {
     fn both_forms_agree_through_churn_and_conversions() {
         let mut ix = LiveIndex::default();
         let mut model = std::collections::BTreeMap::new();
-        let mut rng = crate::tests::rng::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let mut rng = freespace_testkit::Rng::new(0x9e37_79b9_7f4a_7c15);
         let mut next = move || rng.next();
         // Offsets are unique (slot * 64), slots reused after removal. Every `period` steps
         // the index goes to its tree form and back.

@@ -173,7 +173,7 @@ mod tests {
     fn agrees_with_a_std_map_through_churn() {
         let mut m = OffsetMap::default();
         let mut model = HashMap::new();
-        let mut rng = crate::tests::rng::XorShift::new(0x853c_49e6_748f_ea9b);
+        let mut rng = freespace_testkit::Rng::new(0x853c_49e6_748f_ea9b);
         let keys = crate::tests::runs(300, 40) as u64;
         for step in 0..crate::tests::runs(20_000, 100) {
             let seed = rng.next();

@@ -1,8 +1,24 @@
-//! [`SpinLock`]: a lock that never allocates, for code that is the global allocator.
+//! [`SpinLock`]: a lock that never allocates, for code that is the global allocator. It is the
+//! workspace's one spin lock: freespace-tcache's central lists and backend and freespace-capi's
+//! trace buffers use it too.
 //!
-//! Invariant: `locked` is true exactly while a [`SpinLockGuard`] exists, so at most one
-//! reference to the value is live. Waiting spins with exponential back-off
-//! (`crossbeam_utils::Backoff`) and, with `std`, yields the thread once spinning stops paying.
+//! Invariant: `locked` is true exactly while a [`SpinLockGuard`] exists (or while a caller that
+//! forgot its guard still owns the lock, see [`SpinLock::force_unlock`]), so at most one
+//! reference to the value is live.
+//!
+//! # Back-off
+//! A waiter reads the flag (no writes, so the cache line stays shared) and, while it is set,
+//! calls `crossbeam_utils::Backoff::snooze`: `core::hint::spin_loop` 1, 2, 4, ... 64 times
+//! (127 in all), then, with `std`, `std::thread::yield_now` on every later round; without
+//! `std` it keeps spinning, in rounds that double up to 2048 hints. The reasons:
+//! - Every critical section behind this lock is short (a few pointer moves, or one heap
+//!   operation), so a waiter that spins a little usually gets the lock without a system call.
+//!   Yielding at once would pay a `sched_yield` for a lock that frees a few nanoseconds later.
+//! - The spinning is bounded because the holder may be descheduled: with more runnable threads
+//!   than cores, spinning only burns the time slice the holder needs. `yield_now` is a plain
+//!   `sched_yield`; it never allocates.
+//! - It never parks: parking needs a wait queue, and a queue that allocates (parking_lot's
+//!   does on first park) cannot sit under the global allocator.
 
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -61,6 +77,20 @@ impl<T> SpinLock<T> {
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .ok()
             .map(|_| SpinLockGuard { lock: self })
+    }
+
+    /// Releases the lock without a guard, for a lock held across a call that cannot hold a
+    /// guard: the `fork()` handlers take every lock before `fork()`, `mem::forget` the guards,
+    /// and release the locks in the parent and the child afterwards.
+    ///
+    /// # Safety
+    /// No guard of this lock is alive: the lock is free, or the guard that took it was
+    /// forgotten (`core::mem::forget`) and nothing obtained through that guard is used
+    /// afterwards. Its taker may be another thread that no longer runs (the child after
+    /// `fork()`).
+    #[inline]
+    pub unsafe fn force_unlock(&self) {
+        self.locked.store(false, Ordering::Release);
     }
 
     /// Whether some guard holds the lock now (a snapshot).
@@ -134,6 +164,18 @@ mod tests {
         }
         assert!(!lock.is_locked());
         assert_eq!(*lock.try_lock().unwrap(), 6);
+    }
+
+    #[test]
+    fn force_unlock_releases_a_forgotten_guard() {
+        let lock = SpinLock::new(1);
+        core::mem::forget(lock.lock());
+        assert!(lock.is_locked());
+        assert!(lock.try_lock().is_none());
+        // SAFETY: the lock is held through the guard forgotten above, which this thread took.
+        unsafe { lock.force_unlock() };
+        assert!(!lock.is_locked());
+        assert_eq!(*lock.lock(), 1);
     }
 
     /// Increments per thread (fewer under Miri, which interprets every one).

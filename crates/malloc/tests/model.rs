@@ -15,18 +15,14 @@ use freespace_malloc::{
     Policy, SimConfig, SimHeap, Source,
 };
 
-/// splitmix64: small, seedable, good enough to drive a test.
-struct Rng(u64);
+/// The shared test generator (`freespace_testkit::Rng`), drawing `usize`s.
+struct Rng(freespace_testkit::Rng);
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    fn new(seed: u64) -> Rng {
+        Rng(freespace_testkit::Rng::new(seed))
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.index(n)
     }
 }
 
@@ -144,7 +140,7 @@ fn drive<S: Source, P: Policy>(
     steps: usize,
     max_size: usize,
 ) -> Heap<S, P> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut live: Vec<Live> = Vec::new();
     let mut fills = 0u8;
     let mut failures = 0;
@@ -348,7 +344,7 @@ fn sim_heap_agrees_with_a_model() {
 
 /// One seed's run of every fit, order and mode on small simulated heaps.
 fn sim_run(seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     for fit in Fit::ALL {
         for order in ListOrder::ALL {
             for coalescing in Coalescing::ALL {

@@ -13,8 +13,7 @@ use crate::page_map::PageMap;
 use crate::realloc_error::ReallocError;
 use crate::size_class::PAGE;
 use crate::span::SpanMeta;
-use crate::spin_lock::SpinLock;
-use crate::sync::{loom_const_fn, AtomicUsize, Ordering};
+use crate::sync::{loom_const_fn, AtomicUsize, Ordering, SpinLock};
 use core::alloc::Layout;
 use core::ptr::{self, NonNull};
 use freespace_malloc::{FreeError, Heap, HeapConfig, OsSource, SegregatedFit};
@@ -284,7 +283,8 @@ impl Backend {
     /// Takes the backend lock for `fork()`.
     #[cfg(not(loom))]
     pub(crate) fn lock_for_fork(&self) {
-        self.lock.raw_lock();
+        // `unlock_after_fork` releases it.
+        core::mem::forget(self.lock.lock());
     }
 
     /// Releases the lock taken by `lock_for_fork`.
@@ -293,7 +293,7 @@ impl Backend {
     /// # Safety
     /// The caller took it with `lock_for_fork`.
     pub(crate) unsafe fn unlock_after_fork(&self) {
-        // SAFETY: the caller holds the lock through `raw_lock`.
-        unsafe { self.lock.raw_unlock() };
+        // SAFETY: the caller holds the lock through `lock_for_fork`, whose guard was forgotten.
+        unsafe { self.lock.force_unlock() };
     }
 }

@@ -9,15 +9,11 @@
 //! backend lock, so the order is acyclic.
 
 use crate::backend::{Backend, BackendStats};
-use crate::size_class::{next_span_pages, CLASSES, NUM_CLASSES};
+use crate::size_class::{next_span_pages, CLASSES, MAX_TRANSFER_SLOTS, NUM_CLASSES};
 use crate::span::{FreeObj, SpanMeta};
-use crate::spin_lock::SpinLock;
-use crate::sync::loom_const_fn;
+use crate::sync::{loom_const_fn, SpinLock};
 use core::ptr;
 use crossbeam_utils::CachePadded;
-
-/// The most batches any class's transfer cache holds.
-pub const MAX_TRANSFER_SLOTS: usize = 16;
 
 /// Empty spans up to this size are kept (one per class) instead of going back to the core.
 const KEEP_EMPTY_SPAN_BYTES: usize = 64 * 1024;
@@ -301,7 +297,8 @@ impl Central {
     #[cfg(not(loom))]
     pub(crate) fn lock_all(&self) {
         for class in &self.classes {
-            class.raw_lock();
+            // `unlock_all` releases it.
+            core::mem::forget(class.lock());
         }
         self.backend.lock_for_fork();
     }
@@ -312,11 +309,11 @@ impl Central {
     /// # Safety
     /// The caller took them with `lock_all`.
     pub(crate) unsafe fn unlock_all(&self) {
-        // SAFETY: the caller holds every lock through `lock_all`.
+        // SAFETY: the caller holds every lock through `lock_all`, whose guards were forgotten.
         unsafe {
             self.backend.unlock_after_fork();
             for class in self.classes.iter().rev() {
-                class.raw_unlock();
+                class.force_unlock();
             }
         }
     }

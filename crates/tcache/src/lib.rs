@@ -10,7 +10,6 @@ mod page_map;
 mod realloc_error;
 pub mod size_class;
 mod span;
-mod spin_lock;
 mod sync;
 #[cfg(not(loom))]
 mod thread_cached;

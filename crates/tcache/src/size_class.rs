@@ -25,6 +25,8 @@ pub const MAX_SMALL_ALIGN: usize = PAGE;
 pub const SPAN_META_RESERVE: usize = 128;
 /// Upper bound on a thread cache's per-class capacity, in objects.
 pub const MAX_BIN_OBJECTS: u32 = 1024;
+/// Upper bound on a class's transfer cache (`ClassInfo::transfer_slots`), in batches.
+pub const MAX_TRANSFER_SLOTS: usize = 16;
 
 /// The object size of class `c`.
 #[inline]
@@ -180,11 +182,7 @@ const fn class_info(c: usize) -> ClassInfo {
     let batch = clamp(32 * 1024 / size, 2, 32);
     let first_fill = clamp(PAGE / size, 1, batch);
     let bin_limit = clamp(512 * 1024 / size, 2 * batch, MAX_BIN_OBJECTS as usize);
-    let transfer_slots = clamp(
-        128 * 1024 / (batch * size),
-        2,
-        crate::central::MAX_TRANSFER_SLOTS,
-    );
+    let transfer_slots = clamp(128 * 1024 / (batch * size), 2, MAX_TRANSFER_SLOTS);
     ClassInfo {
         size: size as u32,
         span_pages: span_pages as u32,

@@ -1,27 +1,45 @@
-//! The synchronisation shim: every atomic, cell and spin hint that the concurrent core uses comes
-//! from here. Under `cfg(loom)` these are loom's model-checked types; otherwise they are `core`'s,
-//! with the same API, so each concurrent file is written once and loom can check it.
+//! The synchronisation shim: every atomic and lock that the concurrent core uses comes from here.
+//! Under `cfg(loom)` these are loom's model-checked types; otherwise they are `core`'s atomics and
+//! freespace-malloc's [`SpinLock`], with the same API, so each concurrent file is written once
+//! and loom can check it.
 //!
 //! The one exception is the page map (`page_map.rs`), whose huge lazily mapped tables always use
 //! `core` atomics: its entries are published before any pointer into their span escapes, so the
 //! hand-off that loom does check (the class locks) orders them.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 #[cfg(not(loom))]
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+pub(crate) use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+/// The lock around each class's central list and around the backend: the workspace's one spin
+/// lock, which never allocates (its back-off policy is documented on it).
+#[cfg(not(loom))]
+pub(crate) use freespace_malloc::SpinLock;
+
+/// Under `cfg(loom)` the spin lock is loom's `Mutex`: loom cannot explore a spin loop (a
+/// spinning thread can be scheduled forever without the holder making progress), but it explores
+/// every interleaving of a blocking mutex, and every critical section it guards is the same code.
+#[cfg(loom)]
+pub(crate) use loom_lock::SpinLock;
 
 #[cfg(loom)]
-pub(crate) use loom::cell::{MutPtr, UnsafeCell};
+mod loom_lock {
+    /// The loom stand-in for the spin lock: a model-checked blocking mutex.
+    pub(crate) struct SpinLock<T>(loom::sync::Mutex<T>);
 
-/// Tells the scheduler (or the CPU) that this thread is waiting for another one.
-#[inline]
-pub(crate) fn spin_hint() {
-    #[cfg(loom)]
-    loom::thread::yield_now();
-    #[cfg(not(loom))]
-    core::hint::spin_loop();
+    impl<T> SpinLock<T> {
+        /// A new, unlocked lock around `value`.
+        pub(crate) fn new(value: T) -> SpinLock<T> {
+            SpinLock(loom::sync::Mutex::new(value))
+        }
+
+        /// Takes the lock.
+        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+            self.0.lock().unwrap()
+        }
+    }
 }
 
 /// Under `cfg(loom)` this is a plain `fn`, because loom's atomics cannot be built in a `const`
@@ -37,55 +55,3 @@ macro_rules! loom_const_fn {
     };
 }
 pub(crate) use loom_const_fn;
-
-#[cfg(not(loom))]
-mod std_cell {
-    /// `core::cell::UnsafeCell` with loom's access API (`get_mut`, `with_mut`).
-    #[derive(Debug)]
-    pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
-
-    impl<T> UnsafeCell<T> {
-        /// Wraps `value`.
-        pub(crate) const fn new(value: T) -> Self {
-            Self(core::cell::UnsafeCell::new(value))
-        }
-
-        /// A pointer for mutable access; the caller proves exclusivity when dereferencing it.
-        #[inline]
-        pub(crate) fn get_mut(&self) -> MutPtr<T> {
-            MutPtr(self.0.get())
-        }
-    }
-
-    /// A raw pointer into an [`UnsafeCell`], mirroring loom's `MutPtr`.
-    #[derive(Debug)]
-    pub(crate) struct MutPtr<T>(*mut T);
-
-    impl<T> MutPtr<T> {
-        /// Dereferences the pointer.
-        ///
-        /// # Safety
-        /// No other reference to the cell's contents may be live while the result is.
-        #[inline]
-        #[allow(clippy::mut_from_ref)]
-        pub(crate) unsafe fn deref(&self) -> &mut T {
-            // SAFETY: the caller guarantees exclusive access for the lifetime of the result.
-            unsafe { &mut *self.0 }
-        }
-
-        /// Dereferences the pointer for reading only. Unlike [`MutPtr::deref`], this makes no
-        /// unique borrow, so shared borrows taken earlier (another field of the same value, say)
-        /// stay valid.
-        ///
-        /// # Safety
-        /// No mutable reference to the cell's contents may be live while the result is.
-        #[inline]
-        pub(crate) unsafe fn deref_shared(&self) -> &T {
-            // SAFETY: the caller guarantees that nothing mutates the value meanwhile.
-            unsafe { &*self.0 }
-        }
-    }
-}
-
-#[cfg(not(loom))]
-pub(crate) use std_cell::{MutPtr, UnsafeCell};

@@ -14,18 +14,8 @@ static A: ThreadCached = ThreadCached::new();
 /// many times over: batches, transfer-cache overflows, new and released spans.
 const SCALE: usize = if cfg!(tsan) { 4 } else { 1 };
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+// The shared seeded generator, so failures replay.
+use freespace_testkit::Rng;
 
 /// Makes every size class busy, so that the tests below get objects from spans (with the span
 /// checks) rather than a cold class's objects from the core (tests/cold_classes.rs covers those).

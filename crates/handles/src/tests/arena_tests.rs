@@ -5,8 +5,8 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use super::rng::XorShift;
 use super::runs;
+use freespace_testkit::Rng;
 
 use crate::{
     Arena, ArenaConfig, ArenaError, Budget, Compactor, GrowthPolicy, MoveError, Progress,
@@ -355,7 +355,7 @@ fn two_finger_moves_fewer_bytes_than_sliding() {
 /// the same offset, pinned barriers included.
 #[test]
 fn two_finger_bulk_pass_places_blocks_as_the_stepwise_pass_does() {
-    let mut rng = XorShift::new(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut next = move |n: u64| rng.below(n);
     for round in 0..runs(20, 1) {
         let config = || {
@@ -776,7 +776,7 @@ fn stats_add_up() {
 /// each; mixed sizes, alignments and pinned barriers must all come through byte for byte.
 #[test]
 fn bulk_slide_keeps_every_byte_across_small_large_and_pinned_blocks() {
-    let mut rng = XorShift::new(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let mut next = move |n: u64| rng.below(n);
     // Under Miri, fewer and shorter blocks; "large" still means more than the 256 bytes the
     // slide prefetches of a block.
@@ -915,7 +915,7 @@ fn sliding_leaves_only_the_padding_alignment_requires() {
     assert_eq!(b.compact().holes_after, 0);
 
     // Mixed sizes and alignments, full passes and budgeted passes alike.
-    let mut rng = XorShift::new(0x5851_f42d_4c95_7f2d);
+    let mut rng = Rng::new(0x5851_f42d_4c95_7f2d);
     let mut next = move |n: u64| rng.below(n) as usize;
     for round in 0..runs(30, 1) {
         let config = ArenaConfig::new()

@@ -1,10 +1,9 @@
-//! In-crate tests: the arena unit tests, the loom models of the shared arena, and the
-//! generator the randomized tests share.
+//! In-crate tests: the arena unit tests and the loom models of the shared arena. The randomized
+//! tests draw from `freespace_testkit::Rng`, the workspace's seeded test generator.
 #[cfg(not(loom))]
 mod arena_tests;
 #[cfg(loom)]
 mod loom_shared;
-pub(crate) mod rng;
 
 /// How many times a test repeats its logic: `native` normally, `miri` under Miri, which
 /// interprets every instruction. Only repetitions shrink, never what a repetition checks.

@@ -8,19 +8,8 @@ use crate::size_class::{class_size, CLASSES, MAX_SMALL, NUM_CLASSES};
 use crate::span::FreeObj;
 use std::collections::BTreeMap;
 
-/// A small deterministic generator (xorshift64*), so failures replay.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+// The shared seeded generator, so failures replay.
+use freespace_testkit::Rng;
 
 fn fill(p: *mut u8, size: usize, tag: u8) {
     // SAFETY: `p` is a live object of at least `size` bytes owned by the test.

@@ -630,15 +630,15 @@ impl Recorder {
     }
 }
 
-/// xorshift64*: a small deterministic generator for the workloads.
-struct Rng(u64);
+/// The shared test generator (`freespace_testkit::Rng`), drawing `usize`s for the workloads.
+struct Rng(freespace_testkit::Rng);
 
 impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(freespace_testkit::Rng::new(seed))
+    }
     fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+        self.0.index(n)
     }
 }
 
@@ -649,7 +649,7 @@ const THREADS: usize = 4;
 /// address is released inside the call, and another thread may get it before it returns).
 fn record_workload(seed: u64, steps: usize, capacity: usize) -> Recorder {
     let addrs: Vec<u64> = (1..=12).map(|k| k * 0x100).collect();
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng::new(seed);
     let mut out = Recorder::new(THREADS, capacity);
     let mut live: Vec<u64> = Vec::new();
     let mut in_realloc = [false; THREADS];
@@ -740,7 +740,7 @@ fn traces_of_a_killed_program_are_read_and_their_losses_counted() {
 
         // Killed during a write: one chunk (in the middle of the file when other processes
         // went on writing, or the last one) keeps only a prefix of its bytes.
-        let mut rng = Rng(seed + 7);
+        let mut rng = Rng::new(seed + 7);
         let which = rng.below(killed.chunks.len());
         let (start, seqs) = &killed.chunks[which];
         let end = killed
