@@ -6,6 +6,11 @@
 //! alignment, and its bytes lie inside the buffer; zero-length blocks occupy no space. The
 //! counters (`live_bytes`, `live_blocks`, `pinned_blocks`, `pinned_in_buffer`) equal what a walk
 //! of the table finds.
+//!
+//! The fields are private: the arena and the compactors read the table and the space map
+//! through shared references and change them only through `Store`'s operations, each of which
+//! keeps the invariant. The one two-step operation is placing a block:
+//! [`alloc`](Store::alloc) claims space and [`occupy`](Store::occupy) registers the block in it.
 
 use crate::buffer::Buffer;
 use crate::fit_tree::FitTree;
@@ -13,23 +18,25 @@ use crate::free_space::align_up;
 use crate::free_space::Space;
 use crate::live_index::Walk;
 use crate::prefetch;
-use crate::table::{Slot, Table};
+use crate::table::{reserved_checked, DropFn, Slot, Table};
+use core::any::TypeId;
+use core::num::NonZeroU32;
 
 pub(crate) struct Store {
-    pub(crate) buffer: Buffer,
-    pub(crate) table: Table,
-    pub(crate) space: Space,
+    buffer: Buffer,
+    table: Table,
+    space: Space,
     /// Sum of the reserved lengths of live blocks.
-    pub(crate) live_bytes: usize,
+    live_bytes: usize,
     /// Occupied slots.
-    pub(crate) live_blocks: usize,
+    live_blocks: usize,
     /// Occupied slots with a pin count above zero.
-    pub(crate) pinned_blocks: usize,
+    pinned_blocks: usize,
     /// Pinned slots that occupy buffer space: while non-zero, the buffer may not move.
-    pub(crate) pinned_in_buffer: usize,
-    pub(crate) total_moves: u64,
-    pub(crate) total_bytes_moved: u64,
-    pub(crate) passes_completed: u64,
+    pinned_in_buffer: usize,
+    total_moves: u64,
+    total_bytes_moved: u64,
+    passes_completed: u64,
 }
 
 impl Store {
@@ -46,6 +53,228 @@ impl Store {
             total_bytes_moved: 0,
             passes_completed: 0,
         }
+    }
+
+    /// The handle table, read-only: every change goes through a method of `Store`.
+    #[inline(always)]
+    pub(crate) fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// The space map, read-only.
+    #[inline]
+    pub(crate) fn space(&self) -> &Space {
+        &self.space
+    }
+
+    /// The buffer's base address.
+    #[inline(always)]
+    pub(crate) fn base(&self) -> *mut u8 {
+        self.buffer.ptr()
+    }
+
+    /// The buffer's capacity in bytes.
+    #[inline]
+    pub(crate) fn cap(&self) -> usize {
+        self.buffer.cap()
+    }
+
+    /// Occupied slots.
+    pub(crate) fn live_blocks(&self) -> usize {
+        self.live_blocks
+    }
+
+    /// Whether a pinned block occupies buffer space, so that the buffer may not move.
+    pub(crate) fn buffer_pinned(&self) -> bool {
+        self.pinned_in_buffer > 0
+    }
+
+    /// The counters as `stats()` reports them: (live blocks, live bytes, pinned blocks,
+    /// total moves, total bytes moved, passes completed).
+    pub(crate) fn counters(&self) -> (usize, usize, usize, u64, u64, u64) {
+        (
+            self.live_blocks,
+            self.live_bytes,
+            self.pinned_blocks,
+            self.total_moves,
+            self.total_bytes_moved,
+            self.passes_completed,
+        )
+    }
+
+    /// Counts one completed compaction pass and returns the live-block index to its flat form.
+    pub(crate) fn end_pass(&mut self) {
+        self.space.make_flat();
+        self.passes_completed += 1;
+    }
+
+    /// Switches the live-block index to its ordered (tree) form, for a compaction pass.
+    pub(crate) fn make_ordered(&mut self) {
+        self.space.make_ordered();
+    }
+
+    /// Returns the live-block index to its flat, cheap-to-update form.
+    pub(crate) fn make_flat(&mut self) {
+        self.space.make_flat();
+    }
+
+    /// The type-list index of `id`, if the arena knows the type.
+    #[inline]
+    pub(crate) fn type_index(&mut self, id: TypeId) -> Option<u32> {
+        self.table.type_index(id)
+    }
+
+    /// Claims `len > 0` free bytes aligned to `align` below the capacity, for a block that
+    /// [`occupy`](Store::occupy) registers next. `None` if no hole or the space above the top
+    /// fits.
+    #[inline]
+    pub(crate) fn alloc(&mut self, len: usize, align: usize) -> Option<usize> {
+        let cap = self.buffer.cap();
+        self.space.alloc(len, align, cap)
+    }
+
+    /// Sets the buffer's capacity (at or above the top); refused while a pinned block lies in
+    /// the buffer or if the memory cannot be had.
+    pub(crate) fn set_capacity(&mut self, cap: usize) -> Result<(), ()> {
+        if self.pinned_in_buffer > 0 || cap < self.space.top() {
+            return Err(());
+        }
+        self.buffer.set_capacity(cap)
+    }
+
+    /// Occupies a slot for a block of `len` bytes at `offset` (claimed by
+    /// [`alloc`](Store::alloc) if `len > 0`), reserving `reserved` bytes. `known` is the
+    /// type's index, or the tag of a type new to the arena. Returns the handle index and the
+    /// generation key.
+    #[inline]
+    pub(crate) fn occupy(
+        &mut self,
+        offset: usize,
+        (len, align, reserved): (usize, usize, usize),
+        known: Result<u32, u32>,
+        type_id: TypeId,
+        drop: Option<DropFn>,
+    ) -> (u32, NonZeroU32) {
+        let type_index = known.unwrap_or_else(|tag| self.table.add_type(type_id, drop, tag));
+        let (index, generation) = self.table.occupy(offset, len, align, type_index);
+        if len > 0 {
+            self.space.insert_live(offset, reserved, index);
+        }
+        self.live_bytes += reserved;
+        self.live_blocks += 1;
+        (self.table.handle_index(index), generation)
+    }
+
+    /// Frees the occupied slot `index`, whose current state is `slot`, and its space (pinned
+    /// or not). Does not drop anything.
+    #[inline]
+    pub(crate) fn vacate(&mut self, index: u32, slot: &Slot) {
+        if slot.len > 0 {
+            self.space.remove_live(slot.offset, index);
+            self.space.release(slot.offset, slot.reserved());
+        }
+        if slot.pins > 0 {
+            self.pinned_blocks -= 1;
+            if slot.len > 0 {
+                self.pinned_in_buffer -= 1;
+            }
+        }
+        self.live_bytes -= slot.reserved();
+        self.live_blocks -= 1;
+        self.table.vacate(index);
+    }
+
+    /// Sets the pin count of the occupied slot `index`, whose current state is `slot`.
+    pub(crate) fn set_pins(&mut self, index: u32, slot: &Slot, pins: u32) {
+        self.table.set_pins(index, pins);
+        let in_buffer = usize::from(slot.len > 0);
+        if slot.pins == 0 && pins > 0 {
+            self.pinned_blocks += 1;
+            self.pinned_in_buffer += in_buffer;
+        } else if slot.pins > 0 && pins == 0 {
+            self.pinned_blocks -= 1;
+            self.pinned_in_buffer -= in_buffer;
+        }
+    }
+
+    /// Changes the length of the byte block in slot `index` (state `slot`) to `new_len` in
+    /// place, if its reservation shrinks or the space after it is free; new bytes are zero.
+    /// Returns whether it did.
+    pub(crate) fn resize_in_place(&mut self, index: u32, slot: &Slot, new_len: usize) -> bool {
+        let (off, len, align) = (slot.offset, slot.len, slot.align);
+        let old_res = slot.reserved();
+        let Some(new_res) = reserved_checked(new_len, align) else {
+            return false;
+        };
+        if new_res <= old_res {
+            // Shrink (or stay) in place; a tail freed by the shrink becomes free space.
+            if new_res < old_res {
+                self.space.remove_live(off, index);
+                self.space.release(off + new_res, old_res - new_res);
+                if new_res > 0 {
+                    self.space.insert_live(off, new_res, index);
+                }
+            }
+        } else {
+            let Some(end) = off.checked_add(new_res) else {
+                return false;
+            };
+            if len == 0 || !self.space.is_free(off + old_res, end, self.buffer.cap()) {
+                return false;
+            }
+            self.space.claim(off + old_res, new_res - old_res);
+            self.space.set_live_len(off, index, new_res);
+        }
+        if new_len > len {
+            // SAFETY: [off + len, off + new_len) lies inside the block's reserved bytes, which
+            // now include any range just claimed.
+            unsafe { core::ptr::write_bytes(self.buffer.ptr().add(off + len), 0, new_len - len) };
+        }
+        self.set_len(index, off, new_len);
+        true
+    }
+
+    /// Moves the byte block in slot `index` (length `len`, reserving `old_res`, at the offset
+    /// the table holds now) to `new_off`, claimed by [`alloc`](Store::alloc) with `new_res >=
+    /// old_res` bytes, and makes it `new_len > len` bytes long; new bytes are zero.
+    pub(crate) fn move_and_grow(
+        &mut self,
+        index: u32,
+        (len, old_res): (usize, usize),
+        (new_off, new_res, new_len): (usize, usize, usize),
+    ) {
+        let old_off = self.table.slot(index).offset;
+        let base = self.buffer.ptr();
+        if len > 0 {
+            // SAFETY: the old block [old_off, +len) and the new space [new_off, +new_res) are
+            // both inside the buffer and disjoint (the new space was free while the old block
+            // was live); new_len > len.
+            unsafe { core::ptr::copy_nonoverlapping(base.add(old_off), base.add(new_off), len) };
+            self.space.remove_live(old_off, index);
+            self.space.release(old_off, old_res);
+        }
+        // SAFETY: the tail [new_off + len, new_off + new_len) is inside the new space.
+        unsafe { core::ptr::write_bytes(base.add(new_off + len), 0, new_len - len) };
+        self.space.insert_live(new_off, new_res, index);
+        self.set_len(index, new_off, new_len);
+    }
+
+    fn set_len(&mut self, index: u32, offset: usize, new_len: usize) {
+        let old_res = self.table.slot(index).reserved();
+        self.table.set_len(index, new_len);
+        self.table.set_offset(index, offset);
+        let new_res = self.table.slot(index).reserved();
+        self.live_bytes = self.live_bytes - old_res + new_res;
+    }
+
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn force_counter(&mut self, h: crate::RawHandle, counter: u32) {
+        self.table.force_counter(h, counter);
+    }
+
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn force_salt(&mut self, salt: u32) {
+        self.table.force_salt(salt);
     }
 
     /// The address of a slot's block. Zero-length blocks get a dangling address aligned to

@@ -161,7 +161,7 @@ impl<'a> Relocator<'a> {
     }
 
     fn info(&self, (offset, len, index): (usize, usize, u32)) -> BlockInfo {
-        let slot = self.store.table.slot(index);
+        let slot = self.store.table().slot(index);
         BlockInfo {
             offset,
             len,
@@ -209,39 +209,39 @@ impl<'a> Relocator<'a> {
     /// The first block query or move of a pass switches the arena's live-block index to its
     /// ordered (tree) form, in O(n); it returns to its flat form when the pass ends.
     pub fn next_block(&mut self, at: usize) -> Option<BlockInfo> {
-        self.store.space.make_ordered();
-        self.store.space.live_from(at).map(|b| self.info(b))
+        self.store.make_ordered();
+        self.store.space().live_from(at).map(|b| self.info(b))
     }
 
     /// The last live block starting before `at`.
     pub fn prev_block(&mut self, at: usize) -> Option<BlockInfo> {
-        self.store.space.make_ordered();
-        self.store.space.live_before(at).map(|b| self.info(b))
+        self.store.make_ordered();
+        self.store.space().live_before(at).map(|b| self.info(b))
     }
 
     /// The hole that ends exactly at `at` (the free space just below a block), if any.
     pub fn hole_before(&self, at: usize) -> Option<Range<usize>> {
-        self.store.space.hole_ending_at(at)
+        self.store.space().hole_ending_at(at)
     }
 
     /// All holes, lowest address first.
     pub fn holes(&self) -> impl Iterator<Item = Range<usize>> + '_ {
-        self.store.space.holes()
+        self.store.space().holes()
     }
 
     /// Holes of at least `min_len` bytes, smallest first.
     pub fn holes_by_size(&self, min_len: usize) -> impl Iterator<Item = Range<usize>> + '_ {
-        self.store.space.holes_by_size(min_len)
+        self.store.space().holes_by_size(min_len)
     }
 
     /// One past the highest used byte; everything from here to the capacity is free.
     pub fn top(&self) -> usize {
-        self.store.space.top()
+        self.store.space().top()
     }
 
     /// The buffer's capacity in bytes.
     pub fn capacity(&self) -> usize {
-        self.store.buffer.cap()
+        self.store.cap()
     }
 
     /// Moves the live block starting at `from` so that it starts at `to`, copying its bytes
@@ -249,14 +249,14 @@ impl<'a> Relocator<'a> {
     /// if the block is pinned, `to` is misaligned, or the destination (apart from the block's
     /// own range) is not free.
     pub fn move_block(&mut self, from: usize, to: usize) -> Result<(), MoveError> {
-        self.store.space.make_ordered();
+        self.store.make_ordered();
         let (off, len, index) = self
             .store
-            .space
+            .space()
             .live_from(from)
             .filter(|&(off, _, _)| off == from)
             .ok_or(MoveError::NoBlock)?;
-        let slot = self.store.table.slot(index);
+        let slot = self.store.table().slot(index);
         if slot.pins > 0 {
             return Err(MoveError::Pinned);
         }
@@ -273,8 +273,8 @@ impl<'a> Relocator<'a> {
         } else {
             (to.max(off + len), end)
         };
-        let cap = self.store.buffer.cap();
-        if !self.store.space.is_free(need_start, need_end, cap) {
+        let cap = self.store.cap();
+        if !self.store.space().is_free(need_start, need_end, cap) {
             return Err(MoveError::Occupied);
         }
         self.store.relocate(off, to, len, index);
