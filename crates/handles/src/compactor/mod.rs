@@ -1,13 +1,17 @@
 //! The compaction plug: the [`Compactor`] trait, the checked [`Relocator`] it works through, the
 //! [`Budget`] that bounds one incremental step, and the [`CompactionReport`] every run returns.
 //!
-//! Invariant: a compactor can only change the buffer through [`Relocator::move_block`], which
-//! refuses pinned blocks, misaligned targets and occupied destinations, so a user-written
-//! compactor may plan badly but can never corrupt the arena.
+//! Invariant: a compactor outside this crate can only change the buffer through
+//! [`Relocator::move_block`], which refuses pinned blocks, misaligned targets and occupied
+//! destinations, so a user-written compactor may plan badly but can never corrupt the arena.
+//! The shipped compactors also have a bulk form of their full pass ([`Budget::Unlimited`]),
+//! in the same file as the step-by-step form: it moves blocks directly and rebuilds the space
+//! map once, and it is reachable only inside the crate (`Relocator::bulk`), where the tests
+//! check it against the step-by-step form.
 
 mod report;
-mod sliding;
-mod two_finger;
+pub(crate) mod sliding;
+pub(crate) mod two_finger;
 
 pub use report::CompactionReport;
 pub use sliding::Sliding;
@@ -17,7 +21,7 @@ use core::fmt;
 use core::ops::Range;
 use std::time::{Duration, Instant};
 
-use crate::store::Store;
+use crate::store::{BulkParts, Store};
 
 /// How much work one incremental step ([`Arena::compact_with`](crate::Arena::compact_with)) may
 /// do before it pauses. A step always moves at least one block if any block can move, so the
@@ -180,25 +184,13 @@ impl<'a> Relocator<'a> {
         self.meter.budget
     }
 
-    /// Slides every unpinned block starting at or after `at` as far down as it can go, keeping
-    /// address order, with pinned blocks as barriers, in one bulk operation that ignores the
-    /// budget (use it when the budget is [`Budget::Unlimited`]). It rebuilds the space map
-    /// once instead of updating it per move, so it runs near memmove speed. Returns the blocks
-    /// and bytes moved.
-    pub fn slide_all_from(&mut self, at: usize) -> (usize, usize) {
-        let (moves, bytes) = self.store.slide_from(at);
-        self.meter.moves += moves;
-        self.meter.bytes += bytes;
-        (moves, bytes)
-    }
-
-    /// Moves every unpinned block starting below `below`, from the highest down, into the
-    /// lowest hole under it that fits, until no hole lies under the next block, in one bulk
-    /// operation that ignores the budget (use it when the budget is [`Budget::Unlimited`]).
-    /// Address order is not kept. Alignment padding left below a moved block becomes a hole
-    /// only once the operation ends. Returns the blocks and bytes moved.
-    pub fn evacuate_all_below(&mut self, below: usize) -> (usize, usize) {
-        let (moves, bytes) = self.store.evacuate_below(below);
+    /// Runs one of the shipped compactors' bulk passes (see the module's invariant), counting
+    /// what it moved against the budget. Returns the blocks and bytes moved.
+    pub(crate) fn bulk(
+        &mut self,
+        pass: impl FnOnce(BulkParts<'_>) -> (usize, usize),
+    ) -> (usize, usize) {
+        let (moves, bytes) = self.store.bulk_pass(pass);
         self.meter.moves += moves;
         self.meter.bytes += bytes;
         (moves, bytes)
