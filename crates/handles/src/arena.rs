@@ -15,9 +15,8 @@ use std::time::Instant;
 use crate::buffer::{MAX_ALIGN, PAGE};
 use crate::compactor::{Budget, CompactionReport, Compactor, Progress, Relocator, Sliding};
 use crate::error::ArenaError;
-use crate::free_space::align_up;
+use crate::growth::{ArenaConfig, GrowthPolicy};
 use crate::handle::{Handle, RawHandle};
-use crate::policy::{ArenaConfig, GrowthPolicy};
 use crate::stats::ArenaStats;
 use crate::store::Store;
 use crate::table::{drop_glue, reserved_checked, DropFn, Table};
@@ -219,7 +218,11 @@ impl<C: Compactor> Arena<C> {
 
     /// Grows the buffer so that `len` bytes aligned to `align` fit above the top.
     fn grow_for(&mut self, len: usize, align: usize) -> Result<(), ArenaError> {
-        let needed = align_up(self.store.space().top(), align)
+        let needed = self
+            .store
+            .space()
+            .top()
+            .checked_next_multiple_of(align)
             .and_then(|s| s.checked_add(len))
             .and_then(|e| e.checked_next_multiple_of(PAGE))
             .ok_or(ArenaError::OutOfMemory)?;

@@ -15,7 +15,7 @@
 //! invariant before it returns.
 
 use crate::buffer::Buffer;
-use crate::free_space::Space;
+use crate::space_map::SpaceMap;
 use crate::table::{reserved_checked, DropFn, Slot, Table};
 use core::any::TypeId;
 use core::num::NonZeroU32;
@@ -23,7 +23,7 @@ use core::num::NonZeroU32;
 pub(crate) struct Store {
     buffer: Buffer,
     table: Table,
-    space: Space,
+    space: SpaceMap,
     /// Sum of the reserved lengths of live blocks.
     live_bytes: usize,
     /// Occupied slots.
@@ -42,7 +42,7 @@ impl Store {
         Store {
             buffer: Buffer::new(),
             table: Table::new(),
-            space: Space::default(),
+            space: SpaceMap::default(),
             live_bytes: 0,
             live_blocks: 0,
             pinned_blocks: 0,
@@ -61,7 +61,7 @@ impl Store {
 
     /// The space map, read-only.
     #[inline]
-    pub(crate) fn space(&self) -> &Space {
+    pub(crate) fn space(&self) -> &SpaceMap {
         &self.space
     }
 
@@ -394,5 +394,5 @@ impl Store {
 pub(crate) struct BulkParts<'a> {
     pub(crate) base: *mut u8,
     pub(crate) table: &'a mut Table,
-    pub(crate) space: &'a mut Space,
+    pub(crate) space: &'a mut SpaceMap,
 }

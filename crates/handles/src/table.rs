@@ -67,7 +67,7 @@ fn global_tag(id: TypeId) -> Option<u32> {
 /// `len` rounded up to `align` (a power of two), or `None` on overflow.
 #[inline]
 pub(crate) fn reserved_checked(len: usize, align: usize) -> Option<usize> {
-    crate::free_space::align_up(len, align)
+    len.checked_next_multiple_of(align)
 }
 
 /// The part of a slot that `get` reads.

@@ -49,7 +49,7 @@ pub enum Progress {
 
 /// What a compactor sees of one live block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockInfo {
+pub struct LiveBlock {
     /// Offset of the block in the buffer.
     pub offset: usize,
     /// Length in bytes (never zero: zero-length blocks occupy no space and never move).
@@ -60,7 +60,7 @@ pub struct BlockInfo {
     pub pinned: bool,
 }
 
-impl BlockInfo {
+impl LiveBlock {
     /// One past the block's last byte.
     pub fn end(&self) -> usize {
         self.offset + self.len
@@ -164,9 +164,9 @@ impl<'a> Relocator<'a> {
         (self.meter.moves, self.meter.bytes)
     }
 
-    fn info(&self, (offset, len, index): (usize, usize, u32)) -> BlockInfo {
+    fn info(&self, (offset, len, index): (usize, usize, u32)) -> LiveBlock {
         let slot = self.store.table().slot(index);
-        BlockInfo {
+        LiveBlock {
             offset,
             len,
             align: slot.align,
@@ -200,13 +200,13 @@ impl<'a> Relocator<'a> {
     ///
     /// The first block query or move of a pass switches the arena's live-block index to its
     /// ordered (tree) form, in O(n); it returns to its flat form when the pass ends.
-    pub fn next_block(&mut self, at: usize) -> Option<BlockInfo> {
+    pub fn next_block(&mut self, at: usize) -> Option<LiveBlock> {
         self.store.make_ordered();
         self.store.space().live_from(at).map(|b| self.info(b))
     }
 
     /// The last live block starting before `at`.
-    pub fn prev_block(&mut self, at: usize) -> Option<BlockInfo> {
+    pub fn prev_block(&mut self, at: usize) -> Option<LiveBlock> {
         self.store.make_ordered();
         self.store.space().live_before(at).map(|b| self.info(b))
     }

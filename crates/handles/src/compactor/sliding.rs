@@ -6,7 +6,6 @@
 //! no hole below `scan` could take a block from above it without passing a barrier.
 
 use super::{Budget, Compactor, Progress, Relocator};
-use crate::free_space::align_up;
 use crate::prefetch;
 use crate::store::BulkParts;
 
@@ -47,7 +46,7 @@ impl Compactor for Sliding {
             };
             if !block.pinned {
                 if let Some(hole) = heap.hole_before(block.offset) {
-                    if let Some(to) = align_up(hole.start, block.align) {
+                    if let Some(to) = hole.start.checked_next_multiple_of(block.align) {
                         if to < block.offset && heap.move_block(block.offset, to).is_ok() {
                             self.scan = to + block.len;
                             continue;

@@ -8,10 +8,9 @@
 //! Invariant of the cursor `finger`: blocks at or above it have been considered in this pass.
 
 use super::{Budget, Compactor, Progress, Relocator};
-use crate::fit_tree::FitTree;
-use crate::free_space::align_up;
-use crate::live_index::Walk;
 use crate::prefetch;
+use crate::space_map::fit_tree::FitTree;
+use crate::space_map::live_index::Walk;
 use crate::store::BulkParts;
 
 /// Top-down evacuation into the lowest fitting holes (the classic two-finger algorithm,
@@ -63,7 +62,7 @@ impl Compactor for TwoFinger {
                 .holes()
                 .take_while(|hole| hole.start < block.offset)
                 .find_map(|hole| {
-                    let start = align_up(hole.start, block.align)?;
+                    let start = hole.start.checked_next_multiple_of(block.align)?;
                     (start + block.len <= hole.end).then_some(start)
                 });
             if let Some(to) = target {
@@ -117,7 +116,9 @@ pub(crate) fn evacuate_below(parts: BulkParts<'_>, below: usize) -> (usize, usiz
             return Walk::Stay;
         }
         let fits = |(start, end): (usize, usize)| {
-            align_up(start, align).filter(|&to| to.checked_add(len).is_some_and(|e| e <= end))
+            start
+                .checked_next_multiple_of(align)
+                .filter(|&to| to.checked_add(len).is_some_and(|e| e <= end))
         };
         let target = match fits(holes[low]) {
             Some(to) => Some((low, to)),

@@ -18,7 +18,7 @@
 //! into [`SUBS`] classes (TLSF's second level), so a search over the classes above a request's
 //! class finds a hole of at least the requested length in O(1) bitmap steps.
 
-use crate::offset_map::OffsetMap;
+use super::offset_map::OffsetMap;
 
 const EXACT: usize = 128;
 const SUB_BITS: u32 = 3;
@@ -246,7 +246,7 @@ impl HoleBins {
             match self.starts.get(off) {
                 Some(hl) if class(hl) == c => {
                     tries -= 1;
-                    let start = crate::free_space::align_up(off, align)?;
+                    let start = off.checked_next_multiple_of(align)?;
                     if start.checked_add(len)? <= off + hl {
                         return Some((off, hl, start));
                     }

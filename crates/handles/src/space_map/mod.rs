@@ -1,6 +1,6 @@
 //! The map of the buffer: which byte ranges hold live blocks and which are holes.
 //!
-//! Invariants (checked by [`Space::check`]):
+//! Invariants (checked by [`SpaceMap::check`]):
 //! - live blocks and holes tile `[0, top)` exactly, without overlap;
 //! - no two holes are adjacent (they are coalesced on release), and no hole touches `top`
 //!   (the tail is trimmed instead, so `[top, capacity)` is the bump region);
@@ -18,14 +18,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
-use crate::hole_bins::HoleBins;
-use crate::live_index::LiveIndex;
+pub(crate) mod fit_tree;
+mod hole_bins;
+pub(crate) mod live_index;
+mod offset_map;
 
-#[inline]
-pub(crate) fn align_up(x: usize, align: usize) -> Option<usize> {
-    debug_assert!(align.is_power_of_two());
-    x.checked_add(align - 1).map(|v| v & !(align - 1))
-}
+use hole_bins::HoleBins;
+use live_index::LiveIndex;
 
 /// Holes in address order, from either form.
 pub(crate) enum HoleIter<'a> {
@@ -45,7 +44,7 @@ impl Iterator for HoleIter<'_> {
 }
 
 #[derive(Default)]
-pub(crate) struct Space {
+pub(crate) struct SpaceMap {
     /// Live blocks by start offset: (length, slot index), flat or a tree (see [`LiveIndex`]).
     pub(crate) live: LiveIndex,
     /// Ordered form: holes by start offset: length.
@@ -59,7 +58,7 @@ pub(crate) struct Space {
     hole_bytes: usize,
 }
 
-impl Space {
+impl SpaceMap {
     #[inline]
     pub(crate) fn top(&self) -> usize {
         self.top
@@ -126,7 +125,7 @@ impl Space {
         let found = if self.ordered {
             let mut found = None;
             for &(hole_len, hole_off) in self.by_size.range((len, 0)..) {
-                let start = align_up(hole_off, align)?;
+                let start = hole_off.checked_next_multiple_of(align)?;
                 if start + len <= hole_off + hole_len {
                     found = Some((hole_off, hole_len, start));
                     break;
@@ -140,7 +139,7 @@ impl Space {
             self.claim_in(off, hole_len, start, len);
             return Some(start);
         }
-        let start = align_up(self.top, align)?;
+        let start = self.top.checked_next_multiple_of(align)?;
         if start.checked_add(len)? > capacity {
             return None;
         }
@@ -162,7 +161,7 @@ impl Space {
 
     /// Whether `[start, end)` is free (in one hole or in the bump region below `capacity`).
     /// In the flat form a range below `top` counts as free only if it starts at a hole's start
-    /// (see [`Space::hole_containing`]): the answer may be a false "no", never a false "yes".
+    /// (see [`SpaceMap::hole_containing`]): the answer may be a false "no", never a false "yes".
     pub(crate) fn is_free(&self, start: usize, end: usize, capacity: usize) -> bool {
         if start >= end {
             return true;
@@ -182,7 +181,7 @@ impl Space {
         }
     }
 
-    /// Marks `[start, start + len)` as used. The range must be free as [`Space::is_free`]
+    /// Marks `[start, start + len)` as used. The range must be free as [`SpaceMap::is_free`]
     /// reports it.
     pub(crate) fn claim(&mut self, start: usize, len: usize) {
         if start >= self.top {
@@ -311,7 +310,7 @@ impl Space {
     }
 
     /// The first live block starting at or after `at`: (offset, length, slot). Needs the
-    /// ordered form ([`Space::make_ordered`]).
+    /// ordered form ([`SpaceMap::make_ordered`]).
     pub(crate) fn live_from(&self, at: usize) -> Option<(usize, usize, u32)> {
         self.live.from(at)
     }
@@ -485,14 +484,14 @@ impl Space {
 mod tests {
     use super::*;
 
-    fn alloc_live(s: &mut Space, len: usize, align: usize, cap: usize, slot: u32) -> usize {
+    fn alloc_live(s: &mut SpaceMap, len: usize, align: usize, cap: usize, slot: u32) -> usize {
         let off = s.alloc(len, align, cap).unwrap();
         s.insert_live(off, len, slot);
         s.check().unwrap();
         off
     }
 
-    fn free_live(s: &mut Space, off: usize, len: usize) {
+    fn free_live(s: &mut SpaceMap, off: usize, len: usize) {
         let slot = s.live().iter().find(|b| b.0 == off).expect("live").2;
         s.remove_live(off, slot);
         s.release(off, len);
@@ -502,7 +501,7 @@ mod tests {
     #[test]
     fn release_coalesces_both_sides_and_trims_the_tail() {
         // The chapter's coalescing example: three 10-byte blocks, free the ends, then the middle.
-        let mut s = Space::default();
+        let mut s = SpaceMap::default();
         let a = alloc_live(&mut s, 10, 1, 100, 0);
         let b = alloc_live(&mut s, 10, 1, 100, 1);
         let c = alloc_live(&mut s, 10, 1, 100, 2);
@@ -520,7 +519,7 @@ mod tests {
 
     #[test]
     fn holes_are_used_best_fit_before_bumping() {
-        let mut s = Space::default();
+        let mut s = SpaceMap::default();
         let offs: Vec<usize> = (0..6)
             .map(|i| alloc_live(&mut s, 10 + i, 1, 1000, i as u32))
             .collect();
@@ -536,7 +535,7 @@ mod tests {
 
     #[test]
     fn alignment_padding_becomes_a_hole() {
-        let mut s = Space::default();
+        let mut s = SpaceMap::default();
         alloc_live(&mut s, 3, 1, 4096, 0);
         let off = alloc_live(&mut s, 8, 64, 4096, 1);
         assert_eq!(off, 64);
@@ -546,7 +545,7 @@ mod tests {
 
     #[test]
     fn is_free_and_claim_across_the_last_hole_into_the_bump_region() {
-        let mut s = Space::default();
+        let mut s = SpaceMap::default();
         let a = alloc_live(&mut s, 16, 1, 256, 0);
         let b = alloc_live(&mut s, 16, 1, 256, 1);
         alloc_live(&mut s, 16, 1, 256, 2);
@@ -573,7 +572,7 @@ mod tests {
 
     #[test]
     fn capacity_is_respected() {
-        let mut s = Space::default();
+        let mut s = SpaceMap::default();
         assert!(s.alloc(100, 1, 64).is_none());
         assert_eq!(s.top(), 0);
     }
