@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use crate::buffer::{MAX_ALIGN, PAGE};
 use crate::compactor::{Budget, CompactionReport, Compactor, Progress, Relocator, Sliding};
-use crate::error::ArenaError;
+use crate::error::{ArenaCorruption, ArenaError};
 use crate::growth::{ArenaConfig, GrowthPolicy};
 use crate::handle::{Handle, RawHandle};
 use crate::stats::ArenaStats;
@@ -616,8 +616,9 @@ impl<C: Compactor> Arena<C> {
 
     /// Walks the table and the space map and validates every invariant: blocks and holes tile
     /// the used span, holes are coalesced and indexed, every live slot agrees with the map,
-    /// and the counters add up. Meant for tests; it is O(n).
-    pub fn check(&self) -> Result<(), String> {
+    /// and the counters add up. Meant for tests; it is O(n). The error names the first broken
+    /// invariant found.
+    pub fn check(&self) -> Result<(), ArenaCorruption> {
         self.store.check()
     }
 

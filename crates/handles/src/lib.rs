@@ -118,7 +118,7 @@ pub use compactor::{
     Budget, CompactionReport, Compactor, LiveBlock, MoveError, Progress, Relocator, Sliding,
     TwoFinger,
 };
-pub use error::ArenaError;
+pub use error::{ArenaCorruption, ArenaError};
 pub use growth::{ArenaConfig, GrowthPolicy};
 pub use handle::{Handle, RawHandle};
 pub use shared::{SharedArena, SharedReadGuard};

@@ -15,6 +15,7 @@
 //! invariant before it returns.
 
 use crate::buffer::Buffer;
+use crate::error::ArenaCorruption;
 use crate::space_map::SpaceMap;
 use crate::table::{reserved_checked, DropFn, Slot, Table};
 use core::any::TypeId;
@@ -327,14 +328,13 @@ impl Store {
         (moves, bytes)
     }
 
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), ArenaCorruption> {
         self.space.check()?;
         if self.space.top() > self.buffer.cap() {
-            return Err(format!(
-                "top {} above capacity {}",
-                self.space.top(),
-                self.buffer.cap()
-            ));
+            return Err(ArenaCorruption::TopAboveCapacity {
+                top: self.space.top(),
+                capacity: self.buffer.cap(),
+            });
         }
         let (mut live_bytes, mut live_blocks, mut pinned, mut pinned_in_buffer, mut in_space) =
             (0, 0, 0, 0, 0);
@@ -356,7 +356,10 @@ impl Store {
             if slot.len > 0 {
                 in_space += 1;
                 if slot.offset % slot.align != 0 {
-                    return Err(format!("slot {i} misaligned at {}", slot.offset));
+                    return Err(ArenaCorruption::MisalignedBlock {
+                        slot: i,
+                        offset: slot.offset,
+                    });
                 }
                 let entry = blocks
                     .binary_search_by_key(&slot.offset, |b| b.0)
@@ -364,14 +367,12 @@ impl Store {
                     .map(|k| blocks[k]);
                 match entry {
                     Some((_, len, idx)) if len == slot.reserved() && idx == i as u32 => {}
-                    other => {
-                        return Err(format!("slot {i} disagrees with the space map: {other:?}"))
-                    }
+                    _ => return Err(ArenaCorruption::SlotMismatch { slot: i }),
                 }
             }
         }
         if in_space != self.space.live_count() {
-            return Err("space map holds blocks no slot owns".into());
+            return Err(ArenaCorruption::OrphanBlock);
         }
         let counters = (
             self.live_bytes,
@@ -380,10 +381,7 @@ impl Store {
             self.pinned_in_buffer,
         );
         if counters != (live_bytes, live_blocks, pinned, pinned_in_buffer) {
-            return Err(format!(
-                "counters {counters:?} but the table holds {:?}",
-                (live_bytes, live_blocks, pinned, pinned_in_buffer)
-            ));
+            return Err(ArenaCorruption::CountersMismatch);
         }
         Ok(())
     }
@@ -395,4 +393,81 @@ pub(crate) struct BulkParts<'a> {
     pub(crate) base: *mut u8,
     pub(crate) table: &'a mut Table,
     pub(crate) space: &'a mut SpaceMap,
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A store holding three 16-byte byte blocks, aligned to 8. Returns it and their slots.
+    fn store_with_blocks() -> (Store, Vec<u32>) {
+        let mut store = Store::new();
+        store.set_capacity(4096).unwrap();
+        let id = TypeId::of::<[u8]>();
+        let slots = (0..3)
+            .map(|_| {
+                let known = store
+                    .type_index(id)
+                    .ok_or_else(|| Table::type_tag(id).unwrap());
+                let off = store.alloc(16, 8).unwrap();
+                store.occupy(off, (16, 8, 16), known, id, None);
+                store.table().len() as u32 - 1
+            })
+            .collect();
+        store.check().unwrap();
+        (store, slots)
+    }
+
+    #[test]
+    fn check_reports_counters_that_disagree() {
+        let (mut store, _) = store_with_blocks();
+        store.live_bytes += 1;
+        assert_eq!(store.check(), Err(ArenaCorruption::CountersMismatch));
+        assert_eq!(
+            store.check().unwrap_err().to_string(),
+            "the counters disagree with the handle table"
+        );
+        store.live_bytes -= 1;
+        store.pinned_in_buffer += 1;
+        assert_eq!(store.check(), Err(ArenaCorruption::CountersMismatch));
+    }
+
+    #[test]
+    fn check_reports_a_slot_that_disagrees_with_the_space_map() {
+        let (mut store, slots) = store_with_blocks();
+        let slot = slots[1];
+        let offset = store.table().slot(slot).offset;
+        store.table.set_offset(slot, offset + 1);
+        assert_eq!(
+            store.check(),
+            Err(ArenaCorruption::MisalignedBlock {
+                slot: slot as usize,
+                offset: offset + 1
+            })
+        );
+        store.table.set_offset(slot, offset + 8);
+        assert_eq!(
+            store.check(),
+            Err(ArenaCorruption::SlotMismatch {
+                slot: slot as usize
+            })
+        );
+        store.table.set_offset(slot, offset);
+        store.check().unwrap();
+        // A block in the space map that no slot owns.
+        let off = store.alloc(8, 8).unwrap();
+        store.space.insert_live(off, 8, 99);
+        assert_eq!(store.check(), Err(ArenaCorruption::OrphanBlock));
+    }
+
+    #[test]
+    fn check_reports_a_top_above_the_capacity() {
+        let (mut store, _) = store_with_blocks();
+        store.buffer.set_capacity(0).unwrap();
+        let top = store.space.top();
+        assert_eq!(
+            store.check(),
+            Err(ArenaCorruption::TopAboveCapacity { top, capacity: 0 })
+        );
+    }
 }

@@ -19,6 +19,7 @@
 //! class finds a hole of at least the requested length in O(1) bitmap steps.
 
 use super::offset_map::OffsetMap;
+use crate::error::ArenaCorruption;
 
 const EXACT: usize = 128;
 const SUB_BITS: u32 = 3;
@@ -307,38 +308,34 @@ impl HoleBins {
     }
 
     /// Validates the invariants at the top of this file.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), ArenaCorruption> {
         if self.starts.len() != self.ends.len() {
-            return Err("start and end maps disagree".into());
+            return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
         }
         let mut sum = 0;
         for (off, len) in self.starts.iter() {
             if self.ends.get(off + len) != Some(off) {
-                return Err(format!("hole at {off} missing from the end map"));
+                return Err(ArenaCorruption::HoleIndexMismatch { offset: Some(off) });
             }
             if !self.bins[class(len)].contains(&off) {
-                return Err(format!("hole at {off} missing from its bin"));
+                return Err(ArenaCorruption::HoleIndexMismatch { offset: Some(off) });
             }
             sum += len;
         }
         if sum != self.bytes {
-            return Err(format!("hole bytes {} but holes sum to {sum}", self.bytes));
+            return Err(ArenaCorruption::HoleBytesMismatch);
         }
         for (c, bin) in self.bins.iter().enumerate() {
             if bin.is_empty() == (self.bitmap[c / 64] & (1 << (c % 64)) != 0) {
-                return Err(format!("bitmap bit {c} disagrees with its bin"));
+                return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
             }
         }
         if self.entries != self.bins.iter().map(Vec::len).sum::<usize>() {
-            return Err("bin entry count is off".into());
+            return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
         }
         let max = self.starts.iter().map(|(_, len)| len).max().unwrap_or(0);
         if self.largest.is_some_and(|m| m != max) || self.largest() != max {
-            return Err(format!(
-                "largest hole {:?} (scan {}) but the holes' maximum is {max}",
-                self.largest,
-                self.largest()
-            ));
+            return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
         }
         Ok(())
     }

@@ -23,6 +23,7 @@ mod hole_bins;
 pub(crate) mod live_index;
 mod offset_map;
 
+use crate::error::ArenaCorruption;
 use hole_bins::HoleBins;
 use live_index::LiveIndex;
 
@@ -405,22 +406,22 @@ impl SpaceMap {
     }
 
     /// Validates every invariant listed at the top of this file.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), ArenaCorruption> {
         if self.ordered {
             if self.bins.count() != 0 {
-                return Err("ordered form with holes in the flat index".into());
+                return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
             }
             if self.by_size.len() != self.holes.len() {
-                return Err("size index and address index disagree".into());
+                return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
             }
             for (&off, &len) in &self.holes {
                 if !self.by_size.contains(&(len, off)) {
-                    return Err(format!("hole at {off} missing from size index"));
+                    return Err(ArenaCorruption::HoleIndexMismatch { offset: Some(off) });
                 }
             }
         } else {
             if !self.holes.is_empty() || !self.by_size.is_empty() {
-                return Err("flat form with holes in the ordered index".into());
+                return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
             }
             self.bins.check()?;
         }
@@ -429,7 +430,8 @@ impl SpaceMap {
         let sorted_holes: Vec<Range<usize>> = self.holes().collect();
         let mut holes = sorted_holes.iter().peekable();
         let mut cursor = 0usize;
-        let mut prev_was_hole = false;
+        // The start of the previous entry, if it was a hole.
+        let mut prev_was_hole = None;
         let mut hole_sum = 0usize;
         loop {
             let next_live = live.peek().map(|b| b.0);
@@ -450,31 +452,28 @@ impl SpaceMap {
                 }
             };
             if off != cursor {
-                return Err(format!("gap or overlap at {cursor}: next block at {off}"));
+                return Err(ArenaCorruption::BadTiling { offset: cursor });
             }
             if len == 0 {
-                return Err(format!("empty block at {off}"));
+                return Err(ArenaCorruption::BadTiling { offset: off });
             }
             if is_hole {
-                if prev_was_hole {
-                    return Err(format!("adjacent holes at {off}"));
+                if prev_was_hole.is_some() {
+                    return Err(ArenaCorruption::UncoalescedHole { offset: off });
                 }
                 hole_sum += len;
             }
-            prev_was_hole = is_hole;
+            prev_was_hole = is_hole.then_some(off);
             cursor = off + len;
         }
         if cursor != self.top {
-            return Err(format!("blocks end at {cursor}, top is {}", self.top));
+            return Err(ArenaCorruption::BadTiling { offset: cursor });
         }
-        if prev_was_hole {
-            return Err("hole touches top".into());
+        if let Some(offset) = prev_was_hole {
+            return Err(ArenaCorruption::UncoalescedHole { offset });
         }
         if hole_sum != self.hole_bytes {
-            return Err(format!(
-                "hole bytes {} but holes sum to {hole_sum}",
-                self.hole_bytes
-            ));
+            return Err(ArenaCorruption::HoleBytesMismatch);
         }
         Ok(())
     }
@@ -575,5 +574,31 @@ mod tests {
         let mut s = SpaceMap::default();
         assert!(s.alloc(100, 1, 64).is_none());
         assert_eq!(s.top(), 0);
+    }
+
+    #[test]
+    fn check_names_the_broken_invariant() {
+        let mut s = SpaceMap::default();
+        let a = alloc_live(&mut s, 32, 8, 4096, 0);
+        let b = alloc_live(&mut s, 32, 8, 4096, 1);
+        alloc_live(&mut s, 32, 8, 4096, 2);
+        // A block dropped from the live index without its space being released leaves a gap.
+        s.remove_live(b, 1);
+        assert_eq!(s.check(), Err(ArenaCorruption::BadTiling { offset: b }));
+        s.release(b, 32);
+        s.check().unwrap();
+        // A hole byte count that disagrees with the holes.
+        s.hole_bytes += 1;
+        assert_eq!(s.check(), Err(ArenaCorruption::HoleBytesMismatch));
+        s.hole_bytes -= 1;
+        // A live entry for the space of a hole: the hole and the block overlap.
+        s.insert_live(b, 32, 1);
+        assert_eq!(
+            s.check(),
+            Err(ArenaCorruption::BadTiling { offset: b + 32 })
+        );
+        s.remove_live(b, 1);
+        s.check().unwrap();
+        assert_eq!(a, 0);
     }
 }
