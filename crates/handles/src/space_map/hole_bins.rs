@@ -240,6 +240,11 @@ impl HoleBins {
         align: usize,
         mut tries: usize,
     ) -> Option<(usize, usize, usize)> {
+        // No fit for a bad alignment; the check also lets the compiler round up below with a
+        // mask instead of a division.
+        if !align.is_power_of_two() {
+            return None;
+        }
         let mut i = self.bins[c].len();
         while i > 0 && tries > 0 {
             i -= 1;

@@ -123,6 +123,11 @@ impl SpaceMap {
     /// then the bump region. Claims it and returns its offset.
     pub(crate) fn alloc(&mut self, len: usize, align: usize, capacity: usize) -> Option<usize> {
         debug_assert!(len > 0);
+        // No placement for a bad alignment; the check also lets the compiler round up with a
+        // mask instead of a division.
+        if !align.is_power_of_two() {
+            return None;
+        }
         let found = if self.ordered {
             let mut found = None;
             for &(hole_len, hole_off) in self.by_size.range((len, 0)..) {
