@@ -14,13 +14,12 @@ use std::time::Instant;
 
 use crate::buffer::{MAX_ALIGN, PAGE};
 use crate::compactor::{Budget, CompactionReport, Compactor, Progress, Relocator, Sliding};
-use crate::error::ArenaError;
-use crate::free_space::align_up;
+use crate::error::{ArenaCorruption, ArenaError};
+use crate::growth::{ArenaConfig, GrowthPolicy};
 use crate::handle::{Handle, RawHandle};
-use crate::policy::{ArenaConfig, GrowthPolicy};
 use crate::stats::ArenaStats;
 use crate::store::Store;
-use crate::table::{drop_glue, reserved_checked, DropFn, Slot, Table};
+use crate::table::{drop_glue, reserved_checked, DropFn, Table};
 
 /// A relocatable arena of values and byte blocks, named by generational [`Handle`]s, with
 /// pluggable compaction `C` (default [`Sliding`]).
@@ -83,7 +82,6 @@ impl<C: Compactor> Arena<C> {
         let mut store = Store::new();
         if config.initial_capacity > 0 {
             store
-                .buffer
                 .set_capacity(config.initial_capacity)
                 .expect("arena: cannot allocate the initial capacity");
         }
@@ -118,12 +116,12 @@ impl<C: Compactor> Arena<C> {
 
     /// Number of live values and byte blocks.
     pub fn len(&self) -> usize {
-        self.store.live_blocks
+        self.store.live_blocks()
     }
 
     /// Whether the arena holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.store.live_blocks == 0
+        self.store.live_blocks() == 0
     }
 
     // ----- values -----
@@ -154,7 +152,7 @@ impl<C: Compactor> Arena<C> {
         let p = if size_of::<T>() == 0 {
             NonNull::<T>::dangling().as_ptr()
         } else {
-            self.store.buffer.ptr().wrapping_add(offset).cast::<T>()
+            self.store.base().wrapping_add(offset).cast::<T>()
         };
         // SAFETY: `place` reserved size_of::<T>() bytes at an offset aligned to align_of::<T>()
         // inside the buffer (or p is a dangling aligned address for a ZST), and nothing else
@@ -177,13 +175,13 @@ impl<C: Compactor> Arena<C> {
         if !align.is_power_of_two() || align > MAX_ALIGN {
             return Err(ArenaError::BadAlignment(align));
         }
-        if !self.store.table.can_occupy() {
+        if !self.store.table().can_occupy() {
             return Err(ArenaError::OutOfMemory);
         }
         // A type new to the arena joins its type list only once the space is found, so that a
         // refused call leaves the list (and `stats().table_bytes`) as it was.
         // `Ok(index)` for a known type, `Err(tag)` for a new one.
-        let known = match self.store.table.type_index(type_id) {
+        let known = match self.store.type_index(type_id) {
             Some(i) => Ok(i),
             None => Err(Table::type_tag(type_id).ok_or(ArenaError::TooManyTypes)?),
         };
@@ -193,58 +191,52 @@ impl<C: Compactor> Arena<C> {
         } else {
             self.alloc_space(reserved, align)?
         };
-        let type_index = known.unwrap_or_else(|tag| self.store.table.add_type(type_id, drop, tag));
-        let (index, generation) = self.store.table.occupy(offset, len, align, type_index);
-        if len > 0 {
-            self.store.space.insert_live(offset, reserved, index);
-        }
-        self.store.live_bytes += reserved;
-        self.store.live_blocks += 1;
-        Ok((self.store.table.handle_index(index), generation, offset))
+        let (index, generation) =
+            self.store
+                .occupy(offset, (len, align, reserved), known, type_id, drop);
+        Ok((index, generation, offset))
     }
 
     /// Finds `len > 0` bytes aligned to `align`: holes, then bump, then the growth policy.
     fn alloc_space(&mut self, len: usize, align: usize) -> Result<usize, ArenaError> {
-        let cap = self.store.buffer.cap();
-        if let Some(off) = self.store.space.alloc(len, align, cap) {
+        if let Some(off) = self.store.alloc(len, align) {
             return Ok(off);
         }
         if self.config.policy == GrowthPolicy::CompactThenGrow {
-            let free = self.store.space.hole_bytes() + (cap - self.store.space.top());
-            if free >= len && self.store.space.hole_count() > 0 {
+            let space = self.store.space();
+            let free = space.hole_bytes() + (self.store.cap() - space.top());
+            if free >= len && space.hole_count() > 0 {
                 self.run_pass(Budget::Unlimited, true, false);
-                let cap = self.store.buffer.cap();
-                if let Some(off) = self.store.space.alloc(len, align, cap) {
+                if let Some(off) = self.store.alloc(len, align) {
                     return Ok(off);
                 }
             }
         }
         self.grow_for(len, align)?;
-        let cap = self.store.buffer.cap();
-        self.store
-            .space
-            .alloc(len, align, cap)
-            .ok_or(ArenaError::OutOfMemory)
+        self.store.alloc(len, align).ok_or(ArenaError::OutOfMemory)
     }
 
     /// Grows the buffer so that `len` bytes aligned to `align` fit above the top.
     fn grow_for(&mut self, len: usize, align: usize) -> Result<(), ArenaError> {
-        let needed = align_up(self.store.space.top(), align)
+        let needed = self
+            .store
+            .space()
+            .top()
+            .checked_next_multiple_of(align)
             .and_then(|s| s.checked_add(len))
             .and_then(|e| e.checked_next_multiple_of(PAGE))
             .ok_or(ArenaError::OutOfMemory)?;
         if needed > self.config.max_capacity {
             return Err(ArenaError::OutOfMemory);
         }
-        if self.store.pinned_in_buffer > 0 {
+        if self.store.buffer_pinned() {
             return Err(ArenaError::BufferPinned);
         }
-        let doubled = self.store.buffer.cap().saturating_mul(2);
+        let doubled = self.store.cap().saturating_mul(2);
         let target = needed.max(doubled).min(self.config.max_capacity);
         self.store
-            .buffer
             .set_capacity(target)
-            .or_else(|()| self.store.buffer.set_capacity(needed))
+            .or_else(|()| self.store.set_capacity(needed))
             .map_err(|()| ArenaError::OutOfMemory)
     }
 
@@ -273,7 +265,7 @@ impl<C: Compactor> Arena<C> {
     /// a pointer add.
     #[inline(always)]
     fn resolve<T: 'static>(&self, h: Handle<T>) -> Option<*mut T> {
-        let table = &self.store.table;
+        let table = self.store.table();
         // The handle's index is the slot's index XOR this arena's salt: a handle of another
         // arena lands past the end of the table (see `arena_id.rs`).
         let hot = table.hot.get((h.index() ^ table.salt) as usize)?;
@@ -286,7 +278,7 @@ impl<C: Compactor> Arena<C> {
         if size_of::<T>() == 0 {
             return Some(NonNull::<T>::dangling().as_ptr());
         }
-        Some(self.store.buffer.ptr().wrapping_add(hot.offset).cast::<T>())
+        Some(self.store.base().wrapping_add(hot.offset).cast::<T>())
     }
 
     /// Removes the value `h` names and returns it. `None` if `h` is stale, or if the value is
@@ -311,7 +303,7 @@ impl<C: Compactor> Arena<C> {
     fn vacate(&mut self, h: RawHandle, type_id: TypeId) -> Result<*mut u8, ArenaError> {
         let (index, slot) = self
             .store
-            .table
+            .table()
             .find(h)
             .filter(|(_, s)| s.type_id == type_id)
             .ok_or(ArenaError::Stale)?;
@@ -319,27 +311,8 @@ impl<C: Compactor> Arena<C> {
             return Err(ArenaError::Pinned);
         }
         let p = self.store.block_ptr(&slot);
-        self.free_slot(index, &slot);
+        self.store.vacate(index, &slot);
         Ok(p)
-    }
-
-    /// Frees the occupied slot `index`, whose current state is `slot`, and its space (pinned
-    /// or not), keeping the counters right.
-    #[inline]
-    fn free_slot(&mut self, index: u32, slot: &Slot) {
-        if slot.len > 0 {
-            self.store.space.remove_live(slot.offset, index);
-            self.store.space.release(slot.offset, slot.reserved());
-        }
-        if slot.pins > 0 {
-            self.store.pinned_blocks -= 1;
-            if slot.len > 0 {
-                self.store.pinned_in_buffer -= 1;
-            }
-        }
-        self.store.live_bytes -= slot.reserved();
-        self.store.live_blocks -= 1;
-        self.store.table.vacate(index);
     }
 
     // ----- byte blocks -----
@@ -365,7 +338,7 @@ impl<C: Compactor> Arena<C> {
     ) -> Result<Handle<[u8]>, ArenaError> {
         let (index, generation, offset) = self.place(len, align, TypeId::of::<[u8]>(), None)?;
         if len > 0 {
-            let p = self.store.buffer.ptr().wrapping_add(offset);
+            let p = self.store.base().wrapping_add(offset);
             // SAFETY: `place` reserved len bytes at p inside the buffer.
             unsafe { ptr::write_bytes(p, 0, len) };
         }
@@ -376,7 +349,7 @@ impl<C: Compactor> Arena<C> {
     /// The bytes of the block `h` names, or `None` if `h` is stale.
     #[inline]
     pub fn bytes(&self, h: Handle<[u8]>) -> Option<&[u8]> {
-        let (_, slot) = self.store.table.find(h.raw())?;
+        let (_, slot) = self.store.table().find(h.raw())?;
         if slot.type_id != TypeId::of::<[u8]>() {
             return None;
         }
@@ -389,7 +362,7 @@ impl<C: Compactor> Arena<C> {
     /// The bytes of the block `h` names, mutably, or `None` if `h` is stale.
     #[inline]
     pub fn bytes_mut(&mut self, h: Handle<[u8]>) -> Option<&mut [u8]> {
-        let (_, slot) = self.store.table.find(h.raw())?;
+        let (_, slot) = self.store.table().find(h.raw())?;
         if slot.type_id != TypeId::of::<[u8]>() {
             return None;
         }
@@ -413,46 +386,16 @@ impl<C: Compactor> Arena<C> {
     pub fn resize(&mut self, h: Handle<[u8]>, new_len: usize) -> Result<(), ArenaError> {
         let (index, slot) = self
             .store
-            .table
+            .table()
             .find(h.raw())
             .filter(|(_, s)| s.type_id == TypeId::of::<[u8]>())
             .ok_or(ArenaError::Stale)?;
-        let (off, len, align) = (slot.offset, slot.len, slot.align);
         let pinned = slot.pins > 0;
-        let old_res = slot.reserved();
-        let new_res = reserved_checked(new_len, align).ok_or(ArenaError::OutOfMemory)?;
-        if new_len < len && pinned && new_len == 0 {
+        let new_res = reserved_checked(new_len, slot.align).ok_or(ArenaError::OutOfMemory)?;
+        if new_len < slot.len && pinned && new_len == 0 {
             return Err(ArenaError::Pinned);
         }
-        if new_res <= old_res {
-            // Shrink (or stay) in place; a tail freed by the shrink becomes free space.
-            if new_res < old_res {
-                self.store.space.remove_live(off, index);
-                self.store.space.release(off + new_res, old_res - new_res);
-                if new_res > 0 {
-                    self.store.space.insert_live(off, new_res, index);
-                }
-            }
-            if new_len > len {
-                // SAFETY: [off + len, off + new_len) lies inside the block's reserved bytes.
-                unsafe {
-                    ptr::write_bytes(self.store.buffer.ptr().add(off + len), 0, new_len - len)
-                };
-            }
-            self.set_len(index, off, new_len);
-            self.after_change();
-            return Ok(());
-        }
-        let end = off.checked_add(new_res).ok_or(ArenaError::OutOfMemory)?;
-        let cap = self.store.buffer.cap();
-        if len > 0 && self.store.space.is_free(off + old_res, end, cap) {
-            // Grow in place.
-            self.store.space.claim(off + old_res, new_res - old_res);
-            self.store.space.set_live_len(off, index, new_res);
-            // SAFETY: [off + len, off + new_len) lies inside the block's reserved bytes, which
-            // now include the range just claimed.
-            unsafe { ptr::write_bytes(self.store.buffer.ptr().add(off + len), 0, new_len - len) };
-            self.set_len(index, off, new_len);
+        if self.store.resize_in_place(index, &slot, new_len) {
             self.after_change();
             return Ok(());
         }
@@ -460,32 +403,15 @@ impl<C: Compactor> Arena<C> {
             return Err(ArenaError::Pinned);
         }
         // Move: take new space while the old block still holds its bytes. Compaction inside
-        // `alloc_space` may move the old block, so its offset is re-read afterwards.
-        let new_off = self.alloc_space(new_res, align)?;
-        let old_off = self.store.table.slot(index).offset;
-        let base = self.store.buffer.ptr();
-        if len > 0 {
-            // SAFETY: the old block [old_off, +len) and the new space [new_off, +new_res) are
-            // both inside the buffer and disjoint (the new space was free while the old block
-            // was live); new_len > len.
-            unsafe { ptr::copy_nonoverlapping(base.add(old_off), base.add(new_off), len) };
-            self.store.space.remove_live(old_off, index);
-            self.store.space.release(old_off, old_res);
-        }
-        // SAFETY: the tail [new_off + len, new_off + new_len) is inside the new space.
-        unsafe { ptr::write_bytes(base.add(new_off + len), 0, new_len - len) };
-        self.store.space.insert_live(new_off, new_res, index);
-        self.set_len(index, new_off, new_len);
+        // `alloc_space` may move the old block; `move_and_grow` reads its offset afterwards.
+        let new_off = self.alloc_space(new_res, slot.align)?;
+        self.store.move_and_grow(
+            index,
+            (slot.len, slot.reserved()),
+            (new_off, new_res, new_len),
+        );
         self.after_change();
         Ok(())
-    }
-
-    fn set_len(&mut self, index: u32, offset: usize, new_len: usize) {
-        let old_res = self.store.table.slot(index).reserved();
-        self.store.table.set_len(index, new_len);
-        self.store.table.set_offset(index, offset);
-        let new_res = self.store.table.slot(index).reserved();
-        self.store.live_bytes = self.store.live_bytes - old_res + new_res;
     }
 
     // ----- handles in general -----
@@ -493,14 +419,14 @@ impl<C: Compactor> Arena<C> {
     /// Whether `h` names a live block.
     pub fn contains(&self, h: impl Into<RawHandle>) -> bool {
         let h = h.into();
-        self.store.table.find(h).is_some()
+        self.store.table().find(h).is_some()
     }
 
     /// The current address of the block `h` names. Only a pinned block's address stays valid
     /// past the next `&mut self` call.
     pub fn address_of(&self, h: impl Into<RawHandle>) -> Option<NonNull<u8>> {
         let h = h.into();
-        let (_, slot) = self.store.table.find(h)?;
+        let (_, slot) = self.store.table().find(h)?;
         NonNull::new(self.store.block_ptr(&slot))
     }
 
@@ -510,50 +436,35 @@ impl<C: Compactor> Arena<C> {
     /// grow or shrink while any non-empty block is pinned.
     pub fn pin(&mut self, h: impl Into<RawHandle>) -> Result<NonNull<u8>, ArenaError> {
         let h = h.into();
-        let (index, slot) = self.store.table.find(h).ok_or(ArenaError::Stale)?;
+        let (index, slot) = self.store.table().find(h).ok_or(ArenaError::Stale)?;
         let pins = slot.pins.checked_add(1).ok_or(ArenaError::PinOverflow)?;
-        self.store.table.set_pins(index, pins);
-        let first = pins == 1;
-        let in_buffer = slot.len > 0;
-        if first {
-            self.store.pinned_blocks += 1;
-            if in_buffer {
-                self.store.pinned_in_buffer += 1;
-            }
-        }
+        self.store.set_pins(index, &slot, pins);
         Ok(self.address_of(h).expect("live"))
     }
 
     /// Undoes one [`pin`](Arena::pin).
     pub fn unpin(&mut self, h: impl Into<RawHandle>) -> Result<(), ArenaError> {
         let h = h.into();
-        let (index, slot) = self.store.table.find(h).ok_or(ArenaError::Stale)?;
+        let (index, slot) = self.store.table().find(h).ok_or(ArenaError::Stale)?;
         let pins = slot.pins.checked_sub(1).ok_or(ArenaError::NotPinned)?;
-        self.store.table.set_pins(index, pins);
-        if pins == 0 {
-            let in_buffer = slot.len > 0;
-            self.store.pinned_blocks -= 1;
-            if in_buffer {
-                self.store.pinned_in_buffer -= 1;
-            }
-        }
+        self.store.set_pins(index, &slot, pins);
         Ok(())
     }
 
     /// How many times the block `h` names is pinned (`None` if stale).
     pub fn pin_count(&self, h: impl Into<RawHandle>) -> Option<u32> {
         let h = h.into();
-        self.store.table.find(h).map(|(_, s)| s.pins)
+        self.store.table().find(h).map(|(_, s)| s.pins)
     }
 
     /// Drops every unpinned value and frees every unpinned byte block; their handles become
     /// stale. Pinned blocks stay, since their addresses are in use outside the arena.
     pub fn clear(&mut self) {
-        for index in 0..self.store.table.len() as u32 {
-            let slot = self.store.table.slot(index);
+        for index in 0..self.store.table().len() as u32 {
+            let slot = self.store.table().slot(index);
             if slot.is_occupied() && slot.pins == 0 {
                 let p = self.store.block_ptr(&slot);
-                self.free_slot(index, &slot);
+                self.store.vacate(index, &slot);
                 if let Some(drop) = slot.drop {
                     // SAFETY: the slot held a live value whose type's drop glue this is; the
                     // slot is now vacant, so the value is dropped exactly once, and its bytes
@@ -563,7 +474,7 @@ impl<C: Compactor> Arena<C> {
             }
         }
         self.pass_active = false;
-        self.store.space.make_flat();
+        self.store.make_flat();
         if self.config.shrink_after_compaction {
             self.shrink_to_fit();
         }
@@ -597,9 +508,9 @@ impl<C: Compactor> Arena<C> {
     fn run_pass(&mut self, budget: Budget, restart: bool, shrink: bool) -> CompactionReport {
         let started = Instant::now();
         let mut report = CompactionReport {
-            holes_before: self.store.space.hole_count(),
-            largest_hole_before: self.store.space.largest_hole(),
-            footprint_before: self.store.buffer.cap(),
+            holes_before: self.store.space().hole_count(),
+            largest_hole_before: self.store.space().largest_hole(),
+            footprint_before: self.store.cap(),
             ..CompactionReport::default()
         };
         if restart || !self.pass_active {
@@ -612,16 +523,15 @@ impl<C: Compactor> Arena<C> {
         if progress == Progress::Done || budget == Budget::Unlimited {
             self.pass_active = false;
             // Between passes the live-block index takes its flat, cheap-to-update form.
-            self.store.space.make_flat();
-            self.store.passes_completed += 1;
+            self.store.end_pass();
             report.finished = true;
             if shrink && self.config.shrink_after_compaction {
                 self.shrink_to_fit();
             }
         }
-        report.holes_after = self.store.space.hole_count();
-        report.largest_hole_after = self.store.space.largest_hole();
-        report.footprint_after = self.store.buffer.cap();
+        report.holes_after = self.store.space().hole_count();
+        report.largest_hole_after = self.store.space().largest_hole();
+        report.footprint_after = self.store.cap();
         report.elapsed = started.elapsed();
         report
     }
@@ -635,21 +545,21 @@ impl<C: Compactor> Arena<C> {
     /// below the initial capacity). Does nothing while a non-empty block is pinned, since the
     /// buffer may move. Returns whether the buffer shrank.
     pub fn shrink_to_fit(&mut self) -> bool {
-        if self.store.pinned_in_buffer > 0 {
+        if self.store.buffer_pinned() {
             return false;
         }
         let target = self
             .store
-            .space
+            .space()
             .top()
             .next_multiple_of(PAGE)
             .max(self.config.initial_capacity);
-        target < self.store.buffer.cap() && self.store.buffer.set_capacity(target).is_ok()
+        target < self.store.cap() && self.store.set_capacity(target).is_ok()
     }
 
     /// Grows the buffer so that `additional` more bytes fit above the used span.
     pub fn reserve(&mut self, additional: usize) -> Result<(), ArenaError> {
-        let free = self.store.buffer.cap() - self.store.space.top();
+        let free = self.store.cap() - self.store.space().top();
         if additional <= free {
             return Ok(());
         }
@@ -660,7 +570,7 @@ impl<C: Compactor> Arena<C> {
     /// [`GrowthPolicy::Defrag`].
     fn after_change(&mut self) {
         if let GrowthPolicy::Defrag { threshold, step } = self.config.policy {
-            if self.store.space.hole_bytes() >= PAGE && self.stats().fragmentation() > threshold {
+            if self.store.space().hole_bytes() >= PAGE && self.stats().fragmentation() > threshold {
                 self.compact_with(step);
             }
         }
@@ -670,28 +580,30 @@ impl<C: Compactor> Arena<C> {
 
     /// A snapshot of the space accounting.
     pub fn stats(&self) -> ArenaStats {
-        let s = &self.store;
+        let (space, table) = (self.store.space(), self.store.table());
+        let (live_blocks, live_bytes, pinned_blocks, moves, bytes_moved, passes) =
+            self.store.counters();
         ArenaStats {
-            live_blocks: s.live_blocks,
-            live_bytes: s.live_bytes,
-            used_span: s.space.top(),
-            footprint: s.buffer.cap(),
-            table_bytes: s.table.bytes(),
-            holes: s.space.hole_count(),
-            hole_bytes: s.space.hole_bytes(),
-            largest_hole: s.space.largest_hole(),
-            pinned_blocks: s.pinned_blocks,
-            retired_slots: s.table.retired,
-            total_blocks_moved: s.total_moves,
-            total_bytes_moved: s.total_bytes_moved,
-            passes_completed: s.passes_completed,
+            live_blocks,
+            live_bytes,
+            used_span: space.top(),
+            footprint: self.store.cap(),
+            table_bytes: table.bytes(),
+            holes: space.hole_count(),
+            hole_bytes: space.hole_bytes(),
+            largest_hole: space.largest_hole(),
+            pinned_blocks,
+            retired_slots: table.retired,
+            total_blocks_moved: moves,
+            total_bytes_moved: bytes_moved,
+            passes_completed: passes,
         }
     }
 
     /// The live blocks in address order, as `(offset, len)`: a map of the buffer.
     pub fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.store
-            .space
+            .space()
             .live()
             .into_iter()
             .map(|(off, len, _)| (off, len))
@@ -699,33 +611,34 @@ impl<C: Compactor> Arena<C> {
 
     /// The holes in address order, as `(offset, len)`.
     pub fn holes(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.store.space.holes().map(|r| (r.start, r.len()))
+        self.store.space().holes().map(|r| (r.start, r.len()))
     }
 
     /// Walks the table and the space map and validates every invariant: blocks and holes tile
     /// the used span, holes are coalesced and indexed, every live slot agrees with the map,
-    /// and the counters add up. Meant for tests; it is O(n).
-    pub fn check(&self) -> Result<(), String> {
+    /// and the counters add up. Meant for tests; it is O(n). The error names the first broken
+    /// invariant found.
+    pub fn check(&self) -> Result<(), ArenaCorruption> {
         self.store.check()
     }
 
     #[cfg(all(test, not(loom)))]
     pub(crate) fn force_counter(&mut self, h: impl Into<RawHandle>, counter: u32) {
-        self.store.table.force_counter(h.into(), counter);
+        self.store.force_counter(h.into(), counter);
     }
 
     /// Test hook: makes this empty arena's handles look like `other`'s, as when more arenas
     /// are alive than there are ids.
     #[cfg(all(test, not(loom)))]
     pub(crate) fn share_id_with<D: Compactor>(&mut self, other: &Arena<D>) {
-        self.store.table.force_salt(other.store.table.salt);
+        self.store.force_salt(other.store.table().salt);
     }
 }
 
 impl<C: Compactor> Drop for Arena<C> {
     fn drop(&mut self) {
-        for index in 0..self.store.table.len() as u32 {
-            let slot = self.store.table.slot(index);
+        for index in 0..self.store.table().len() as u32 {
+            let slot = self.store.table().slot(index);
             if slot.is_occupied() {
                 if let Some(drop) = slot.drop {
                     // SAFETY: an occupied slot with drop glue holds a live value of the glue's

@@ -55,3 +55,88 @@ impl fmt::Display for ArenaError {
 }
 
 impl std::error::Error for ArenaError {}
+
+/// A broken arena invariant, found by [`Arena::check`](crate::Arena::check). Offsets are
+/// byte offsets in the arena's buffer; slots are handle-table indices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArenaCorruption {
+    /// Live blocks and holes do not tile the used span: a gap, an overlap or an empty entry at
+    /// `offset`, or the tiling ends at `offset` rather than at the top.
+    BadTiling {
+        /// Where the walk found it.
+        offset: usize,
+    },
+    /// A hole at `offset` touches another hole or the top: holes are not coalesced.
+    UncoalescedHole {
+        /// Start of the hole.
+        offset: usize,
+    },
+    /// The hole indexes (by address, by end, by size, the size bins and their bitmap) disagree
+    /// with each other, at the hole at `offset` if one is to blame.
+    HoleIndexMismatch {
+        /// Start of the hole, if the mismatch is about one hole.
+        offset: Option<usize>,
+    },
+    /// The hole byte count disagrees with the sum of the holes' lengths.
+    HoleBytesMismatch,
+    /// The used span's top lies above the buffer's capacity.
+    TopAboveCapacity {
+        /// The top of the used span.
+        top: usize,
+        /// The buffer's capacity.
+        capacity: usize,
+    },
+    /// A live block's offset is not a multiple of its alignment.
+    MisalignedBlock {
+        /// The block's slot.
+        slot: usize,
+        /// The block's offset.
+        offset: usize,
+    },
+    /// A live slot's offset, reserved length or index disagrees with the space map.
+    SlotMismatch {
+        /// The slot.
+        slot: usize,
+    },
+    /// The space map holds a block that no slot owns.
+    OrphanBlock,
+    /// The arena's counters (live bytes, live blocks, pinned blocks) disagree with the table.
+    CountersMismatch,
+}
+
+impl fmt::Display for ArenaCorruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ArenaCorruption::BadTiling { offset } => {
+                write!(f, "blocks and holes do not tile the used span at {offset}")
+            }
+            ArenaCorruption::UncoalescedHole { offset } => {
+                write!(f, "the hole at {offset} touches another hole or the top")
+            }
+            ArenaCorruption::HoleIndexMismatch { offset: Some(o) } => {
+                write!(f, "the hole indexes disagree about the hole at {o}")
+            }
+            ArenaCorruption::HoleIndexMismatch { offset: None } => {
+                f.write_str("the hole indexes disagree")
+            }
+            ArenaCorruption::HoleBytesMismatch => {
+                f.write_str("the hole byte count disagrees with the holes")
+            }
+            ArenaCorruption::TopAboveCapacity { top, capacity } => {
+                write!(f, "top {top} above capacity {capacity}")
+            }
+            ArenaCorruption::MisalignedBlock { slot, offset } => {
+                write!(f, "slot {slot} is misaligned at {offset}")
+            }
+            ArenaCorruption::SlotMismatch { slot } => {
+                write!(f, "slot {slot} disagrees with the space map")
+            }
+            ArenaCorruption::OrphanBlock => f.write_str("the space map holds a block no slot owns"),
+            ArenaCorruption::CountersMismatch => {
+                f.write_str("the counters disagree with the handle table")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ArenaCorruption {}

@@ -6,15 +6,11 @@ mod arena_id;
 mod buffer;
 pub mod compactor;
 mod error;
-mod fit_tree;
-mod free_space;
+mod growth;
 mod handle;
-mod hole_bins;
-mod live_index;
-mod offset_map;
-mod policy;
 mod prefetch;
 mod shared;
+mod space_map;
 mod stats;
 mod store;
 mod sync;
@@ -26,11 +22,11 @@ mod tests;
 pub use arena::Arena;
 pub use buffer::{MAX_ALIGN, PAGE};
 pub use compactor::{
-    BlockInfo, Budget, CompactionReport, Compactor, MoveError, Progress, Relocator, Sliding,
+    Budget, CompactionReport, Compactor, LiveBlock, MoveError, Progress, Relocator, Sliding,
     TwoFinger,
 };
-pub use error::ArenaError;
+pub use error::{ArenaCorruption, ArenaError};
+pub use growth::{ArenaConfig, GrowthPolicy};
 pub use handle::{Handle, RawHandle};
-pub use policy::{ArenaConfig, GrowthPolicy};
 pub use shared::{SharedArena, SharedReadGuard};
 pub use stats::ArenaStats;

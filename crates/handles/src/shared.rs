@@ -15,8 +15,8 @@ use core::ptr::NonNull;
 use crate::arena::Arena;
 use crate::compactor::{Budget, CompactionReport, Compactor, Sliding};
 use crate::error::ArenaError;
+use crate::growth::{ArenaConfig, GrowthPolicy};
 use crate::handle::{Handle, RawHandle};
-use crate::policy::{ArenaConfig, GrowthPolicy};
 use crate::stats::ArenaStats;
 use crate::sync::{unlock_fair, AtomicBool, AtomicU64, Ordering, ReadGuard, RwLock};
 

@@ -65,9 +65,14 @@ fn global_tag(id: TypeId) -> Option<u32> {
 }
 
 /// `len` rounded up to `align` (a power of two), or `None` on overflow.
+///
+/// A mask rather than `usize::checked_next_multiple_of`: this runs on every insert with an
+/// alignment the compiler cannot see, and there `checked_next_multiple_of` compiles to a
+/// division.
 #[inline]
 pub(crate) fn reserved_checked(len: usize, align: usize) -> Option<usize> {
-    crate::free_space::align_up(len, align)
+    debug_assert!(align.is_power_of_two());
+    len.checked_add(align - 1).map(|v| v & !(align - 1))
 }
 
 /// The part of a slot that `get` reads.

@@ -1,13 +1,17 @@
 //! The compaction plug: the [`Compactor`] trait, the checked [`Relocator`] it works through, the
 //! [`Budget`] that bounds one incremental step, and the [`CompactionReport`] every run returns.
 //!
-//! Invariant: a compactor can only change the buffer through [`Relocator::move_block`], which
-//! refuses pinned blocks, misaligned targets and occupied destinations, so a user-written
-//! compactor may plan badly but can never corrupt the arena.
+//! Invariant: a compactor outside this crate can only change the buffer through
+//! [`Relocator::move_block`], which refuses pinned blocks, misaligned targets and occupied
+//! destinations, so a user-written compactor may plan badly but can never corrupt the arena.
+//! The shipped compactors also have a bulk form of their full pass ([`Budget::Unlimited`]),
+//! in the same file as the step-by-step form: it moves blocks directly and rebuilds the space
+//! map once, and it is reachable only inside the crate (`Relocator::bulk`), where the tests
+//! check it against the step-by-step form.
 
 mod report;
-mod sliding;
-mod two_finger;
+pub(crate) mod sliding;
+pub(crate) mod two_finger;
 
 pub use report::CompactionReport;
 pub use sliding::Sliding;
@@ -17,7 +21,7 @@ use core::fmt;
 use core::ops::Range;
 use std::time::{Duration, Instant};
 
-use crate::store::Store;
+use crate::store::{BulkParts, Store};
 
 /// How much work one incremental step ([`Arena::compact_with`](crate::Arena::compact_with)) may
 /// do before it pauses. A step always moves at least one block if any block can move, so the
@@ -45,7 +49,7 @@ pub enum Progress {
 
 /// What a compactor sees of one live block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BlockInfo {
+pub struct LiveBlock {
     /// Offset of the block in the buffer.
     pub offset: usize,
     /// Length in bytes (never zero: zero-length blocks occupy no space and never move).
@@ -56,7 +60,7 @@ pub struct BlockInfo {
     pub pinned: bool,
 }
 
-impl BlockInfo {
+impl LiveBlock {
     /// One past the block's last byte.
     pub fn end(&self) -> usize {
         self.offset + self.len
@@ -160,9 +164,9 @@ impl<'a> Relocator<'a> {
         (self.meter.moves, self.meter.bytes)
     }
 
-    fn info(&self, (offset, len, index): (usize, usize, u32)) -> BlockInfo {
-        let slot = self.store.table.slot(index);
-        BlockInfo {
+    fn info(&self, (offset, len, index): (usize, usize, u32)) -> LiveBlock {
+        let slot = self.store.table().slot(index);
+        LiveBlock {
             offset,
             len,
             align: slot.align,
@@ -180,25 +184,13 @@ impl<'a> Relocator<'a> {
         self.meter.budget
     }
 
-    /// Slides every unpinned block starting at or after `at` as far down as it can go, keeping
-    /// address order, with pinned blocks as barriers, in one bulk operation that ignores the
-    /// budget (use it when the budget is [`Budget::Unlimited`]). It rebuilds the space map
-    /// once instead of updating it per move, so it runs near memmove speed. Returns the blocks
-    /// and bytes moved.
-    pub fn slide_all_from(&mut self, at: usize) -> (usize, usize) {
-        let (moves, bytes) = self.store.slide_from(at);
-        self.meter.moves += moves;
-        self.meter.bytes += bytes;
-        (moves, bytes)
-    }
-
-    /// Moves every unpinned block starting below `below`, from the highest down, into the
-    /// lowest hole under it that fits, until no hole lies under the next block, in one bulk
-    /// operation that ignores the budget (use it when the budget is [`Budget::Unlimited`]).
-    /// Address order is not kept. Alignment padding left below a moved block becomes a hole
-    /// only once the operation ends. Returns the blocks and bytes moved.
-    pub fn evacuate_all_below(&mut self, below: usize) -> (usize, usize) {
-        let (moves, bytes) = self.store.evacuate_below(below);
+    /// Runs one of the shipped compactors' bulk passes (see the module's invariant), counting
+    /// what it moved against the budget. Returns the blocks and bytes moved.
+    pub(crate) fn bulk(
+        &mut self,
+        pass: impl FnOnce(BulkParts<'_>) -> (usize, usize),
+    ) -> (usize, usize) {
+        let (moves, bytes) = self.store.bulk_pass(pass);
         self.meter.moves += moves;
         self.meter.bytes += bytes;
         (moves, bytes)
@@ -208,40 +200,40 @@ impl<'a> Relocator<'a> {
     ///
     /// The first block query or move of a pass switches the arena's live-block index to its
     /// ordered (tree) form, in O(n); it returns to its flat form when the pass ends.
-    pub fn next_block(&mut self, at: usize) -> Option<BlockInfo> {
-        self.store.space.make_ordered();
-        self.store.space.live_from(at).map(|b| self.info(b))
+    pub fn next_block(&mut self, at: usize) -> Option<LiveBlock> {
+        self.store.make_ordered();
+        self.store.space().live_from(at).map(|b| self.info(b))
     }
 
     /// The last live block starting before `at`.
-    pub fn prev_block(&mut self, at: usize) -> Option<BlockInfo> {
-        self.store.space.make_ordered();
-        self.store.space.live_before(at).map(|b| self.info(b))
+    pub fn prev_block(&mut self, at: usize) -> Option<LiveBlock> {
+        self.store.make_ordered();
+        self.store.space().live_before(at).map(|b| self.info(b))
     }
 
     /// The hole that ends exactly at `at` (the free space just below a block), if any.
     pub fn hole_before(&self, at: usize) -> Option<Range<usize>> {
-        self.store.space.hole_ending_at(at)
+        self.store.space().hole_ending_at(at)
     }
 
     /// All holes, lowest address first.
     pub fn holes(&self) -> impl Iterator<Item = Range<usize>> + '_ {
-        self.store.space.holes()
+        self.store.space().holes()
     }
 
     /// Holes of at least `min_len` bytes, smallest first.
     pub fn holes_by_size(&self, min_len: usize) -> impl Iterator<Item = Range<usize>> + '_ {
-        self.store.space.holes_by_size(min_len)
+        self.store.space().holes_by_size(min_len)
     }
 
     /// One past the highest used byte; everything from here to the capacity is free.
     pub fn top(&self) -> usize {
-        self.store.space.top()
+        self.store.space().top()
     }
 
     /// The buffer's capacity in bytes.
     pub fn capacity(&self) -> usize {
-        self.store.buffer.cap()
+        self.store.cap()
     }
 
     /// Moves the live block starting at `from` so that it starts at `to`, copying its bytes
@@ -249,14 +241,14 @@ impl<'a> Relocator<'a> {
     /// if the block is pinned, `to` is misaligned, or the destination (apart from the block's
     /// own range) is not free.
     pub fn move_block(&mut self, from: usize, to: usize) -> Result<(), MoveError> {
-        self.store.space.make_ordered();
+        self.store.make_ordered();
         let (off, len, index) = self
             .store
-            .space
+            .space()
             .live_from(from)
             .filter(|&(off, _, _)| off == from)
             .ok_or(MoveError::NoBlock)?;
-        let slot = self.store.table.slot(index);
+        let slot = self.store.table().slot(index);
         if slot.pins > 0 {
             return Err(MoveError::Pinned);
         }
@@ -273,8 +265,8 @@ impl<'a> Relocator<'a> {
         } else {
             (to.max(off + len), end)
         };
-        let cap = self.store.buffer.cap();
-        if !self.store.space.is_free(need_start, need_end, cap) {
+        let cap = self.store.cap();
+        if !self.store.space().is_free(need_start, need_end, cap) {
             return Err(MoveError::Occupied);
         }
         self.store.relocate(off, to, len, index);

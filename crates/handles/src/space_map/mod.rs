@@ -1,6 +1,6 @@
 //! The map of the buffer: which byte ranges hold live blocks and which are holes.
 //!
-//! Invariants (checked by [`Space::check`]):
+//! Invariants (checked by [`SpaceMap::check`]):
 //! - live blocks and holes tile `[0, top)` exactly, without overlap;
 //! - no two holes are adjacent (they are coalesced on release), and no hole touches `top`
 //!   (the tail is trimmed instead, so `[top, capacity)` is the bump region);
@@ -18,14 +18,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
-use crate::hole_bins::HoleBins;
-use crate::live_index::LiveIndex;
+pub(crate) mod fit_tree;
+mod hole_bins;
+pub(crate) mod live_index;
+mod offset_map;
 
-#[inline]
-pub(crate) fn align_up(x: usize, align: usize) -> Option<usize> {
-    debug_assert!(align.is_power_of_two());
-    x.checked_add(align - 1).map(|v| v & !(align - 1))
-}
+use crate::error::ArenaCorruption;
+use hole_bins::HoleBins;
+use live_index::LiveIndex;
 
 /// Holes in address order, from either form.
 pub(crate) enum HoleIter<'a> {
@@ -45,7 +45,7 @@ impl Iterator for HoleIter<'_> {
 }
 
 #[derive(Default)]
-pub(crate) struct Space {
+pub(crate) struct SpaceMap {
     /// Live blocks by start offset: (length, slot index), flat or a tree (see [`LiveIndex`]).
     pub(crate) live: LiveIndex,
     /// Ordered form: holes by start offset: length.
@@ -59,7 +59,7 @@ pub(crate) struct Space {
     hole_bytes: usize,
 }
 
-impl Space {
+impl SpaceMap {
     #[inline]
     pub(crate) fn top(&self) -> usize {
         self.top
@@ -123,10 +123,15 @@ impl Space {
     /// then the bump region. Claims it and returns its offset.
     pub(crate) fn alloc(&mut self, len: usize, align: usize, capacity: usize) -> Option<usize> {
         debug_assert!(len > 0);
+        // No placement for a bad alignment; the check also lets the compiler round up with a
+        // mask instead of a division.
+        if !align.is_power_of_two() {
+            return None;
+        }
         let found = if self.ordered {
             let mut found = None;
             for &(hole_len, hole_off) in self.by_size.range((len, 0)..) {
-                let start = align_up(hole_off, align)?;
+                let start = hole_off.checked_next_multiple_of(align)?;
                 if start + len <= hole_off + hole_len {
                     found = Some((hole_off, hole_len, start));
                     break;
@@ -140,7 +145,7 @@ impl Space {
             self.claim_in(off, hole_len, start, len);
             return Some(start);
         }
-        let start = align_up(self.top, align)?;
+        let start = self.top.checked_next_multiple_of(align)?;
         if start.checked_add(len)? > capacity {
             return None;
         }
@@ -162,7 +167,7 @@ impl Space {
 
     /// Whether `[start, end)` is free (in one hole or in the bump region below `capacity`).
     /// In the flat form a range below `top` counts as free only if it starts at a hole's start
-    /// (see [`Space::hole_containing`]): the answer may be a false "no", never a false "yes".
+    /// (see [`SpaceMap::hole_containing`]): the answer may be a false "no", never a false "yes".
     pub(crate) fn is_free(&self, start: usize, end: usize, capacity: usize) -> bool {
         if start >= end {
             return true;
@@ -182,7 +187,7 @@ impl Space {
         }
     }
 
-    /// Marks `[start, start + len)` as used. The range must be free as [`Space::is_free`]
+    /// Marks `[start, start + len)` as used. The range must be free as [`SpaceMap::is_free`]
     /// reports it.
     pub(crate) fn claim(&mut self, start: usize, len: usize) {
         if start >= self.top {
@@ -311,7 +316,7 @@ impl Space {
     }
 
     /// The first live block starting at or after `at`: (offset, length, slot). Needs the
-    /// ordered form ([`Space::make_ordered`]).
+    /// ordered form ([`SpaceMap::make_ordered`]).
     pub(crate) fn live_from(&self, at: usize) -> Option<(usize, usize, u32)> {
         self.live.from(at)
     }
@@ -406,22 +411,22 @@ impl Space {
     }
 
     /// Validates every invariant listed at the top of this file.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), ArenaCorruption> {
         if self.ordered {
             if self.bins.count() != 0 {
-                return Err("ordered form with holes in the flat index".into());
+                return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
             }
             if self.by_size.len() != self.holes.len() {
-                return Err("size index and address index disagree".into());
+                return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
             }
             for (&off, &len) in &self.holes {
                 if !self.by_size.contains(&(len, off)) {
-                    return Err(format!("hole at {off} missing from size index"));
+                    return Err(ArenaCorruption::HoleIndexMismatch { offset: Some(off) });
                 }
             }
         } else {
             if !self.holes.is_empty() || !self.by_size.is_empty() {
-                return Err("flat form with holes in the ordered index".into());
+                return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
             }
             self.bins.check()?;
         }
@@ -430,7 +435,8 @@ impl Space {
         let sorted_holes: Vec<Range<usize>> = self.holes().collect();
         let mut holes = sorted_holes.iter().peekable();
         let mut cursor = 0usize;
-        let mut prev_was_hole = false;
+        // The start of the previous entry, if it was a hole.
+        let mut prev_was_hole = None;
         let mut hole_sum = 0usize;
         loop {
             let next_live = live.peek().map(|b| b.0);
@@ -451,31 +457,28 @@ impl Space {
                 }
             };
             if off != cursor {
-                return Err(format!("gap or overlap at {cursor}: next block at {off}"));
+                return Err(ArenaCorruption::BadTiling { offset: cursor });
             }
             if len == 0 {
-                return Err(format!("empty block at {off}"));
+                return Err(ArenaCorruption::BadTiling { offset: off });
             }
             if is_hole {
-                if prev_was_hole {
-                    return Err(format!("adjacent holes at {off}"));
+                if prev_was_hole.is_some() {
+                    return Err(ArenaCorruption::UncoalescedHole { offset: off });
                 }
                 hole_sum += len;
             }
-            prev_was_hole = is_hole;
+            prev_was_hole = is_hole.then_some(off);
             cursor = off + len;
         }
         if cursor != self.top {
-            return Err(format!("blocks end at {cursor}, top is {}", self.top));
+            return Err(ArenaCorruption::BadTiling { offset: cursor });
         }
-        if prev_was_hole {
-            return Err("hole touches top".into());
+        if let Some(offset) = prev_was_hole {
+            return Err(ArenaCorruption::UncoalescedHole { offset });
         }
         if hole_sum != self.hole_bytes {
-            return Err(format!(
-                "hole bytes {} but holes sum to {hole_sum}",
-                self.hole_bytes
-            ));
+            return Err(ArenaCorruption::HoleBytesMismatch);
         }
         Ok(())
     }
@@ -485,14 +488,14 @@ impl Space {
 mod tests {
     use super::*;
 
-    fn alloc_live(s: &mut Space, len: usize, align: usize, cap: usize, slot: u32) -> usize {
+    fn alloc_live(s: &mut SpaceMap, len: usize, align: usize, cap: usize, slot: u32) -> usize {
         let off = s.alloc(len, align, cap).unwrap();
         s.insert_live(off, len, slot);
         s.check().unwrap();
         off
     }
 
-    fn free_live(s: &mut Space, off: usize, len: usize) {
+    fn free_live(s: &mut SpaceMap, off: usize, len: usize) {
         let slot = s.live().iter().find(|b| b.0 == off).expect("live").2;
         s.remove_live(off, slot);
         s.release(off, len);
@@ -502,7 +505,7 @@ mod tests {
     #[test]
     fn release_coalesces_both_sides_and_trims_the_tail() {
         // The chapter's coalescing example: three 10-byte blocks, free the ends, then the middle.
-        let mut s = Space::default();
+        let mut s = SpaceMap::default();
         let a = alloc_live(&mut s, 10, 1, 100, 0);
         let b = alloc_live(&mut s, 10, 1, 100, 1);
         let c = alloc_live(&mut s, 10, 1, 100, 2);
@@ -520,7 +523,7 @@ mod tests {
 
     #[test]
     fn holes_are_used_best_fit_before_bumping() {
-        let mut s = Space::default();
+        let mut s = SpaceMap::default();
         let offs: Vec<usize> = (0..6)
             .map(|i| alloc_live(&mut s, 10 + i, 1, 1000, i as u32))
             .collect();
@@ -536,7 +539,7 @@ mod tests {
 
     #[test]
     fn alignment_padding_becomes_a_hole() {
-        let mut s = Space::default();
+        let mut s = SpaceMap::default();
         alloc_live(&mut s, 3, 1, 4096, 0);
         let off = alloc_live(&mut s, 8, 64, 4096, 1);
         assert_eq!(off, 64);
@@ -546,7 +549,7 @@ mod tests {
 
     #[test]
     fn is_free_and_claim_across_the_last_hole_into_the_bump_region() {
-        let mut s = Space::default();
+        let mut s = SpaceMap::default();
         let a = alloc_live(&mut s, 16, 1, 256, 0);
         let b = alloc_live(&mut s, 16, 1, 256, 1);
         alloc_live(&mut s, 16, 1, 256, 2);
@@ -573,8 +576,34 @@ mod tests {
 
     #[test]
     fn capacity_is_respected() {
-        let mut s = Space::default();
+        let mut s = SpaceMap::default();
         assert!(s.alloc(100, 1, 64).is_none());
         assert_eq!(s.top(), 0);
+    }
+
+    #[test]
+    fn check_names_the_broken_invariant() {
+        let mut s = SpaceMap::default();
+        let a = alloc_live(&mut s, 32, 8, 4096, 0);
+        let b = alloc_live(&mut s, 32, 8, 4096, 1);
+        alloc_live(&mut s, 32, 8, 4096, 2);
+        // A block dropped from the live index without its space being released leaves a gap.
+        s.remove_live(b, 1);
+        assert_eq!(s.check(), Err(ArenaCorruption::BadTiling { offset: b }));
+        s.release(b, 32);
+        s.check().unwrap();
+        // A hole byte count that disagrees with the holes.
+        s.hole_bytes += 1;
+        assert_eq!(s.check(), Err(ArenaCorruption::HoleBytesMismatch));
+        s.hole_bytes -= 1;
+        // A live entry for the space of a hole: the hole and the block overlap.
+        s.insert_live(b, 32, 1);
+        assert_eq!(
+            s.check(),
+            Err(ArenaCorruption::BadTiling { offset: b + 32 })
+        );
+        s.remove_live(b, 1);
+        s.check().unwrap();
+        assert_eq!(a, 0);
     }
 }

@@ -18,7 +18,8 @@
 //! into [`SUBS`] classes (TLSF's second level), so a search over the classes above a request's
 //! class finds a hole of at least the requested length in O(1) bitmap steps.
 
-use crate::offset_map::OffsetMap;
+use super::offset_map::OffsetMap;
+use crate::error::ArenaCorruption;
 
 const EXACT: usize = 128;
 const SUB_BITS: u32 = 3;
@@ -239,6 +240,11 @@ impl HoleBins {
         align: usize,
         mut tries: usize,
     ) -> Option<(usize, usize, usize)> {
+        // No fit for a bad alignment; the check also lets the compiler round up below with a
+        // mask instead of a division.
+        if !align.is_power_of_two() {
+            return None;
+        }
         let mut i = self.bins[c].len();
         while i > 0 && tries > 0 {
             i -= 1;
@@ -246,7 +252,7 @@ impl HoleBins {
             match self.starts.get(off) {
                 Some(hl) if class(hl) == c => {
                     tries -= 1;
-                    let start = crate::free_space::align_up(off, align)?;
+                    let start = off.checked_next_multiple_of(align)?;
                     if start.checked_add(len)? <= off + hl {
                         return Some((off, hl, start));
                     }
@@ -307,38 +313,34 @@ impl HoleBins {
     }
 
     /// Validates the invariants at the top of this file.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), ArenaCorruption> {
         if self.starts.len() != self.ends.len() {
-            return Err("start and end maps disagree".into());
+            return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
         }
         let mut sum = 0;
         for (off, len) in self.starts.iter() {
             if self.ends.get(off + len) != Some(off) {
-                return Err(format!("hole at {off} missing from the end map"));
+                return Err(ArenaCorruption::HoleIndexMismatch { offset: Some(off) });
             }
             if !self.bins[class(len)].contains(&off) {
-                return Err(format!("hole at {off} missing from its bin"));
+                return Err(ArenaCorruption::HoleIndexMismatch { offset: Some(off) });
             }
             sum += len;
         }
         if sum != self.bytes {
-            return Err(format!("hole bytes {} but holes sum to {sum}", self.bytes));
+            return Err(ArenaCorruption::HoleBytesMismatch);
         }
         for (c, bin) in self.bins.iter().enumerate() {
             if bin.is_empty() == (self.bitmap[c / 64] & (1 << (c % 64)) != 0) {
-                return Err(format!("bitmap bit {c} disagrees with its bin"));
+                return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
             }
         }
         if self.entries != self.bins.iter().map(Vec::len).sum::<usize>() {
-            return Err("bin entry count is off".into());
+            return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
         }
         let max = self.starts.iter().map(|(_, len)| len).max().unwrap_or(0);
         if self.largest.is_some_and(|m| m != max) || self.largest() != max {
-            return Err(format!(
-                "largest hole {:?} (scan {}) but the holes' maximum is {max}",
-                self.largest,
-                self.largest()
-            ));
+            return Err(ArenaCorruption::HoleIndexMismatch { offset: None });
         }
         Ok(())
     }
