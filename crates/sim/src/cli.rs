@@ -251,9 +251,9 @@ impl OstepArgs {
             alloc_list: self.alloc_list.clone(),
             compute: self.compute,
             engine: if self.engine == "core" {
-                ostep::Engine::Core
+                ostep::ModelKind::Core
             } else {
-                ostep::Engine::Textbook
+                ostep::ModelKind::Textbook
             },
         })
     }

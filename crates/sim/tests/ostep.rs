@@ -331,7 +331,7 @@ fn where_the_original_dies_part_way_its_lines_come_first() {
 /// model it does so for the reasons the guide gives: it merges neighbours in memory, not in
 /// the list, and keeps a size-sorted list sorted after a split.
 #[test]
-fn core_engine_merges_memory_neighbours_and_keeps_size_order() {
+fn core_model_merges_memory_neighbours_and_keeps_size_order() {
     let list = "+10,+10,+10,-1,-2";
     let args = format!("-S 40 -b 0 -p FIRST -l INSERT-FRONT -C -A {list} -c");
     let textbook = ostep(&args);
@@ -354,7 +354,7 @@ fn core_engine_merges_memory_neighbours_and_keeps_size_order() {
 
 /// On the chapter's own examples the two engines agree.
 #[test]
-fn core_engine_agrees_on_the_chapter_examples() {
+fn core_model_agrees_on_the_chapter_examples() {
     for args in [
         "-S 30 -b 0 -p FIRST -A +10,+10,+10,-0,-2,+1 -c",
         "-S 30 -b 0 -p FIRST -C -A +10,+10,+10,-0,-2,-1 -c",

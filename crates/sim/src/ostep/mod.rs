@@ -8,7 +8,7 @@
 //! same lines. The placement engine is pluggable through [`Model`]: the textbook list
 //! ([`TextbookList`]) or the core allocator's own policies.
 
-mod core_engine;
+mod core_model;
 mod py_int;
 mod textbook;
 
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Write};
 
-pub use core_engine::CoreModel;
+pub use core_model::CoreModel;
 pub use py_int::{optparse_int, python_int};
 pub use textbook::TextbookList;
 
@@ -115,9 +115,9 @@ impl ListOrderName {
     }
 }
 
-/// Which engine places the chunks.
+/// Which model places the chunks (`--engine`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Engine {
+pub enum ModelKind {
     /// `malloc.py`'s own list, quirks included.
     #[default]
     Textbook,
@@ -155,7 +155,7 @@ pub struct OstepOptions {
     /// `-c`: print the answers instead of `?`.
     pub compute: bool,
     /// `--engine`: which allocator places the chunks.
-    pub engine: Engine,
+    pub engine: ModelKind,
 }
 
 impl Default for OstepOptions {
@@ -174,7 +174,7 @@ impl Default for OstepOptions {
             percent_alloc: 50,
             alloc_list: String::new(),
             compute: false,
-            engine: Engine::Textbook,
+            engine: ModelKind::Textbook,
         }
     }
 }
@@ -209,8 +209,8 @@ pub enum OstepError {
         /// The size asked for.
         size: Units,
     },
-    /// The core engine refused the heap parameters.
-    Engine(String),
+    /// The core model (`--engine core`) refused the heap parameters.
+    CoreModel(String),
 }
 
 impl fmt::Display for OstepError {
@@ -235,7 +235,7 @@ impl fmt::Display for OstepError {
                 f,
                 "Alloc({size}) would hand out address {addr} a second time (malloc.py stops on its assertion here)"
             ),
-            OstepError::Engine(msg) => write!(f, "core engine: {msg}"),
+            OstepError::CoreModel(msg) => write!(f, "core engine: {msg}"),
         }
     }
 }
@@ -321,7 +321,7 @@ pub fn run(opts: &OstepOptions, out: &mut dyn Write) -> Result<(), RunError> {
         Some(parse_list(&opts.alloc_list)?)
     };
     let mut model: Box<dyn Model> = match opts.engine {
-        Engine::Textbook => Box::new(TextbookList::new(
+        ModelKind::Textbook => Box::new(TextbookList::new(
             Units::from(opts.size),
             Units::from(opts.base),
             Units::from(opts.header),
@@ -330,7 +330,7 @@ pub fn run(opts: &OstepOptions, out: &mut dyn Write) -> Result<(), RunError> {
             opts.order,
             opts.coalesce,
         )),
-        Engine::Core => Box::new(CoreModel::new(opts).map_err(OstepError::Engine)?),
+        ModelKind::Core => Box::new(CoreModel::new(opts).map_err(OstepError::CoreModel)?),
     };
     write_header(out, opts)?;
     match list {
