@@ -1,30 +1,8 @@
 //! Block metadata in real memory: headers with magic numbers, free-list links and boundary tags
 //! inside the blocks themselves, and region bookkeeping inside the regions.
 //!
-//! Layout. A region is the 16-byte-aligned part of what the source handed out. It starts with a
-//! 32-byte region header (next region, length, and the source's own start and length, which are
-//! what goes back to the source) and ends with a 16-byte sentinel header (size 0, used), so
-//! walking or coalescing never leaves the region. The sentinel's second word is the region's
-//! *purge mark*: no page from the mark to the sentinel has been touched since it was mapped or
-//! last dropped with madvise. Handing out the region's trailing block raises the mark; trimming
-//! at `free` drops pages only below it and lowers it, so the OS is asked about each page once,
-//! not on every free.
-//! Every block starts with a 16-byte header:
-//!
-//! ```text
-//! word 0: size (a multiple of 16) | USED | PREV_FREE | PREV_SMALL | LAST
-//! word 1: magic (32 bits, keyed to the block's address and size) | slack (32 bits, used blocks)
-//! ```
-//!
-//! The payload follows at a 16-byte boundary. `slack` is the payload bytes the caller did not ask
-//! for, so the requested size is known again at free time. A free block keeps its list links in
-//! its payload (next at +16, prev at +24) and a boundary tag (its size) in its last word, except
-//! the smallest (32-byte) free block, whose last word is its prev link: for it the following
-//! header says PREV_SMALL instead. PREV_FREE in the following header makes backward coalescing
-//! O(1), as in dlmalloc. LAST marks a free block whose next header is the sentinel, so that
-//! splitting any other free block (`split_free`) need not read the header after it.
-//! List links and the region header's next-region and source-start words hold pointers (stored
-//! as pointers, so they keep their region's provenance); every other word is an integer.
+//! The layout of regions, headers, flags, links, boundary tags, the sentinel and its purge mark
+//! is described once, in docs/malloc.md ("Block layout"); the constants below name its parts.
 //! Invariant: every header's PREV bits describe the block before it, exactly the free blocks
 //! that end their region say LAST, and the regions list is sorted by address.
 
