@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use arbitrary::{Arbitrary, Unstructured};
 use freespace_sim::trace::{read_trace, BinaryReader, TraceReader};
+use freespace_trace_format::{align_from_code, Call, ChunkHeader, Kind};
 use libfuzzer_sys::fuzz_target;
 
-const MAGIC: &[u8; 8] = b"FSTRACE\x01";
 const MAX_INPUT: usize = 1 << 18;
 
 #[derive(Debug, Arbitrary)]
@@ -40,21 +40,25 @@ struct Record {
 fn serialise(chunks: &[Chunk]) -> Vec<u8> {
     let mut out = Vec::new();
     for c in chunks {
-        let mut bytes = MAGIC.to_vec();
-        let count = c.records.len() as u32 + u32::from(c.extra_count % 4);
-        for field in [u32::from(c.pid % 3), count, 40, u32::from(c.run % 2)] {
-            bytes.extend_from_slice(&field.to_le_bytes());
-        }
+        let header = ChunkHeader {
+            pid: u32::from(c.pid % 3),
+            count: c.records.len() as u32 + u32::from(c.extra_count % 4),
+            run: u32::from(c.run % 2),
+        };
+        let mut bytes = header.to_bytes().to_vec();
         for r in &c.records {
-            bytes.push(1 + r.kind % 4);
-            bytes.push(1 + r.call % 10);
-            bytes.push(if r.align % 4 == 0 { r.align % 14 } else { 0 });
-            bytes.push(0);
-            bytes.extend_from_slice(&u32::from(r.tid % 4).to_le_bytes());
-            bytes.extend_from_slice(&u64::from(r.seq).to_le_bytes());
-            bytes.extend_from_slice(&0u64.to_le_bytes());
-            bytes.extend_from_slice(&(u64::from(r.addr % 16) * 16).to_le_bytes());
-            bytes.extend_from_slice(&u64::from(r.size % 4096).to_le_bytes());
+            let record = freespace_trace_format::Record {
+                kind: Kind::ALL[usize::from(r.kind % 4)],
+                call: Call::ALL[usize::from(r.call % 10)],
+                align: align_from_code(if r.align % 4 == 0 { r.align % 14 } else { 0 })
+                    .unwrap_or(0),
+                tid: u32::from(r.tid % 4),
+                seq: u64::from(r.seq),
+                nanos: 0,
+                addr: u64::from(r.addr % 16) * 16,
+                size: u64::from(r.size % 4096),
+            };
+            bytes.extend_from_slice(&record.to_bytes());
         }
         if let Some(cut) = c.cut {
             bytes.truncate(usize::from(cut) % (bytes.len() + 1));

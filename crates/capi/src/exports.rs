@@ -5,13 +5,13 @@
 
 use crate::fatal::bad_pointer;
 use crate::lifecycle::ensure_init;
-use crate::trace_format::Call;
 use crate::trace_recorder as trace;
 use crate::ALLOC;
 use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use freespace_tcache::{FreeError, ReallocError};
+use freespace_trace_format::Call;
 
 /// The smallest alignment `posix_memalign` accepts, and what `malloc` always gives at least.
 const WORD: usize = core::mem::size_of::<*mut c_void>();

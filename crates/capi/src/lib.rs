@@ -5,7 +5,6 @@ mod exports;
 pub mod extensions;
 mod fatal;
 mod lifecycle;
-pub mod trace_format;
 mod trace_recorder;
 
 use freespace_tcache::ThreadCached;

@@ -28,15 +28,13 @@
 //!   reader is refused), a write never raises SIGPIPE or SIGXFSZ, and errno is left as the
 //!   call set it.
 
-use crate::trace_format::{
-    encode_chunk_header, Call, Kind, Record, CHUNK_HEADER_SIZE, RECORD_SIZE,
-};
 use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
 use freespace_malloc::SpinLock;
+use freespace_trace_format::{Call, ChunkHeader, Kind, Record, CHUNK_HEADER_SIZE, RECORD_SIZE};
 
 /// Bytes per thread buffer (one mapping).
 const BUF_BYTES: usize = 64 * 1024;
@@ -657,13 +655,12 @@ enum ChunkError {
 /// write is flow control, not a limit. A FIFO never takes part of a chunk, as its chunks fit in
 /// `PIPE_BUF`.
 fn write_chunk(fd: i32, records: &[u8], whole_or_nothing: bool) -> Result<(), ChunkError> {
-    let mut header = [0u8; CHUNK_HEADER_SIZE];
-    encode_chunk_header(
-        PID.load(Ordering::Relaxed),
-        RUN.load(Ordering::Relaxed),
-        (records.len() / RECORD_SIZE) as u32,
-        &mut header,
-    );
+    let mut header = ChunkHeader {
+        pid: PID.load(Ordering::Relaxed),
+        count: (records.len() / RECORD_SIZE) as u32,
+        run: RUN.load(Ordering::Relaxed),
+    }
+    .to_bytes();
     let mut iov = [
         libc::iovec {
             iov_base: header.as_mut_ptr().cast(),
@@ -1017,7 +1014,6 @@ pub(crate) fn postfork_child() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace_format::MAGIC;
     use std::sync::{Arc, Mutex, MutexGuard};
 
     /// Held by every test that starts a trace: the recorder has one session per process.
@@ -1027,28 +1023,21 @@ mod tests {
     }
 
     /// The (pid, run, seq) of every record of a trace file, in file order. Panics unless the file
-    /// is whole chunks of the format in trace_format.rs.
+    /// is whole chunks of the format in freespace-trace-format.
     fn parse_records(bytes: &[u8]) -> Vec<(u32, u32, u64)> {
-        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
         let mut out = Vec::new();
         let mut at = 0;
         while at < bytes.len() {
-            assert!(
-                at + CHUNK_HEADER_SIZE <= bytes.len(),
-                "offset {at}: cut header"
-            );
-            assert_eq!(bytes[at..at + 8], MAGIC, "offset {at}: not a chunk");
-            let (pid, count, size, run) = (
-                u32_at(at + 8),
-                u32_at(at + 12) as usize,
-                u32_at(at + 16) as usize,
-                u32_at(at + 20),
-            );
-            assert_eq!(size, RECORD_SIZE, "offset {at}: record size");
-            let end = at + CHUNK_HEADER_SIZE + count * RECORD_SIZE;
+            let header = bytes[at..]
+                .first_chunk::<CHUNK_HEADER_SIZE>()
+                .unwrap_or_else(|| panic!("offset {at}: cut header"));
+            let h = ChunkHeader::decode(header).unwrap_or_else(|e| panic!("offset {at}: {e}"));
+            let end = at + CHUNK_HEADER_SIZE + h.count as usize * RECORD_SIZE;
             assert!(end <= bytes.len(), "offset {at}: chunk cut short");
             for rec in bytes[at + CHUNK_HEADER_SIZE..end].chunks_exact(RECORD_SIZE) {
-                out.push((pid, run, u64::from_le_bytes(rec[8..16].try_into().unwrap())));
+                let r = Record::decode(rec.try_into().unwrap())
+                    .unwrap_or_else(|e| panic!("offset {at}: {e}"));
+                out.push((h.pid, h.run, r.seq));
             }
             at = end;
         }

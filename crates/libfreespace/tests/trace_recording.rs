@@ -30,9 +30,7 @@ const PAIRS: usize = 5000;
 /// The request size of thread `t`'s blocks is `MARK + t`, so their records can be counted.
 const MARK: usize = 7001;
 
-const MAGIC: &[u8; 8] = b"FSTRACE\x01";
-const CHUNK_HEADER: usize = 24;
-const RECORD: usize = 40;
+use freespace_trace_format::{CHUNK_HEADER_SIZE as CHUNK_HEADER, MAGIC, RECORD_SIZE as RECORD};
 /// Records a chunk may hold: one thread buffer.
 const MAX_CHUNK_RECORDS: usize = 1636;
 /// The file size limit of the `threads-under-a-size-limit` child: inside the second chunk.
@@ -223,7 +221,7 @@ mod cut_short {
         let cut = raw_writev(fd, iov, n);
         set_size_limit(libc::RLIM_INFINITY);
         let mut other = [0u8; super::CHUNK_HEADER + super::RECORD];
-        other[..8].copy_from_slice(super::MAGIC);
+        other[..8].copy_from_slice(&super::MAGIC);
         other[8..12].copy_from_slice(&OTHER_PID.to_le_bytes());
         other[12..16].copy_from_slice(&1u32.to_le_bytes());
         other[16..20].copy_from_slice(&(super::RECORD as u32).to_le_bytes());
@@ -544,7 +542,7 @@ fn a_trace_file_at_the_size_limit_does_not_kill_the_program() {
 fn walk_chunks_with_cuts(bytes: &[u8]) -> (usize, usize) {
     let next_header = |from: usize| {
         (from..bytes.len().saturating_sub(7))
-            .find(|&i| &bytes[i..i + 8] == MAGIC)
+            .find(|&i| bytes[i..i + 8] == MAGIC)
             .unwrap_or(bytes.len())
     };
     let (mut at, mut whole, mut cut) = (next_header(0), 0, 0);

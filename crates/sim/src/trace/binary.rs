@@ -1,5 +1,6 @@
-//! The binary trace format that `libfreespace.so` records under `FREESPACE_TRACE`
-//! (docs/trace-format-binary.md is the specification).
+//! The reader of the binary trace format that `libfreespace.so` records under
+//! `FREESPACE_TRACE` (docs/trace-format-binary.md is the specification; the chunk header and
+//! record layouts, and their checks, are freespace-trace-format's).
 //!
 //! Invariant: [`BinaryReader`] either refuses the file with an error naming the byte offset and
 //! record number of the first problem, or yields a trace whose ids are renumbered from the
@@ -17,28 +18,18 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
+use freespace_trace_format::{
+    ChunkHeader, Kind, Record, CHUNK_HEADER_SIZE, RECORD_SIZE, SIGNATURE,
+};
+
 use super::{CutChunk, Event, Losses, Op, TraceError, TraceReader, DEFAULT_ALIGN};
-
-/// The bytes every chunk starts with: `FSTRACE` and the version byte.
-pub const MAGIC: [u8; 8] = *b"FSTRACE\x01";
-/// Bytes in a chunk header.
-pub const CHUNK_HEADER_SIZE: usize = 24;
-/// Bytes in one record.
-pub const RECORD_SIZE: usize = 40;
-
-const KIND_ALLOC: u8 = 1;
-const KIND_FREE: u8 = 2;
-const KIND_REALLOC_FROM: u8 = 3;
-const KIND_REALLOC_TO: u8 = 4;
-/// The highest `call` code (`free`).
-const LAST_CALL: u8 = 10;
 
 /// True if `bytes` is a binary trace rather than a text one, so [`super::read_trace`] should
 /// hand it to [`BinaryReader`]: it starts with `FSTRACE` (any version), or its first 24 bytes
 /// (one chunk header) hold a NUL byte. A text trace holds none, and every chunk header does (its record size, 40, is a little-endian `u32`), so a binary trace whose first magic
 /// number is damaged is still read as binary, and refused for its bad magic.
 pub fn is_binary(bytes: &[u8]) -> bool {
-    bytes.starts_with(&MAGIC[..7]) || bytes.iter().take(CHUNK_HEADER_SIZE).any(|&b| b == 0)
+    bytes.starts_with(&SIGNATURE) || bytes.iter().take(CHUNK_HEADER_SIZE).any(|&b| b == 0)
 }
 
 /// One decoded record and where it sits in the file.
@@ -48,7 +39,7 @@ struct Raw {
     program: (u32, u32),
     tid: u32,
     seq: u64,
-    kind: u8,
+    kind: Kind,
     align: usize,
     addr: u64,
     size: usize,
@@ -135,24 +126,12 @@ impl TraceReader for BinaryReader {
     }
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut w = [0u8; 4];
-    w.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(w)
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
-}
-
 /// True if a chunk may begin at `at`: the end of the file, or bytes that begin the magic
 /// number (all seven of `FSTRACE`, or as many as the file still has).
 fn chunk_may_start(bytes: &[u8], at: usize) -> bool {
     let rest = &bytes[at..];
     let n = rest.len().min(7);
-    rest[..n] == MAGIC[..n]
+    rest[..n] == SIGNATURE[..n]
 }
 
 /// The first offset in `from..to` where `FSTRACE` begins.
@@ -163,7 +142,7 @@ fn find_magic(bytes: &[u8], from: usize, to: usize) -> Option<usize> {
     }
     bytes[from..end]
         .windows(7)
-        .position(|w| w == &MAGIC[..7])
+        .position(|w| w == SIGNATURE)
         .map(|i| from + i)
 }
 
@@ -193,37 +172,23 @@ fn decode(source: &str, bytes: &[u8], losses: &mut Losses) -> Result<Vec<Raw>, T
         // prefix that the next chunk cuts short.
         let matched = rest
             .iter()
-            .zip(&MAGIC[..7])
+            .zip(&SIGNATURE)
             .take_while(|(a, b)| a == b)
             .count();
         if matched < rest.len().min(7) && !next.is_some_and(|n| n - offset <= matched) {
             return Err(at(0, offset, "not a trace chunk (bad magic)".to_string()));
         }
-        if rest.len() < CHUNK_HEADER_SIZE || next.is_some() {
-            losses.cut_headers.push(offset);
-            offset = next.unwrap_or(bytes.len());
-            continue;
-        }
-        if rest[7] != MAGIC[7] {
-            return Err(at(
-                0,
-                offset,
-                format!(
-                    "unsupported trace format version {} (this reader knows version {})",
-                    rest[7], MAGIC[7]
-                ),
-            ));
-        }
-        let program = (u32_at(rest, 8), u32_at(rest, 20));
-        let promised = u32_at(rest, 12) as usize;
-        let record_size = u32_at(rest, 16) as usize;
-        if record_size != RECORD_SIZE {
-            return Err(at(
-                0,
-                offset,
-                format!("record size {record_size} in chunk header (expected {RECORD_SIZE})"),
-            ));
-        }
+        let header = match rest.first_chunk::<CHUNK_HEADER_SIZE>() {
+            Some(header) if next.is_none() => header,
+            _ => {
+                losses.cut_headers.push(offset);
+                offset = next.unwrap_or(bytes.len());
+                continue;
+            }
+        };
+        let header = ChunkHeader::decode(header).map_err(|e| at(0, offset, e.to_string()))?;
+        let program = (header.pid, header.run);
+        let promised = header.count as usize;
         let body_at = offset + CHUNK_HEADER_SIZE;
         let promised_end = body_at.saturating_add(promised.saturating_mul(RECORD_SIZE));
         let whole = promised_end <= bytes.len() && chunk_may_start(bytes, promised_end);
@@ -246,44 +211,11 @@ fn decode(source: &str, bytes: &[u8], losses: &mut Losses) -> Result<Vec<Raw>, T
             });
         }
         let body = &bytes[body_at..body_at + count * RECORD_SIZE];
-        for i in 0..count {
+        for (i, r) in body.chunks_exact(RECORD_SIZE).enumerate() {
             number += 1;
-            let roff = offset + CHUNK_HEADER_SIZE + i * RECORD_SIZE;
-            let r = &body[i * RECORD_SIZE..(i + 1) * RECORD_SIZE];
-            let kind = r[0];
-            if !(KIND_ALLOC..=KIND_REALLOC_TO).contains(&kind) {
-                return Err(at(
-                    number,
-                    roff,
-                    format!("corrupt record: unknown kind {kind}"),
-                ));
-            }
-            if r[1] == 0 || r[1] > LAST_CALL {
-                return Err(at(
-                    number,
-                    roff,
-                    format!("corrupt record: unknown call {}", r[1]),
-                ));
-            }
-            let align = match r[2] {
-                0 => 0,
-                b @ 1..=64 => 1u64 << (b - 1),
-                b => {
-                    return Err(at(
-                        number,
-                        roff,
-                        format!("corrupt record: alignment code {b}"),
-                    ))
-                }
-            };
-            if r[3] != 0 {
-                return Err(at(
-                    number,
-                    roff,
-                    format!("corrupt record: reserved byte is {}", r[3]),
-                ));
-            }
-            let size = u64_at(r, 32);
+            let roff = body_at + i * RECORD_SIZE;
+            let r = r.try_into().expect("chunks_exact yields whole records");
+            let rec = Record::decode(r).map_err(|e| at(number, roff, e.to_string()))?;
             let too_big = |what: &str, v: u64| {
                 at(
                     number,
@@ -293,12 +225,12 @@ fn decode(source: &str, bytes: &[u8], losses: &mut Losses) -> Result<Vec<Raw>, T
             };
             out.push(Raw {
                 program,
-                tid: u32_at(r, 4),
-                seq: u64_at(r, 8),
-                kind,
-                align: usize::try_from(align).map_err(|_| too_big("alignment", align))?,
-                addr: u64_at(r, 24),
-                size: usize::try_from(size).map_err(|_| too_big("size", size))?,
+                tid: rec.tid,
+                seq: rec.seq,
+                kind: rec.kind,
+                align: usize::try_from(rec.align).map_err(|_| too_big("alignment", rec.align))?,
+                addr: rec.addr,
+                size: usize::try_from(rec.size).map_err(|_| too_big("size", rec.size))?,
                 number,
                 offset: roff,
             });
@@ -436,7 +368,7 @@ impl Builder<'_> {
         let cut = !self.losses.cut_chunks.is_empty() || !self.losses.cut_headers.is_empty();
         for (j, r) in records.iter().enumerate() {
             match r.kind {
-                KIND_ALLOC => {
+                Kind::Alloc => {
                     if r.addr == 0 {
                         return Err(self.err(r, "allocation of address 0".to_string()));
                     }
@@ -465,7 +397,7 @@ impl Builder<'_> {
                         r,
                     );
                 }
-                KIND_FREE => match live.remove(&r.addr) {
+                Kind::Free => match live.remove(&r.addr) {
                     Some(b) => {
                         freed.insert(r.addr, j);
                         self.emit(Op::Free { id: b.id }, r);
@@ -482,7 +414,7 @@ impl Builder<'_> {
                         None => self.foreign_frees += 1,
                     },
                 },
-                KIND_REALLOC_FROM => {
+                Kind::ReallocFrom => {
                     if let Some(p) = pending.remove(&r.tid) {
                         if !lost_between(records, p.at, j) {
                             return Err(self.err(
@@ -523,7 +455,7 @@ impl Builder<'_> {
                         },
                     );
                 }
-                _ => {
+                Kind::ReallocTo => {
                     let Some(p) = pending.remove(&r.tid) else {
                         if !(cut || lost_between(records, 0, j)) {
                             return Err(self.err(

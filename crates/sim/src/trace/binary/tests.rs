@@ -1,19 +1,26 @@
 //! Tests of the binary reader, on chunks built byte by byte.
 
+use freespace_trace_format::{align_from_code, Call};
+
 use super::*;
 
-/// A test record: kind, call, alignment code, tid, seq, addr, size.
-fn rec(kind: u8, tid: u32, seq: u64, addr: u64, size: u64, align_code: u8) -> [u8; RECORD_SIZE] {
-    let mut b = [0u8; RECORD_SIZE];
-    b[0] = kind;
-    b[1] = if kind == KIND_FREE { 10 } else { 1 };
-    b[2] = align_code;
-    b[4..8].copy_from_slice(&tid.to_le_bytes());
-    b[8..16].copy_from_slice(&seq.to_le_bytes());
-    b[16..24].copy_from_slice(&(seq * 100).to_le_bytes());
-    b[24..32].copy_from_slice(&addr.to_le_bytes());
-    b[32..40].copy_from_slice(&size.to_le_bytes());
-    b
+/// A test record of `kind` by thread `tid`, with the alignment stored as `align_code`.
+fn rec(kind: Kind, tid: u32, seq: u64, addr: u64, size: u64, align_code: u8) -> [u8; RECORD_SIZE] {
+    Record {
+        kind,
+        call: if kind == Kind::Free {
+            Call::Free
+        } else {
+            Call::Malloc
+        },
+        align: align_from_code(align_code).expect("a valid alignment code"),
+        tid,
+        seq,
+        nanos: seq * 100,
+        addr,
+        size,
+    }
+    .to_bytes()
 }
 
 fn chunk(pid: u32, records: &[[u8; RECORD_SIZE]]) -> Vec<u8> {
@@ -21,11 +28,12 @@ fn chunk(pid: u32, records: &[[u8; RECORD_SIZE]]) -> Vec<u8> {
 }
 
 fn chunk_of_run(pid: u32, run: u32, records: &[[u8; RECORD_SIZE]]) -> Vec<u8> {
-    let mut v = MAGIC.to_vec();
-    v.extend_from_slice(&pid.to_le_bytes());
-    v.extend_from_slice(&(records.len() as u32).to_le_bytes());
-    v.extend_from_slice(&(RECORD_SIZE as u32).to_le_bytes());
-    v.extend_from_slice(&run.to_le_bytes());
+    let header = ChunkHeader {
+        pid,
+        count: records.len() as u32,
+        run,
+    };
+    let mut v = header.to_bytes().to_vec();
     for r in records {
         v.extend_from_slice(r);
     }
@@ -49,12 +57,12 @@ fn losses(bytes: &[u8]) -> Losses {
 fn records_are_ordered_by_sequence_across_thread_chunks() {
     // Thread 2 flushed first, but its free (seq 1) follows thread 1's alloc (seq 0), and
     // the address's reuse (seq 2) follows that free.
-    let mut file = chunk(7, &[rec(KIND_FREE, 2, 1, 0x1000, 0, 0)]);
+    let mut file = chunk(7, &[rec(Kind::Free, 2, 1, 0x1000, 0, 0)]);
     file.extend(chunk(
         7,
         &[
-            rec(KIND_ALLOC, 1, 0, 0x1000, 24, 0),
-            rec(KIND_ALLOC, 1, 2, 0x1000, 0, 13),
+            rec(Kind::Alloc, 1, 0, 0x1000, 24, 0),
+            rec(Kind::Alloc, 1, 2, 0x1000, 0, 13),
         ],
     ));
     assert_eq!(
@@ -81,14 +89,14 @@ fn realloc_halves_keep_the_id_and_free_the_old_address() {
     let file = chunk(
         1,
         &[
-            rec(KIND_ALLOC, 1, 0, 0x100, 8, 0),
-            rec(KIND_REALLOC_FROM, 1, 1, 0x100, 0, 0),
+            rec(Kind::Alloc, 1, 0, 0x100, 8, 0),
+            rec(Kind::ReallocFrom, 1, 1, 0x100, 0, 0),
             // Another thread reuses the old address before the realloc returns.
-            rec(KIND_ALLOC, 2, 2, 0x100, 16, 0),
-            rec(KIND_REALLOC_TO, 1, 3, 0x900, 4000, 0),
-            rec(KIND_REALLOC_FROM, 1, 4, 0x900, 0, 0),
-            rec(KIND_REALLOC_TO, 1, 5, 0, 1 << 40, 0), // failed: block stays
-            rec(KIND_FREE, 1, 6, 0x900, 0, 0),
+            rec(Kind::Alloc, 2, 2, 0x100, 16, 0),
+            rec(Kind::ReallocTo, 1, 3, 0x900, 4000, 0),
+            rec(Kind::ReallocFrom, 1, 4, 0x900, 0, 0),
+            rec(Kind::ReallocTo, 1, 5, 0, 1 << 40, 0), // failed: block stays
+            rec(Kind::Free, 1, 6, 0x900, 0, 0),
         ],
     );
     assert_eq!(
@@ -113,13 +121,13 @@ fn realloc_halves_keep_the_id_and_free_the_old_address() {
 
 #[test]
 fn processes_get_their_own_ids_and_foreign_frees_are_counted() {
-    let mut file = chunk(10, &[rec(KIND_ALLOC, 10, 0, 0x500, 32, 0)]);
+    let mut file = chunk(10, &[rec(Kind::Alloc, 10, 0, 0x500, 32, 0)]);
     // The forked child frees its parent's block (foreign) and allocates the same address.
     file.extend(chunk(
         11,
         &[
-            rec(KIND_FREE, 11, 5, 0x500, 0, 0),
-            rec(KIND_ALLOC, 11, 6, 0x500, 64, 0),
+            rec(Kind::Free, 11, 5, 0x500, 0, 0),
+            rec(Kind::Alloc, 11, 6, 0x500, 64, 0),
         ],
     ));
     let reader = BinaryReader::new("t.bin", &file).unwrap();
@@ -154,8 +162,8 @@ fn processes_get_their_own_ids_and_foreign_frees_are_counted() {
 #[test]
 fn a_program_started_by_execve_is_a_process_of_its_own() {
     // Same pid, a new run: its sequence numbers start again, and its addresses are its own.
-    let mut file = chunk_of_run(30, 5, &[rec(KIND_ALLOC, 30, 0, 0x700, 8, 0)]);
-    file.extend(chunk_of_run(30, 6, &[rec(KIND_ALLOC, 30, 0, 0x700, 9, 0)]));
+    let mut file = chunk_of_run(30, 5, &[rec(Kind::Alloc, 30, 0, 0x700, 8, 0)]);
+    file.extend(chunk_of_run(30, 6, &[rec(Kind::Alloc, 30, 0, 0x700, 9, 0)]));
     let reader = BinaryReader::new("t.bin", &file).unwrap();
     assert_eq!(reader.processes(), 2);
     assert_eq!(
@@ -179,7 +187,7 @@ fn a_program_started_by_execve_is_a_process_of_its_own() {
 
 #[test]
 fn unknown_magic_and_version_are_refused_at_their_offset() {
-    let good = chunk(1, &[rec(KIND_ALLOC, 1, 0, 0x10, 8, 0)]);
+    let good = chunk(1, &[rec(Kind::Alloc, 1, 0, 0x10, 8, 0)]);
     let mut bad = good.clone();
     bad.extend_from_slice(b"GARBAGE!GARBAGE!GARBAGE!");
     assert_eq!(
@@ -200,8 +208,8 @@ fn a_cut_tail_and_a_cut_header_are_reported_with_their_offsets() {
     let good = chunk(
         1,
         &[
-            rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
-            rec(KIND_FREE, 1, 1, 0x10, 0, 0),
+            rec(Kind::Alloc, 1, 0, 0x10, 8, 0),
+            rec(Kind::Free, 1, 1, 0x10, 0, 0),
         ],
     );
     let cut = &good[..good.len() - 5];
@@ -247,17 +255,17 @@ fn corrupt_records_name_their_number() {
     let cases: [(&[[u8; RECORD_SIZE]], &str); 3] = [
         (
             &[
-                rec(KIND_ALLOC, 1, 0, 0x20, 8, 0),
-                with_byte(rec(KIND_ALLOC, 1, 1, 0x10, 8, 0), 0, 9),
+                rec(Kind::Alloc, 1, 0, 0x20, 8, 0),
+                with_byte(rec(Kind::Alloc, 1, 1, 0x10, 8, 0), 0, 9),
             ],
             "t.bin:2: byte offset 64: corrupt record: unknown kind 9",
         ),
         (
-            &[with_byte(rec(KIND_ALLOC, 1, 0, 0x10, 8, 0), 2, 99)],
+            &[with_byte(rec(Kind::Alloc, 1, 0, 0x10, 8, 0), 2, 99)],
             "t.bin:1: byte offset 24: corrupt record: alignment code 99",
         ),
         (
-            &[with_byte(rec(KIND_ALLOC, 1, 0, 0x10, 8, 0), 1, 0)],
+            &[with_byte(rec(Kind::Alloc, 1, 0, 0x10, 8, 0), 1, 0)],
             "t.bin:1: byte offset 24: corrupt record: unknown call 0",
         ),
     ];
@@ -272,30 +280,30 @@ fn inconsistent_histories_are_refused() {
         (
             // A double free.
             &[
-                rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
-                rec(KIND_FREE, 1, 1, 0x10, 0, 0),
-                rec(KIND_FREE, 1, 2, 0x10, 0, 0),
+                rec(Kind::Alloc, 1, 0, 0x10, 8, 0),
+                rec(Kind::Free, 1, 1, 0x10, 0, 0),
+                rec(Kind::Free, 1, 2, 0x10, 0, 0),
             ],
             "t.bin:3: byte offset 104: double free of address 0x10",
         ),
         (
             // One address handed out twice.
             &[
-                rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
-                rec(KIND_ALLOC, 2, 1, 0x10, 8, 0),
+                rec(Kind::Alloc, 1, 0, 0x10, 8, 0),
+                rec(Kind::Alloc, 2, 1, 0x10, 8, 0),
             ],
             "t.bin:2: byte offset 64: address 0x10 allocated again while live (since record 1)",
         ),
         (
             // The second half of a realloc alone.
-            &[rec(KIND_REALLOC_TO, 3, 0, 0x10, 8, 0)],
+            &[rec(Kind::ReallocTo, 3, 0, 0x10, 8, 0)],
             "t.bin:1: byte offset 24: second half of a realloc on thread 3 without its first",
         ),
         (
             // One sequence number twice.
             &[
-                rec(KIND_ALLOC, 1, 4, 0x10, 8, 0),
-                rec(KIND_ALLOC, 1, 4, 0x20, 8, 0),
+                rec(Kind::Alloc, 1, 4, 0x10, 8, 0),
+                rec(Kind::Alloc, 1, 4, 0x20, 8, 0),
             ],
             "t.bin:2: byte offset 64: sequence number 4 repeats record 1 (two traces with one \
              pid and run?)",
@@ -312,8 +320,8 @@ fn inconsistent_histories_are_refused() {
 #[test]
 fn a_lost_free_between_two_allocations_of_one_address_is_implied() {
     // Thread 2's buffer, which held the free of 0x10 (seq 1), was never written.
-    let mut file = chunk(1, &[rec(KIND_ALLOC, 1, 0, 0x10, 8, 0)]);
-    file.extend(chunk(1, &[rec(KIND_ALLOC, 3, 2, 0x10, 24, 0)]));
+    let mut file = chunk(1, &[rec(Kind::Alloc, 1, 0, 0x10, 8, 0)]);
+    file.extend(chunk(1, &[rec(Kind::Alloc, 3, 2, 0x10, 24, 0)]));
     assert_eq!(
         ops(&file).unwrap(),
         vec![
@@ -348,9 +356,9 @@ fn a_free_after_a_lost_allocation_is_left_out_not_a_double_free() {
     let file = chunk(
         1,
         &[
-            rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
-            rec(KIND_FREE, 1, 1, 0x10, 0, 0),
-            rec(KIND_FREE, 2, 3, 0x10, 0, 0),
+            rec(Kind::Alloc, 1, 0, 0x10, 8, 0),
+            rec(Kind::Free, 1, 1, 0x10, 0, 0),
+            rec(Kind::Free, 2, 3, 0x10, 0, 0),
         ],
     );
     assert_eq!(
@@ -375,11 +383,11 @@ fn a_free_after_a_lost_allocation_is_left_out_not_a_double_free() {
     );
     // A third free with nothing lost since the second is a double free again.
     let mut records = vec![
-        rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
-        rec(KIND_FREE, 1, 1, 0x10, 0, 0),
-        rec(KIND_FREE, 2, 3, 0x10, 0, 0),
+        rec(Kind::Alloc, 1, 0, 0x10, 8, 0),
+        rec(Kind::Free, 1, 1, 0x10, 0, 0),
+        rec(Kind::Free, 2, 3, 0x10, 0, 0),
     ];
-    records.push(rec(KIND_FREE, 2, 4, 0x10, 0, 0));
+    records.push(rec(Kind::Free, 2, 4, 0x10, 0, 0));
     assert_eq!(
         err(&chunk(1, &records)),
         "t.bin:4: byte offset 144: double free of address 0x10"
@@ -392,10 +400,10 @@ fn a_double_free_with_no_gap_between_its_frees_is_still_refused() {
     let file = chunk(
         1,
         &[
-            rec(KIND_ALLOC, 1, 0, 0x20, 8, 0),
-            rec(KIND_ALLOC, 1, 2, 0x10, 8, 0),
-            rec(KIND_FREE, 1, 3, 0x10, 0, 0),
-            rec(KIND_FREE, 1, 4, 0x10, 0, 0),
+            rec(Kind::Alloc, 1, 0, 0x20, 8, 0),
+            rec(Kind::Alloc, 1, 2, 0x10, 8, 0),
+            rec(Kind::Free, 1, 3, 0x10, 0, 0),
+            rec(Kind::Free, 1, 4, 0x10, 0, 0),
         ],
     );
     assert_eq!(
@@ -405,9 +413,9 @@ fn a_double_free_with_no_gap_between_its_frees_is_still_refused() {
     let file = chunk(
         1,
         &[
-            rec(KIND_ALLOC, 1, 0, 0x20, 8, 0),
-            rec(KIND_ALLOC, 1, 2, 0x10, 8, 0),
-            rec(KIND_ALLOC, 2, 3, 0x10, 8, 0),
+            rec(Kind::Alloc, 1, 0, 0x20, 8, 0),
+            rec(Kind::Alloc, 1, 2, 0x10, 8, 0),
+            rec(Kind::Alloc, 2, 3, 0x10, 8, 0),
         ],
     );
     assert_eq!(
@@ -423,11 +431,11 @@ fn a_realloc_that_lost_a_half_keeps_its_block() {
     let file = chunk(
         1,
         &[
-            rec(KIND_ALLOC, 1, 0, 0x100, 8, 0),
-            rec(KIND_REALLOC_FROM, 1, 1, 0x100, 0, 0),
-            rec(KIND_REALLOC_FROM, 1, 3, 0x100, 0, 0),
-            rec(KIND_REALLOC_TO, 1, 4, 0x200, 64, 0),
-            rec(KIND_FREE, 1, 5, 0x200, 0, 0),
+            rec(Kind::Alloc, 1, 0, 0x100, 8, 0),
+            rec(Kind::ReallocFrom, 1, 1, 0x100, 0, 0),
+            rec(Kind::ReallocFrom, 1, 3, 0x100, 0, 0),
+            rec(Kind::ReallocTo, 1, 4, 0x200, 64, 0),
+            rec(Kind::Free, 1, 5, 0x200, 0, 0),
         ],
     );
     assert_eq!(
@@ -447,9 +455,9 @@ fn a_realloc_that_lost_a_half_keeps_its_block() {
     let file = chunk(
         1,
         &[
-            rec(KIND_ALLOC, 1, 0, 0x100, 8, 0),
-            rec(KIND_REALLOC_TO, 1, 2, 0x100, 32, 0),
-            rec(KIND_FREE, 1, 3, 0x100, 0, 0),
+            rec(Kind::Alloc, 1, 0, 0x100, 8, 0),
+            rec(Kind::ReallocTo, 1, 2, 0x100, 32, 0),
+            rec(Kind::Free, 1, 3, 0x100, 0, 0),
         ],
     );
     assert_eq!(
@@ -481,18 +489,18 @@ fn a_chunk_cut_short_in_the_middle_keeps_its_whole_records() {
     let one = chunk(
         1,
         &[
-            rec(KIND_ALLOC, 1, 0, 0x10, 8, 0),
-            rec(KIND_FREE, 1, 2, 0x10, 0, 0),
-            rec(KIND_ALLOC, 1, 4, 0x30, 8, 0),
+            rec(Kind::Alloc, 1, 0, 0x10, 8, 0),
+            rec(Kind::Free, 1, 2, 0x10, 0, 0),
+            rec(Kind::Alloc, 1, 4, 0x30, 8, 0),
         ],
     );
     let mut file = one[..CHUNK_HEADER_SIZE + RECORD_SIZE + 20].to_vec();
     file.extend(chunk(
         1,
         &[
-            rec(KIND_ALLOC, 2, 1, 0x20, 16, 0),
-            rec(KIND_FREE, 2, 3, 0x20, 0, 0),
-            rec(KIND_ALLOC, 2, 5, 0x10, 32, 0),
+            rec(Kind::Alloc, 2, 1, 0x20, 16, 0),
+            rec(Kind::Free, 2, 3, 0x20, 0, 0),
+            rec(Kind::Alloc, 2, 5, 0x10, 32, 0),
         ],
     ));
     assert_eq!(
@@ -542,13 +550,13 @@ fn a_chunk_cut_short_in_the_middle_keeps_its_whole_records() {
 
 #[test]
 fn a_file_cut_at_any_byte_gives_the_whole_records_before_the_cut() {
-    let mut file = chunk(1, &[rec(KIND_ALLOC, 1, 0, 0x10, 8, 0)]);
+    let mut file = chunk(1, &[rec(Kind::Alloc, 1, 0, 0x10, 8, 0)]);
     file.extend(chunk(
         1,
         &[
-            rec(KIND_REALLOC_FROM, 1, 1, 0x10, 0, 0),
-            rec(KIND_REALLOC_TO, 1, 2, 0x30, 80, 0),
-            rec(KIND_ALLOC, 1, 3, 0x50, 8, 0),
+            rec(Kind::ReallocFrom, 1, 1, 0x10, 0, 0),
+            rec(Kind::ReallocTo, 1, 2, 0x30, 80, 0),
+            rec(Kind::Alloc, 1, 3, 0x50, 8, 0),
         ],
     ));
     let all = ops(&file).unwrap();
@@ -603,7 +611,7 @@ impl Recorder {
         }
     }
 
-    fn record(&mut self, tid: u32, kind: u8, addr: u64, size: u64) {
+    fn record(&mut self, tid: u32, kind: Kind, addr: u64, size: u64) {
         let r = rec(kind, tid, self.seq, addr, size, 0);
         self.seq += 1;
         let buf = &mut self.buffers[tid as usize - 1];
@@ -616,7 +624,10 @@ impl Recorder {
     fn flush(&mut self, tid: u32) {
         let records = std::mem::take(&mut self.buffers[tid as usize - 1]);
         if !records.is_empty() {
-            let seqs = records.iter().map(|r| u64_at(r, 8)).collect();
+            let seqs = records
+                .iter()
+                .map(|r| Record::decode(r).unwrap().seq)
+                .collect();
             self.chunks.push((self.file.len(), seqs));
             self.file.extend(chunk(1, &records));
         }
@@ -664,7 +675,7 @@ fn record_workload(seed: u64, steps: usize, capacity: usize) -> Recorder {
             .collect();
         if in_realloc[t] {
             if let Some(&to) = free.get(rng.below(free.len().max(1))) {
-                out.record(tid, KIND_REALLOC_TO, to, size);
+                out.record(tid, Kind::ReallocTo, to, size);
                 live.push(to);
                 in_realloc[t] = false;
             }
@@ -673,16 +684,16 @@ fn record_workload(seed: u64, steps: usize, capacity: usize) -> Recorder {
         match rng.below(10) {
             0..=4 if !free.is_empty() => {
                 let a = free[rng.below(free.len())];
-                out.record(tid, KIND_ALLOC, a, size);
+                out.record(tid, Kind::Alloc, a, size);
                 live.push(a);
             }
             5..=7 if !live.is_empty() => {
                 let a = live.swap_remove(rng.below(live.len()));
-                out.record(tid, KIND_FREE, a, 0);
+                out.record(tid, Kind::Free, a, 0);
             }
             8 | 9 if !live.is_empty() => {
                 let a = live.swap_remove(rng.below(live.len()));
-                out.record(tid, KIND_REALLOC_FROM, a, 0);
+                out.record(tid, Kind::ReallocFrom, a, 0);
                 in_realloc[t] = true;
             }
             _ => {}
